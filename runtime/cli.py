@@ -1,0 +1,108 @@
+"""The ``pix2pix`` command: one root group whose subcommands load lazily.
+
+Each subcommand is named here only by an import string and a one-line help, so ``pix2pix --help``
+and ``pix2pix run`` never import PyTorch, train/ or export/. A subcommand's module is imported
+only when that subcommand runs (or its own ``--help`` is asked for).
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import os
+import sys
+
+import click
+
+from runtime.errors import EXIT_ERROR, EXIT_INTERRUPTED, Pix2PixError
+
+# name -> (module:attribute, one-line help). Order is the order of the workflow.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("train.cli:data", "Make, download and check paired datasets."),
+    "train": ("train.cli:train", "Train a pix2pix generator (CPU, one GPU, or torchrun DDP)."),
+    "eval": ("train.cli:evaluate", "L1 / PSNR / SSIM of a trained run on held-out pairs."),
+    "export": ("export.cli:export", "Export a generator to ONNX (FP32/FP16) or a TensorRT engine."),
+    "info": ("runtime.cli_info:info", "Show a model file's metadata, inputs and outputs."),
+    "run": ("runtime.cli_run:run", "Translate a camera, stream, video or images in real time."),
+    "bench": ("runtime.cli_bench:bench", "Latency of a model alone and of the full video pipeline."),
+    "demo": ("runtime.demo:demo", "Synthetic data -> train -> export -> translate a video, end to end."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when it is used."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[name]
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        # Listing must not import the subcommands (that would pull in torch).
+        rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Pix2PixError as e:
+            raise _cli_error(str(e), e.exit_code) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except OSError as e:
+            if os.environ.get("PIX2PIX_DEBUG"):
+                raise
+            raise _cli_error(_describe_os_error(e), EXIT_ERROR) from None
+
+
+def _cli_error(message: str, code: int) -> click.ClickException:
+    err = click.ClickException(message)
+    err.exit_code = code
+    return err
+
+
+def _describe_os_error(e: OSError) -> str:
+    where = f": {e.filename}" if getattr(e, "filename", None) else ""
+    if e.errno == errno.ENOSPC:
+        return f"no space left on device{where} (nothing was overwritten; free space and retry)"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied{where}"
+    if e.errno == errno.ENOENT:
+        return f"no such file or directory{where}"
+    return f"{e.strerror or e}{where}"
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pix2pix-edge", prog_name="pix2pix")
+def cli():
+    """pix2pix-edge: train pix2pix, export it to ONNX / TensorRT, run it live on video.
+
+    \b
+    Typical workflow:
+      pix2pix data synth data/synth --n 200 --size 256
+      pix2pix train data/synth --run runs/synth
+      pix2pix export onnx runs/synth -o model.onnx
+      pix2pix run model.onnx --source video.mp4 --output out.mp4
+      pix2pix bench model.onnx --video video.mp4
+
+    Run `pix2pix COMMAND --help` for the options of each command.
+    """
+
+
+def main(argv=None):
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="pix2pix")
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Shared fixtures. GPU tests (marked ``gpu``) skip cleanly where CUDA is absent."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FACADES = SHARED / "datasets" / "facades"
+VIDEO = SHARED / "videos" / "big_buck_bunny.mp4"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        pass
+    try:  # no torch: ask the driver through cuda-python
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            from cuda import cudart
+        err, n = cudart.cudaGetDeviceCount()
+        return int(err) == 0 and n > 0
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if _cuda_available():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA (none on this machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def facades_dir() -> Path:
+    if not (FACADES / "train").is_dir():
+        pytest.skip(f"shared facades dataset not found at {FACADES} (it lives outside the repo)")
+    return FACADES
+
+
+@pytest.fixture(scope="session")
+def real_video() -> Path:
+    if not VIDEO.is_file():
+        pytest.skip(f"shared video not found at {VIDEO} (it lives outside the repo)")
+    return VIDEO
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> Path:
+    """A tiny pix2pix-edge generator (depth 5, ngf 4, 64x64) exported to ONNX with metadata.
+
+    Built with the legacy exporter directly so runtime tests do not depend on export/."""
+    torch = pytest.importorskip("torch")
+    onnx = pytest.importorskip("onnx")
+    from runtime.model_info import ModelInfo
+    from train.models import UNetGenerator, inference_copy, init_weights
+
+    torch.manual_seed(0)
+    g = inference_copy(init_weights(UNetGenerator(depth=5, ngf=4)), "running")
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    torch.onnx.export(g, (torch.randn(1, 3, 64, 64),), str(path), dynamo=False, opset_version=17,
+                      input_names=["input"], output_names=["output"])
+    model = onnx.load(str(path))
+    info = ModelInfo(height=64, width=64, multiple=32, depth=5, ngf=4, source_run="tests")
+    for k, v in info.to_props().items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,159 @@
+"""Files written by training and read by evaluation and export.
+
+* :func:`atomic_save`: temp file in the same directory, fsync, rename. A crash or a full disk
+  never leaves a half-written checkpoint in place of a good one.
+* :func:`safe_load`: ``torch.load(weights_only=True)`` with one-line errors.
+* The **generator file** (``RUN/generator.pt``): what export consumes. A plain dict of the model
+  config, the recorded inference choice, data facts and the weights. :func:`load_generator` also
+  accepts a run directory, a training checkpoint, or a reference-code ``latest_net_G.pth``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from runtime.errors import BadInput, ModelMismatch
+from train.models import NORM_MODES, UNetGenerator
+
+GENERATOR_FORMAT = "pix2pix-edge-generator"
+GENERATOR_VERSION = 1
+GENERATOR_FILE = "generator.pt"
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` atomically: the old file stays intact until the new one is whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
+    """Load a torch file without unpickling arbitrary objects; one-line errors for bad files."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"{what} not found: {path}")
+    if path.is_dir():
+        raise BadInput(f"{what} {path} is a directory, expected a file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not zipfile.is_zipfile(path):
+            raise BadInput(f"{path} is corrupt or not a {what} (not a torch zip archive)") from None
+        raise BadInput(f"{path} holds objects other than tensors and plain data; refusing to "
+                       f"unpickle it (weights_only=True). Is it a pix2pix-edge {what}?") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BadInput(f"{path} is corrupt or not a {what} ({first})") from None
+
+
+def save_generator(path: str | Path, generator: UNetGenerator, *, norm_mode: str,
+                   dropout: bool = False, data: dict | None = None, run: str = "") -> Path:
+    """Write the generator file that ``pix2pix export`` reads."""
+    if norm_mode not in NORM_MODES:
+        raise ValueError(f"norm_mode must be one of {NORM_MODES}")
+    state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
+    record = {
+        "format": GENERATOR_FORMAT,
+        "version": GENERATOR_VERSION,
+        "config": dict(generator.config),
+        "inference": {"norm_mode": norm_mode, "dropout": bool(dropout)},
+        "data": dict(data or {}),
+        "run": str(run),
+        "state_dict": state,
+    }
+    return atomic_save(record, path)
+
+
+def _reference_config(state: dict) -> dict:
+    """Guess the architecture of a bare state dict (a reference-code ``latest_net_G.pth``)."""
+    first = state.get("model.model.0.weight")
+    last = state.get("model.model.3.weight")
+    if first is None or last is None or first.ndim != 4 or last.ndim != 4:
+        raise ModelMismatch("state dict is not a U-Net generator "
+                            "(no 'model.model.0.weight' / 'model.model.3.weight')")
+    ngf, in_channels = int(first.shape[0]), int(first.shape[1])
+    out_channels = int(last.shape[1])
+    norm = "batch" if any(k.endswith("running_mean") for k in state) else "instance"
+    # Depth = number of nested blocks: count the ".model.3" hops from the outermost block.
+    for depth in range(5, 12):
+        config = dict(in_channels=in_channels, out_channels=out_channels, depth=depth, ngf=ngf,
+                      norm=norm, dropout=True)
+        keys = set(UNetGenerator(**config).state_dict())
+        if keys == set(state):
+            return config
+    raise ModelMismatch("state dict does not match any U-Net depth 5..11 "
+                        f"(ngf {ngf}, norm {norm})")
+
+
+def load_generator(source: str | Path) -> tuple[UNetGenerator, dict]:
+    """Load a generator and its record from a run directory, generator file, training checkpoint
+    or reference-code state dict. Returns ``(model, record)``; ``record`` has the keys of
+    :func:`save_generator` (``config``, ``inference``, ``data``, ``run``), with defaults filled in
+    for foreign files. Raises :class:`BadInput` / :class:`ModelMismatch` with one-line messages."""
+    source = Path(source)
+    if source.is_dir():
+        candidate = source / GENERATOR_FILE
+        if not candidate.is_file():
+            raise BadInput(f"{source} has no {GENERATOR_FILE}: is it a pix2pix-edge run directory? "
+                           "(train writes it after the first epoch or checkpoint)")
+        source = candidate
+    obj = safe_load(source, "generator file")
+    if not isinstance(obj, dict):
+        raise ModelMismatch(f"{source} does not hold a generator (found {type(obj).__name__})")
+
+    if obj.get("format") == GENERATOR_FORMAT:
+        if obj.get("version", 0) > GENERATOR_VERSION:
+            raise ModelMismatch(f"{source} was written by a newer pix2pix-edge "
+                                f"(generator format {obj.get('version')}); upgrade to read it")
+        record = obj
+    elif "G" in obj and isinstance(obj["G"], dict) and "config" in obj:
+        # A training checkpoint: {"G": state_dict, "config": {...}, ...}
+        record = {"config": obj["config"]["generator"] if "generator" in obj["config"] else obj["config"],
+                  "inference": obj.get("inference", {}), "data": obj.get("data", {}),
+                  "run": obj.get("run", ""), "state_dict": obj["G"]}
+    elif all(isinstance(v, torch.Tensor) for v in obj.values()):
+        record = {"config": _reference_config(obj), "inference": {}, "data": {},
+                  "run": f"reference checkpoint {source.name}", "state_dict": obj}
+    else:
+        raise ModelMismatch(f"{source} is not a pix2pix-edge generator file "
+                            "(no 'format' key, not a training checkpoint, not a state dict)")
+
+    config = record["config"]
+    try:
+        model = UNetGenerator(**config)
+    except (TypeError, ValueError) as e:
+        raise ModelMismatch(f"{source}: unusable generator config {config!r} ({e})") from None
+    try:
+        model.load_state_dict(record["state_dict"], strict=True)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise ModelMismatch(f"{source}: weights do not fit a U-Net with {config} "
+                            f"(checkpoint from another architecture? {detail[:200]})") from None
+    inference = {"norm_mode": "per-image" if config.get("norm") == "batch" else "running",
+                 "dropout": False}
+    inference.update(record.get("inference") or {})
+    record = {**record, "inference": inference, "data": record.get("data") or {},
+              "run": record.get("run", "")}
+    record.pop("state_dict", None)
+    return model, record

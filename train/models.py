@@ -1,0 +1,197 @@
+"""The pix2pix networks: U-Net generator and PatchGAN discriminator.
+
+Plain ``nn.Module`` files that mirror the reference code (junyanz/pytorch-CycleGAN-and-pix2pix,
+``models/networks.py``) layer for layer, so that
+
+* parameter counts match exactly (unet_256 + BatchNorm: 54,413,955; basic D: 2,768,705), and
+* ``state_dict`` keys match, so a reference ``latest_net_G.pth`` loads into :class:`UNetGenerator`.
+
+One reference behaviour is kept on purpose: the activations are in-place, so the LeakyReLU at the
+start of each inner block also rewrites the tensor that its skip connection concatenates. The
+skip path therefore carries LeakyReLU(x), exactly as in the reference model.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import torch
+from torch import nn
+
+NORMS = ("batch", "instance", "none")
+NORM_MODES = ("running", "per-image")  # how BatchNorm normalises at inference
+
+
+def norm_layer(kind: str):
+    """The normalisation layer factory for ``kind`` (batch | instance | none)."""
+    if kind == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    if kind == "instance":
+        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if kind == "none":
+        return lambda channels: nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}: expected one of {', '.join(NORMS)}")
+
+
+class UNetBlock(nn.Module):
+    """One level of the U-Net: down-sample, the inner levels, up-sample, skip by concatenation."""
+
+    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None,
+                 outermost=False, innermost=False, norm="batch", use_dropout=False):
+        super().__init__()
+        self.outermost = outermost
+        make_norm = norm_layer(norm)
+        use_bias = norm != "batch"  # a bias before BatchNorm is redundant
+        input_nc = outer_nc if input_nc is None else input_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+        downrelu = nn.LeakyReLU(0.2, True)
+        uprelu = nn.ReLU(True)
+
+        if outermost:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            layers = [downconv, submodule, uprelu, upconv, nn.Tanh()]
+        elif innermost:
+            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1,
+                                        bias=use_bias)
+            layers = [downrelu, downconv, uprelu, upconv, make_norm(outer_nc)]
+        else:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1,
+                                        bias=use_bias)
+            layers = [downrelu, downconv, make_norm(inner_nc), submodule,
+                      uprelu, upconv, make_norm(outer_nc)]
+            if use_dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class UNetGenerator(nn.Module):
+    """U-Net generator with ``depth`` stride-2 levels (7 = unet_128, 8 = unet_256).
+
+    Input sides must be multiples of ``2 ** depth``. Dropout (p=0.5) sits in the ``depth - 5``
+    innermost ngf*8 up blocks, as in the reference code.
+    """
+
+    def __init__(self, in_channels=3, out_channels=3, depth=8, ngf=64, norm="batch",
+                 dropout=True):
+        super().__init__()
+        if depth < 5:
+            raise ValueError(f"U-Net depth must be at least 5, got {depth}")
+        self.config = dict(in_channels=in_channels, out_channels=out_channels, depth=depth,
+                           ngf=ngf, norm=norm, dropout=dropout)
+        block = UNetBlock(ngf * 8, ngf * 8, norm=norm, innermost=True)
+        for _ in range(depth - 5):
+            block = UNetBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=dropout)
+        block = UNetBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
+        block = UNetBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
+        block = UNetBlock(ngf, ngf * 2, submodule=block, norm=norm)
+        self.model = UNetBlock(out_channels, ngf, input_nc=in_channels, submodule=block,
+                               outermost=True, norm=norm)
+
+    @property
+    def multiple(self) -> int:
+        """Input height and width must be multiples of this."""
+        return 2 ** self.config["depth"]
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN discriminator. ``n_layers=3`` is the 70x70 "basic" D (30x30 logits at 256x256);
+    ``n_layers=0`` is the 1x1 "pixel" D. Conditional: it sees input and output concatenated, so
+    ``in_channels`` is their channel sum (6 for RGB -> RGB)."""
+
+    def __init__(self, in_channels=6, ndf=64, n_layers=3, norm="batch"):
+        super().__init__()
+        make_norm = norm_layer(norm)
+        use_bias = norm != "batch"
+        self.config = dict(in_channels=in_channels, ndf=ndf, n_layers=n_layers, norm=norm)
+        if n_layers == 0:  # PixelGAN: 1x1 convolutions
+            layers = [
+                nn.Conv2d(in_channels, ndf, 1, 1, 0), nn.LeakyReLU(0.2, True),
+                nn.Conv2d(ndf, ndf * 2, 1, 1, 0, bias=use_bias), make_norm(ndf * 2),
+                nn.LeakyReLU(0.2, True),
+                nn.Conv2d(ndf * 2, 1, 1, 1, 0, bias=use_bias),
+            ]
+            self.net = nn.Sequential(*layers)
+            return
+        layers = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers):
+            prev, mult = mult, min(2 ** n, 8)
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 2, 1, bias=use_bias),
+                       make_norm(ndf * mult), nn.LeakyReLU(0.2, True)]
+        prev, mult = mult, min(2 ** n_layers, 8)
+        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 1, 1, bias=use_bias),
+                   make_norm(ndf * mult), nn.LeakyReLU(0.2, True),
+                   nn.Conv2d(ndf * mult, 1, 4, 1, 1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x) if self.config["n_layers"] == 0 else self.model(x)
+
+
+def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
+    """The paper's initialisation: conv weights N(0, gain), BatchNorm weights N(1, gain), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def inference_copy(generator: UNetGenerator, norm_mode: str = "running",
+                   dropout: bool = False) -> UNetGenerator:
+    """A copy of ``generator`` set up for inference; the original is left untouched.
+
+    ``norm_mode`` decides what BatchNorm does at inference (REFERENCE.md, "the trap"):
+
+    * ``running``: normalise with the running statistics gathered in training (``model.eval()``).
+    * ``per-image``: normalise each image with its own statistics, as the reference ``test.py``
+      does (BatchNorm in training mode at batch size 1). Implemented exactly as InstanceNorm with
+      BatchNorm's affine parameters, which is also what the ONNX export writes, so evaluation,
+      export and runtime compute the same function at any batch size.
+
+    ``dropout=False`` removes dropout (the default for video: dropout at inference flickers).
+    Models trained with InstanceNorm or no norm are per-image by construction; ``norm_mode`` is
+    then irrelevant.
+    """
+    if norm_mode not in NORM_MODES:
+        raise ValueError(f"unknown norm mode {norm_mode!r}: expected one of {', '.join(NORM_MODES)}")
+    model = copy.deepcopy(generator).eval()
+
+    def convert(parent: nn.Module):
+        for name, child in parent.named_children():
+            if isinstance(child, nn.BatchNorm2d) and norm_mode == "per-image":
+                inorm = nn.InstanceNorm2d(child.num_features, eps=child.eps, affine=True,
+                                          track_running_stats=False)
+                with torch.no_grad():
+                    inorm.weight.copy_(child.weight)
+                    inorm.bias.copy_(child.bias)
+                setattr(parent, name, inorm.to(child.weight.device))
+            elif isinstance(child, nn.Dropout):
+                if dropout:
+                    child.train()  # stays stochastic
+                else:
+                    setattr(parent, name, nn.Identity())
+            else:
+                convert(child)
+
+    convert(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
