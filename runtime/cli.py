@@ -18,7 +18,7 @@ from runtime.errors import EXIT_ERROR, EXIT_INTERRUPTED, Pix2PixError
 
 # name -> (module:attribute, one-line help). Order is the order of the workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("train.cli:data", "Make, download and check paired datasets."),
+    "data": ("train.cli_data:data", "Make, download and check paired datasets."),
     "train": ("train.cli:train", "Train a pix2pix generator (CPU, one GPU, or torchrun DDP)."),
     "eval": ("train.cli:evaluate", "L1 / PSNR / SSIM of a trained run on held-out pairs."),
     "export": ("export.cli:export", "Export a generator to ONNX (FP32/FP16) or a TensorRT engine."),
