@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("runtime.cli_info:info", "Show a model file's metadata, inputs and outputs."),
     "run": ("runtime.cli_run:run", "Translate a camera, stream, video or images in real time."),
     "bench": ("runtime.cli_bench:bench", "Latency of a model alone and of the full video pipeline."),
-    "demo": ("runtime.demo:demo", "Synthetic data -> train -> export -> translate a video, end to end."),
+    "demo": ("train.demo:demo", "Synthetic data -> train -> export -> translate a video, end to end."),
 }
 
 
