@@ -1,0 +1,63 @@
+"""Inference backends: one small interface, ``infer(batch) -> batch``.
+
+Every backend is a plain class with
+
+    name: str          "onnxruntime" | "tensorrt"
+    provider: str      what actually runs it ("CPUExecutionProvider", "TensorRT 10.3.0", ...)
+    info: ModelInfo    input size, colour order, range, layout (see runtime.model_info)
+    infer(batch)       NCHW float32 batch of N -> NCHW float32 (dtype conversion inside)
+    close()
+
+:func:`open_backend` picks one from the file name. The heavy libraries (onnxruntime, tensorrt,
+cuda-python) are imported only when a backend is opened.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.errors import BadInput
+from runtime.model_info import ModelInfo
+
+BACKENDS = ("auto", "onnxruntime", "tensorrt")
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+ONNX_SUFFIXES = (".onnx",)
+
+
+def backend_for(model_path, backend: str = "auto") -> str:
+    """``onnxruntime`` or ``tensorrt`` for this file and the user's ``--backend`` choice."""
+    if backend not in BACKENDS:
+        raise BadInput(f"unknown backend {backend!r} (choose from: {', '.join(BACKENDS)})")
+    suffix = Path(model_path).suffix.lower()
+    if backend == "auto":
+        if suffix in ENGINE_SUFFIXES:
+            return "tensorrt"
+        if suffix in ONNX_SUFFIXES:
+            return "onnxruntime"
+        raise BadInput(f"cannot tell the backend from the file name {Path(model_path).name!r} "
+                       f"(expected .onnx or .engine/.plan); pass --backend")
+    if backend == "tensorrt" and suffix in ONNX_SUFFIXES:
+        raise BadInput(f"{Path(model_path).name} is an ONNX file: build an engine first with "
+                       f"`pix2pix export trt {model_path} -o model.engine`, or run it with "
+                       f"--backend onnxruntime (its TensorRT provider is used when it can load)")
+    return backend
+
+
+def open_backend(model_path, backend: str = "auto", *, info: ModelInfo | None = None,
+                 device: int = 0, threads: int | None = None, cache_dir=None, fp16: bool = True,
+                 providers=None):
+    """Open a model for inference.
+
+    ``info`` comes from the user's flags and is used only for files that carry no metadata of
+    their own. ``providers`` (ONNX Runtime only) restricts the execution providers, e.g.
+    ``["cpu"]``; by default every provider that can load here is used, best first."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise BadInput(f"model file not found: {path}")
+    kind = backend_for(path, backend)
+    if kind == "tensorrt":
+        from runtime.backends.tensorrt import TensorRTBackend
+        return TensorRTBackend(path, info=info, device=device)
+    from runtime.backends.onnxruntime import OnnxRuntimeBackend
+    return OnnxRuntimeBackend(path, providers=providers, info=info, threads=threads,
+                              cache_dir=cache_dir, fp16=fp16, device=device)
