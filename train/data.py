@@ -1,0 +1,360 @@
+"""Paired image datasets for pix2pix: discovery, a bad-file scan, and the paper's augmentation.
+
+Two on-disk layouts are understood (``DIR`` is ``root/split`` when that folder exists, else
+``root`` itself when it holds no split folders at all):
+
+* **aligned** (the pix2pix archives): ``DIR/*.jpg|png`` with A and B side by side, ``[A | B]``.
+* **paired folders**: ``DIR/A/x.png`` and ``DIR/B/x.jpg``, matched by file stem.
+
+Before training, every file is decoded once (:func:`scan`), so a corrupt, truncated or unusable
+file is reported by name instead of crashing an epoch hours later. Grayscale, RGBA and palette
+images are *converted* to RGB and only noted; files that cannot be used are *bad*:
+not an image, corrupt, truncated, an aligned image of odd width, a pair with a missing half,
+too small, or A and B of different sizes.
+
+Decoding stays in PIL / numpy; torch is used only to hand tensors to the training loop.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from runtime.errors import BadInput
+
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+SPLITS = ("train", "val", "test")
+MIN_SIDE = 16          # smaller halves are rejected as "too small"
+DIRECTIONS = ("AtoB", "BtoA")
+ON_BAD_FILE = ("skip", "error")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training example. ``b_path`` is None for an aligned ``[A | B]`` file."""
+
+    name: str
+    a_path: Path
+    b_path: Path | None = None
+
+    @property
+    def aligned(self) -> bool:
+        return self.b_path is None
+
+
+class ImageFacts(NamedTuple):
+    width: int
+    height: int
+    mode: str
+
+
+# ----------------------------------------------------------------------------- discovery
+
+def _natural_key(text: str) -> list:
+    # re.split with a capture group alternates text / digits, so positions keep one type.
+    parts = re.split(r"(\d+)", text)
+    return [int(p) if i % 2 else p.lower() for i, p in enumerate(parts)]
+
+
+def natural_sorted(paths: Iterable) -> list:
+    """Sort names the way people count: ``2.jpg`` before ``10.jpg``."""
+    return sorted(paths, key=lambda p: _natural_key(str(p)))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS]
+
+
+def split_dir(root: str | Path, split: str = "train") -> Path:
+    """The folder that holds ``split``: ``root/split``, or ``root`` for a split-less folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BadInput(f"dataset folder not found: {root}")
+    if (root / split).is_dir():
+        return root / split
+    present = [s for s in SPLITS if (root / s).is_dir()]
+    if present:
+        raise BadInput(f"no '{split}' split in {root} (found: {', '.join(present)})")
+    return root
+
+
+def list_pairs(root: str | Path, split: str = "train",
+               bad: list[tuple[str, str]] | None = None) -> list[Pair]:
+    """The pairs of ``root``/``split`` in natural order (see the module docstring for layouts).
+
+    A file whose other half is missing (paired folders) is not returned; it is appended to
+    ``bad`` as ``(path, reason)`` when a list is given, so nothing is dropped silently."""
+    base = split_dir(root, split)
+    a_dir, b_dir = base / "A", base / "B"
+    if a_dir.is_dir() and b_dir.is_dir():
+        a_files = {p.stem: p for p in _images_in(a_dir)}
+        b_files = {p.stem: p for p in _images_in(b_dir)}
+        pairs = [Pair(stem, a_files[stem], b_files[stem]) for stem in a_files if stem in b_files]
+        if bad is not None:
+            for stem in natural_sorted(set(a_files) ^ set(b_files)):
+                have, other = (a_files[stem], "B") if stem in a_files else (b_files[stem], "A")
+                bad.append((str(have), f"missing half: no {other}/{stem}.* to pair it with"))
+    else:
+        pairs = [Pair(p.stem, p) for p in _images_in(base)]
+    return natural_sorted_pairs(pairs)
+
+
+def natural_sorted_pairs(pairs: Iterable[Pair]) -> list[Pair]:
+    return sorted(pairs, key=lambda p: _natural_key(p.name))
+
+
+# ----------------------------------------------------------------------------- checking
+
+def _describe_mode(mode: str) -> str | None:
+    """A note for images that are converted to RGB, None for plain RGB."""
+    if mode == "RGB":
+        return None
+    if mode in ("L", "1", "I", "I;16", "F", "LA"):
+        return f"grayscale ({mode}) converted to RGB"
+    if mode in ("RGBA", "RGBa"):
+        return "RGBA converted to RGB (alpha channel dropped)"
+    if mode in ("P", "PA"):
+        return "palette image converted to RGB"
+    return f"{mode} converted to RGB"
+
+
+def inspect_image(path: Path) -> ImageFacts:
+    """Decode ``path`` completely; raise ValueError with a short reason if it is unusable."""
+    try:
+        if path.stat().st_size == 0:
+            raise ValueError("empty file")
+        with Image.open(path) as im:
+            im.load()  # full decode: truncation shows up here, not at Image.open
+            return ImageFacts(im.width, im.height, im.mode)
+    except UnidentifiedImageError:
+        raise ValueError("not an image (PIL cannot identify the format)") from None
+    except OSError as e:
+        msg = str(e)
+        if "truncated" in msg:
+            raise ValueError("truncated (the file ends before the image data does)") from None
+        raise ValueError(f"corrupt or unreadable ({msg})") from None
+    except (SyntaxError, Image.DecompressionBombError, ValueError) as e:
+        raise ValueError(f"corrupt ({e})") from None
+
+
+def _check_pair(pair: Pair, min_side: int):
+    """(bad, notes) for one pair: bad is a list of (path, reason), notes likewise."""
+    bad, notes = [], []
+    facts = {}
+    for path in (pair.a_path, pair.b_path):
+        if path is None:
+            continue
+        try:
+            facts[path] = f = inspect_image(path)
+        except ValueError as e:
+            bad.append((str(path), str(e)))
+            continue
+        note = _describe_mode(f.mode)
+        if note:
+            notes.append((str(path), note))
+    if bad:
+        return bad, notes
+    if pair.aligned:
+        f = facts[pair.a_path]
+        if f.width % 2:
+            return [(str(pair.a_path), f"odd width {f.width}: an aligned A|B image must split "
+                     "into two equal halves")], notes
+        if f.width // 2 < min_side or f.height < min_side:
+            return [(str(pair.a_path), f"too small: each half is {f.width // 2}x{f.height}, "
+                     f"need at least {min_side}x{min_side}")], notes
+    else:
+        fa, fb = facts[pair.a_path], facts[pair.b_path]
+        if (fa.width, fa.height) != (fb.width, fb.height):
+            return [(str(pair.a_path), f"A is {fa.width}x{fa.height} but B ({pair.b_path}) is "
+                     f"{fb.width}x{fb.height}")], notes
+        if min(fa.width, fa.height) < min_side:
+            return [(str(pair.a_path), f"too small: {fa.width}x{fa.height}, "
+                     f"need at least {min_side}x{min_side}")], notes
+    return [], notes
+
+
+def check_pairs(pairs: list[Pair], min_side: int = MIN_SIDE,
+                notes: list[tuple[str, str]] | None = None):
+    """Decode every file of ``pairs`` (in threads; PIL releases the GIL while decoding).
+
+    Returns ``(good, bad)``; conversion notes are appended to ``notes`` when given."""
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(lambda p: _check_pair(p, min_side), pairs))
+    good, bad = [], []
+    for pair, (pair_bad, pair_notes) in zip(pairs, results):
+        if pair_bad:
+            bad.extend(pair_bad)
+        else:
+            good.append(pair)
+        if notes is not None:
+            notes.extend(pair_notes)
+    return good, bad
+
+
+def scan(root: str | Path, split: str = "train", min_side: int = MIN_SIDE,
+         notes: list[tuple[str, str]] | None = None):
+    """``(good pairs, [(path, reason), ...])`` for ``root``/``split``, every file decoded once.
+
+    Conversion notes (grayscale / RGBA / palette -> RGB) are appended to ``notes`` if given."""
+    missing: list[tuple[str, str]] = []
+    pairs = list_pairs(root, split, bad=missing)
+    good, bad = check_pairs(pairs, min_side, notes)
+    return good, missing + bad
+
+
+def split_holdout(pairs: list, holdout_last: int) -> tuple[list, list]:
+    """``(train, held_out)``: the last ``holdout_last`` pairs in natural order are held out."""
+    n = int(holdout_last)
+    if n <= 0:
+        return list(pairs), []
+    if n >= len(pairs):
+        raise BadInput(f"cannot hold out {n} of {len(pairs)} pairs: nothing would be left "
+                       "to train on")
+    return list(pairs[:-n]), list(pairs[-n:])
+
+
+# ----------------------------------------------------------------------------- the dataset
+
+def _hw(size) -> tuple[int, int]:
+    """An int (square) or (height, width) -> (height, width)."""
+    if isinstance(size, (tuple, list)):
+        h, w = (int(s) for s in size)
+    else:
+        h = w = int(size)
+    if h <= 0 or w <= 0:
+        raise BadInput(f"image size must be positive, got {size}")
+    return h, w
+
+
+def load_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        im.load()
+        return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """uint8 HxWx3 -> float CxHxW in [-1, 1] (the Tanh range of the generator)."""
+    a = np.asarray(img, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))) / 127.5 - 1.0
+
+
+class PairedDataset(torch.utils.data.Dataset):
+    """Pairs as tensors ``{"A": input, "B": target, "path": str}`` in [-1, 1].
+
+    ``direction="BtoA"`` swaps the halves (the real facades files are photo | labels).
+    ``augment=True`` is the paper's jitter: resize both halves to ``load_size`` (bicubic), the
+    same random ``crop_size`` crop and the same random horizontal flip. ``augment=False`` resizes
+    straight to ``crop_size`` (evaluation). Sizes are an int or ``(height, width)``.
+
+    Randomness is a function of ``(seed, epoch, index)`` only, so batches are identical with any
+    number of DataLoader workers and after a resume. Call :meth:`set_epoch` before iterating a
+    DataLoader (with ``persistent_workers=False``, the default, workers copy the dataset at each
+    ``iter(loader)`` and so see the new epoch).
+
+    A file that fails to decode during training (changed after the scan): with
+    ``on_bad_file="error"`` __getitem__ raises BadInput naming it; with ``"skip"`` it warns,
+    records it in ``bad_files`` (in this process) and returns the next good pair instead.
+    """
+
+    def __init__(self, root=None, split: str = "train", direction: str = "AtoB",
+                 load_size=286, crop_size=256, augment: bool = True, on_bad_file: str = "skip",
+                 files: list[Pair] | None = None, seed: int = 0, min_side: int = MIN_SIDE):
+        if direction not in DIRECTIONS:
+            raise BadInput(f"direction must be AtoB or BtoA, got {direction!r}")
+        if on_bad_file not in ON_BAD_FILE:
+            raise BadInput(f"on_bad_file must be skip or error, got {on_bad_file!r}")
+        self.load_hw, self.crop_hw = _hw(load_size), _hw(crop_size)
+        if augment and (self.crop_hw[0] > self.load_hw[0] or self.crop_hw[1] > self.load_hw[1]):
+            raise BadInput(f"crop size {crop_size} is larger than load size {load_size}")
+        self.root, self.split, self.direction = root, split, direction
+        self.augment, self.on_bad_file, self.seed = augment, on_bad_file, int(seed)
+        self.epoch = 0
+        self.notes: list[tuple[str, str]] = []
+        where = f"{root}/{split}" if root is not None else "the given file list"
+        if files is None:
+            if root is None:
+                raise BadInput("PairedDataset needs a root folder or a list of files")
+            self.pairs, self.bad_files = scan(root, split, min_side, self.notes)
+        else:
+            self.pairs, self.bad_files = check_pairs(list(files), min_side, self.notes)
+        if self.bad_files and on_bad_file == "error":
+            path, reason = self.bad_files[0]
+            more = len(self.bad_files) - 1
+            tail = f" (and {more} more bad file{'s' * (more > 1)})" if more else ""
+            raise BadInput(f"bad input file {path}: {reason}{tail}; "
+                           "use --on-bad-file skip to train without them")
+        if not self.pairs:
+            detail = (f"; {len(self.bad_files)} bad file(s), first: {self.bad_files[0][0]}: "
+                      f"{self.bad_files[0][1]}") if self.bad_files else ""
+            raise BadInput(f"no usable image pairs in {where} (expected aligned A|B images or "
+                           f"A/ and B/ folders){detail}")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _load(self, pair: Pair) -> tuple[Image.Image, Image.Image]:
+        """The two halves as RGB images (A, B in file order); BadInput if a file is unreadable."""
+        try:
+            if pair.aligned:
+                ab = load_rgb(pair.a_path)
+                w2 = ab.width // 2
+                a, b = ab.crop((0, 0, w2, ab.height)), ab.crop((w2, 0, 2 * w2, ab.height))
+            else:
+                a, b = load_rgb(pair.a_path), load_rgb(pair.b_path)
+        except (OSError, SyntaxError, ValueError) as e:
+            path = pair.a_path
+            if pair.b_path is not None and pair.a_path.exists():
+                try:
+                    inspect_image(pair.a_path)
+                    path = pair.b_path
+                except ValueError:
+                    pass
+            raise BadInput(f"cannot read {path}: {e}") from None
+        return a, b
+
+    def _transform(self, a: Image.Image, b: Image.Image, index: int):
+        if not self.augment:
+            h, w = self.crop_hw
+            return a.resize((w, h), Image.BICUBIC), b.resize((w, h), Image.BICUBIC)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        (lh, lw), (ch, cw) = self.load_hw, self.crop_hw
+        y = int(rng.integers(0, lh - ch + 1))
+        x = int(rng.integers(0, lw - cw + 1))
+        flip = bool(rng.random() < 0.5)
+        out = []
+        for im in (a, b):
+            im = im.resize((lw, lh), Image.BICUBIC).crop((x, y, x + cw, y + ch))
+            out.append(im.transpose(Image.FLIP_LEFT_RIGHT) if flip else im)
+        return out
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self.pairs)
+        for k in range(n):
+            pair = self.pairs[(index + k) % n]
+            try:
+                a, b = self._load(pair)
+            except BadInput as e:
+                if self.on_bad_file == "error":
+                    raise
+                warnings.warn(f"skipping {e}", RuntimeWarning, stacklevel=2)
+                self.bad_files.append((str(pair.a_path), str(e)))
+                continue
+            if self.direction == "BtoA":
+                a, b = b, a
+            a, b = self._transform(a, b, index)
+            return {"A": to_tensor(a), "B": to_tensor(b), "path": str(pair.a_path)}
+        raise BadInput(f"no readable image pairs left in {self.root}/{self.split}")
