@@ -1,0 +1,303 @@
+"""TensorRT backend: a serialized engine run through ``tensorrt`` and NVIDIA's cuda-python.
+
+No PyTorch and no pycuda: pinned host buffers (``cudaMallocHost``), device buffers
+(``cudaMalloc``), one stream, async copies and ``execute_async_v3`` -- the TensorRT >= 8.5 API,
+the only one TensorRT 10 and 11 have (NVIDIA's ``samples/python/common_runtime.py`` does the
+same). Dynamic shapes go through ``set_input_shape``; buffers are sized for the profile's maximum.
+
+Engines only run on the TensorRT version and GPU they were built with. The record that
+``pix2pix export trt`` writes beside the engine (``model.engine.json``) says which; it is
+compared with this machine *before* deserializing, so a mismatch is one clear sentence instead
+of TensorRT's log. The comparison is a pure function (:func:`engine_mismatch`), tested on CPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from pathlib import Path
+
+import numpy as np
+
+from runtime.backends.onnxruntime import (_largest_pow2_dividing, check_batch, resolve_info,
+                                          shape_str)
+from runtime.errors import BadInput, ModelMismatch, Unavailable
+from runtime.model_info import ModelInfo, read_engine_record
+
+
+# --------------------------------------------------------------------------- pure checks
+def version_tuple(version: str, parts: int = 3) -> tuple[int, ...]:
+    """``"10.3.0.26"`` -> ``(10, 3, 0)``. Engines are tied to major.minor.patch."""
+    nums = [int(n) for n in re.findall(r"\d+", str(version))[:parts]]
+    return tuple(nums + [0] * (parts - len(nums)))
+
+
+def parse_compute_capability(cc) -> tuple[int, int] | None:
+    """``"8.7"``, ``"sm_87"``, ``"87"`` or ``(8, 7)`` -> ``(8, 7)``; None when unknown."""
+    if cc is None or cc == "":
+        return None
+    if isinstance(cc, (tuple, list)) and len(cc) == 2:
+        return int(cc[0]), int(cc[1])
+    text = str(cc).lower().removeprefix("sm_").removeprefix("sm")
+    m = re.fullmatch(r"\s*(\d+)\s*[.,]\s*(\d+)\s*", text)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    m = re.fullmatch(r"\s*(\d+)(\d)\s*", text)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    return None
+
+
+def sm(cc) -> str:
+    parsed = parse_compute_capability(cc)
+    return f"sm_{parsed[0]}{parsed[1]}" if parsed else "sm_?"
+
+
+def _norm_gpu(name) -> str:
+    return re.sub(r"\s+", " ", str(name or "")).strip().lower()
+
+
+def engine_mismatch(engine_name: str, record: ModelInfo, trt_version: str, gpu_name: str,
+                    compute_capability) -> str | None:
+    """Why the engine described by ``record`` cannot run here, or None when it can.
+
+    Compares TensorRT major.minor.patch, the GPU's compute capability and its name (an engine is
+    tuned for the exact device). Fields the record lacks are not compared."""
+    built_v, built_gpu, built_cc = (record.tensorrt_version, record.gpu_name,
+                                    record.compute_capability)
+    problems = []
+    if built_v and version_tuple(built_v) != version_tuple(trt_version):
+        problems.append("TensorRT version")
+    if built_cc and parse_compute_capability(built_cc) != parse_compute_capability(
+            compute_capability):
+        problems.append("compute capability")
+    if built_gpu and _norm_gpu(built_gpu) != _norm_gpu(gpu_name):
+        problems.append("GPU")
+    if not problems:
+        return None
+    onnx_name = Path(engine_name).with_suffix(".onnx").name
+    return (f"{engine_name} was built with TensorRT {built_v or '?'} for {built_gpu or '?'} "
+            f"({sm(built_cc)}); this is TensorRT {trt_version} on {gpu_name} "
+            f"({sm(compute_capability)}): rebuild it on this device with "
+            f"`pix2pix export trt {onnx_name} -o {engine_name}`")
+
+
+# --------------------------------------------------------------------------- imports
+def import_tensorrt():
+    try:
+        import tensorrt
+    except ImportError as e:
+        raise Unavailable(f"the TensorRT backend needs the Python package 'tensorrt' ({e}); on "
+                          f"Jetson it comes with JetPack, elsewhere: pip install "
+                          f"'pix2pix-edge[trt]'") from None
+    return tensorrt
+
+
+def import_cudart():
+    """cuda-python's runtime module: ``cuda.bindings.runtime`` (cuda-bindings >= 12.6 / 13),
+    or the older ``cuda.cudart``."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart
+        except ImportError as e:
+            raise Unavailable(f"the TensorRT backend needs NVIDIA's cuda-python ({e}); "
+                              f"install it with: pip install 'pix2pix-edge[trt]'") from None
+    return cudart
+
+
+def _ok(cudart, err) -> bool:
+    return err == cudart.cudaError_t.cudaSuccess
+
+
+def cuda_call(cudart, result, what: str):
+    """cuda-python returns ``(err, *values)``: raise on error, return the value(s)."""
+    err, *values = result
+    if not _ok(cudart, err):
+        raise RuntimeError(f"{what} failed: {getattr(err, 'name', err)}")
+    return values[0] if len(values) == 1 else (tuple(values) or None)
+
+
+def gpu_properties(cudart, device: int = 0) -> tuple[str, str]:
+    """(GPU name, ``"X.Y"`` compute capability) of ``device``; Unavailable without a GPU."""
+    err, count = cudart.cudaGetDeviceCount()
+    if not _ok(cudart, err) or count < 1:
+        raise Unavailable(f"the TensorRT backend needs an NVIDIA GPU; CUDA found none "
+                          f"({getattr(err, 'name', err)})")
+    if not 0 <= device < count:
+        raise Unavailable(f"GPU {device} does not exist (this machine has {count})")
+    props = cuda_call(cudart, cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+    name = props.name
+    if isinstance(name, bytes):
+        name = name.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return str(name).strip(), f"{props.major}.{props.minor}"
+
+
+# --------------------------------------------------------------------------- backend
+class _Buffer:
+    """A pinned host array and a device allocation of the same size."""
+
+    def __init__(self, cudart, count: int, dtype: np.dtype):
+        self.cudart = cudart
+        self.nbytes = int(count) * dtype.itemsize
+        self.host_ptr = cuda_call(cudart, cudart.cudaMallocHost(self.nbytes), "cudaMallocHost")
+        ctype = ctypes.POINTER(np.ctypeslib.as_ctypes_type(dtype))
+        self.host = np.ctypeslib.as_array(ctypes.cast(int(self.host_ptr), ctype), (int(count),))
+        self.device = None
+        try:
+            self.device = cuda_call(cudart, cudart.cudaMalloc(self.nbytes), "cudaMalloc")
+        except RuntimeError:
+            self.free()
+            raise
+
+    def free(self):
+        if self.device is not None:
+            cuda_call(self.cudart, self.cudart.cudaFree(self.device), "cudaFree")
+            self.device = None
+        if self.host_ptr is not None:
+            self.host = None
+            cuda_call(self.cudart, self.cudart.cudaFreeHost(self.host_ptr), "cudaFreeHost")
+            self.host_ptr = None
+
+
+class TensorRTBackend:
+    """A TensorRT engine: ``infer(NCHW float32) -> NCHW float32`` on one GPU stream."""
+
+    name = "tensorrt"
+
+    def __init__(self, path, info: ModelInfo | None = None, device: int = 0):
+        self.path = Path(path)
+        self._buffers: list[_Buffer] = []
+        self._stream = None
+        self._context = self._engine = self._runtime = None
+        if not self.path.is_file():
+            raise BadInput(f"engine file not found: {self.path}")
+        trt = import_tensorrt()
+        cudart = self._cudart = import_cudart()
+        self.gpu_name, self.compute_capability = gpu_properties(cudart, device)
+        self.trt_version = trt.__version__
+        self.provider = f"TensorRT {self.trt_version}"
+        record = read_engine_record(self.path)
+        self.metadata_source = "record" if record else ("flags" if info else "engine")
+        if record is not None:
+            why = engine_mismatch(self.path.name, record, self.trt_version, self.gpu_name,
+                                  self.compute_capability)
+            if why:
+                raise ModelMismatch(why)
+        cuda_call(cudart, cudart.cudaSetDevice(device), "cudaSetDevice")
+
+        self._runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+        self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self._engine is None:
+            raise ModelMismatch(
+                f"{self.path.name}: TensorRT {self.trt_version} on {self.gpu_name} "
+                f"({sm(self.compute_capability)}) cannot load this engine (not an engine file, or "
+                f"built with another TensorRT version or GPU): rebuild it on this device with "
+                f"`pix2pix export trt {self.path.with_suffix('.onnx').name} -o {self.path.name}`")
+        try:
+            self._setup(trt, cudart, record, info)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, trt, cudart, record, info):
+        engine = self._engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        ins = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(ins) != 1 or len(outs) != 1:
+            raise ModelMismatch(f"{self.path.name}: expected one input and one output, the "
+                                f"engine has {len(ins)} and {len(outs)}")
+        self._in_name, self._out_name = ins[0], outs[0]
+        in_shape = [d if d >= 0 else None for d in engine.get_tensor_shape(self._in_name)]
+        out_shape = [d if d >= 0 else None for d in engine.get_tensor_shape(self._out_name)]
+        self._in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._in_name)))
+        self._out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._out_name)))
+        self._dynamic = any(d is None for d in in_shape)
+        if self._dynamic:
+            lo, opt, hi = (tuple(s) for s in engine.get_tensor_profile_shape(self._in_name, 0))
+            self._profile = (lo, hi)
+            if record is None and info is None:   # no record: the profile's opt size is the size
+                info = ModelInfo(height=opt[2], width=opt[3],
+                                 multiple=_largest_pow2_dividing(opt[2], opt[3]),
+                                 extra={"metadata": "none (read from the engine)"})
+            max_in = hi
+        else:
+            self._profile = None
+            max_in = tuple(in_shape)
+        self.info = resolve_info(self.path.name, record, info, self._in_name, in_shape,
+                                 self._in_dtype.name, self._out_name, out_shape)
+        self._in_shape = in_shape
+
+        self._context = engine.create_execution_context()
+        if self._dynamic:
+            self._context.set_input_shape(self._in_name, max_in)
+        max_out = tuple(self._context.get_tensor_shape(self._out_name))
+        self._stream = cuda_call(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._inp = _Buffer(cudart, int(np.prod(max_in)), self._in_dtype)
+        self._buffers.append(self._inp)
+        self._outp = _Buffer(cudart, int(np.prod(max_out)), self._out_dtype)
+        self._buffers.append(self._outp)
+        self._context.set_tensor_address(self._in_name, int(self._inp.device))
+        self._context.set_tensor_address(self._out_name, int(self._outp.device))
+        self._current = None
+
+    @property
+    def input_shape(self):
+        return list(self._in_shape)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        check_batch(batch, self.info, self._in_shape)
+        shape = tuple(batch.shape)
+        if self._dynamic:
+            lo, hi = self._profile
+            if any(s < a or s > b for s, a, b in zip(shape, lo, hi)):
+                raise BadInput(f"{self.path.name} accepts {shape_str(lo)} up to "
+                               f"{shape_str(hi)} (its optimisation profile), got {shape_str(shape)}")
+            if shape != self._current:
+                if not self._context.set_input_shape(self._in_name, shape):
+                    raise BadInput(f"{self.path.name} rejected input shape {shape_str(shape)}")
+                self._current = shape
+        cudart = self._cudart
+        out_shape = tuple(self._context.get_tensor_shape(self._out_name))
+        n_in, n_out = int(np.prod(shape)), int(np.prod(out_shape))
+        np.copyto(self._inp.host[:n_in], np.asarray(batch).reshape(-1), casting="unsafe")
+        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        cuda_call(cudart, cudart.cudaMemcpyAsync(self._inp.device, self._inp.host_ptr,
+                                         n_in * self._in_dtype.itemsize, h2d, self._stream),
+                  "cudaMemcpyAsync (host to device)")
+        if not self._context.execute_async_v3(int(self._stream)):
+            raise RuntimeError(f"TensorRT execute_async_v3 failed on {self.path.name}")
+        cuda_call(cudart, cudart.cudaMemcpyAsync(self._outp.host_ptr, self._outp.device,
+                                         n_out * self._out_dtype.itemsize, d2h, self._stream),
+                  "cudaMemcpyAsync (device to host)")
+        cuda_call(cudart, cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        return self._outp.host[:n_out].reshape(out_shape).astype(np.float32)   # a copy
+
+    def close(self) -> None:
+        """Free the GPU memory, the pinned buffers and the stream (safe to call twice)."""
+        if self._stream is not None:
+            self._cudart.cudaStreamSynchronize(self._stream)
+        self._context = None   # context before engine before runtime
+        self._engine = None
+        self._runtime = None
+        for buf in self._buffers:
+            buf.free()
+        self._buffers = []
+        if self._stream is not None:
+            cuda_call(self._cudart, self._cudart.cudaStreamDestroy(self._stream), "cudaStreamDestroy")
+            self._stream = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

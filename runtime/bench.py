@@ -1,0 +1,443 @@
+"""Latency of a model alone (and, with a video, of the whole pipeline), as a table and as JSON.
+
+Definitions (also written into the JSON):
+
+- **latency**: wall-clock time of one ``backend.infer(batch)`` call on a ready NCHW float32
+  batch (``time.perf_counter``), after ``warmup`` untimed calls. It includes what the backend
+  does inside ``infer``: dtype casts and, on a GPU, the host<->device copies and the stream
+  synchronisation. It excludes frame capture and pre/post-processing.
+- **mean / p50 / p90 / p99 / max** over the ``runs`` timed calls, in milliseconds
+  (percentiles by linear interpolation, numpy's default).
+- **fps** = images per second = ``batch * 1000 / mean_ms``.
+
+Every result names the machine, backend, provider, precision, model (path, sha256 prefix,
+metadata) and library versions, so numbers from different devices can sit side by side.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata as _md
+from pathlib import Path
+
+import numpy as np
+
+from runtime.backends import backend_for
+from runtime.errors import BadInput
+from runtime.model_info import ModelInfo
+
+SCHEMA = "pix2pix-edge-bench/1"
+DEFINITIONS = {
+    "latency_ms": "wall-clock time of one backend.infer(batch) call on a ready NCHW float32 batch "
+                  "after warm-up; includes dtype casts and host<->device copies, excludes "
+                  "capture and pre/post-processing",
+    "percentiles": "over the timed runs, linear interpolation (numpy default)",
+    "fps": "images per second = batch * 1000 / mean_ms",
+    "video": "end-to-end pipeline on a real video: per-stage p50/p95/p99 ms, frames, dropped "
+             "frames, fps = frames written per second of wall-clock time",
+}
+
+
+# --------------------------------------------------------------------------- statistics
+def latency_stats(seconds, batch: int = 1) -> dict:
+    """Summary of per-call latencies given in seconds."""
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    if ms.size == 0:
+        raise ValueError("no timings")
+    mean = float(ms.mean())
+    return {
+        "runs": int(ms.size),
+        "mean_ms": round(mean, 4),
+        "std_ms": round(float(ms.std()), 4),
+        "min_ms": round(float(ms.min()), 4),
+        "p50_ms": round(float(np.percentile(ms, 50)), 4),
+        "p90_ms": round(float(np.percentile(ms, 90)), 4),
+        "p99_ms": round(float(np.percentile(ms, 99)), 4),
+        "max_ms": round(float(ms.max()), 4),
+        "fps": round(batch * 1000.0 / mean, 3) if mean > 0 else None,
+    }
+
+
+def time_infer(backend, shape, warmup: int = 10, runs: int = 100, seed: int = 0) -> dict:
+    """Warm up, then time ``runs`` calls of ``backend.infer`` on one random batch of ``shape``."""
+    lo, hi = backend.info.value_range
+    x = np.random.default_rng(seed).uniform(lo, hi, size=shape).astype(np.float32)
+    for _ in range(max(0, warmup)):
+        backend.infer(x)
+    times = []
+    for _ in range(max(1, runs)):
+        t0 = time.perf_counter()
+        backend.infer(x)
+        times.append(time.perf_counter() - t0)
+    return latency_stats(times, batch=shape[0])
+
+
+# --------------------------------------------------------------------------- identification
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def cpu_model() -> str:
+    info = _read("/proc/cpuinfo")
+    for key in ("model name", "Hardware", "Processor", "cpu model"):
+        for line in info.splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() == key and v.strip():
+                return v.strip()
+    return platform.processor() or platform.machine()
+
+
+def gpu_name() -> str | None:
+    """The NVIDIA GPU's name without loading CUDA: a Jetson's device-tree model, else the
+    driver's /proc entry, else nvidia-smi. None when there is none."""
+    model = _read("/proc/device-tree/model").strip("\x00 \n")
+    if "jetson" in model.lower() or "nvidia" in model.lower():
+        return model
+    gpus = Path("/proc/driver/nvidia/gpus")
+    if gpus.is_dir():
+        for info in sorted(gpus.glob("*/information")):
+            for line in _read(str(info)).splitlines():
+                if line.startswith("Model:"):
+                    return line.split(":", 1)[1].strip()
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip().splitlines()[0]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return None
+
+
+def machine_info() -> dict:
+    from runtime.backends.onnxruntime import physical_cores
+    return {
+        "hostname": platform.node(),
+        "os": platform.platform(),
+        "arch": platform.machine(),
+        "cpu": cpu_model(),
+        "physical_cores": physical_cores(),
+        "logical_cpus": os.cpu_count(),
+        "gpu": gpu_name(),
+    }
+
+
+def _dist_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return _md.version(name)
+        except _md.PackageNotFoundError:
+            continue
+    return None
+
+
+def versions() -> dict:
+    """Library versions, read from package metadata (nothing heavy is imported for this)."""
+    import cv2
+    ort = _dist_version("onnxruntime-gpu", "onnxruntime", "onnxruntime-cpu")
+    if ort is None and "onnxruntime" in sys.modules:
+        ort = getattr(sys.modules["onnxruntime"], "__version__", None)
+    trt = _dist_version("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt_lean")
+    if trt is None and "tensorrt" in sys.modules:
+        trt = getattr(sys.modules["tensorrt"], "__version__", None)
+    return {
+        "pix2pix_edge": _dist_version("pix2pix-edge"),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "onnxruntime": ort,
+        "tensorrt": trt,
+    }
+
+
+def sha256_prefix(path, n: int = 16) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+def model_summary(path, backend) -> dict:
+    p = Path(path)
+    return {"path": str(p), "name": p.name, "bytes": p.stat().st_size,
+            "sha256": sha256_prefix(p), "metadata_source": getattr(backend, "metadata_source", None),
+            "metadata": backend.info.to_dict()}
+
+
+# --------------------------------------------------------------------------- planning
+def parse_sizes(text) -> list[tuple[int, int]]:
+    """``"256,512"`` or ``"256x512,512"`` -> ``[(256, 256), (256, 512), (512, 512)]``."""
+    if not text:
+        return []
+    sizes = []
+    for item in str(text).replace(" ", "").split(","):
+        if not item:
+            continue
+        try:
+            parts = [int(v) for v in item.lower().split("x")]
+        except ValueError:
+            raise BadInput(f"bad size {item!r}: use e.g. 256 or 256x512") from None
+        if len(parts) == 1:
+            parts *= 2
+        if len(parts) != 2 or min(parts) < 1:
+            raise BadInput(f"bad size {item!r}: use e.g. 256 or 256x512")
+        sizes.append((parts[0], parts[1]))
+    return sizes
+
+
+def parse_ints(text, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in str(text).replace(" ", "").split(",") if v]
+    except ValueError:
+        raise BadInput(f"bad {what} {text!r}: use comma-separated integers, e.g. 1,4") from None
+    if not values or min(values) < 1:
+        raise BadInput(f"bad {what} {text!r}: use positive integers, e.g. 1,4")
+    return values
+
+
+def shapes_for(backend, sizes, batches, notes: list[str]) -> list[tuple[int, int, int, int]]:
+    """The input shapes to time on ``backend``; a note for each request the model cannot take."""
+    info = backend.info
+    name = Path(getattr(backend, "path", "model")).name
+    in_shape = getattr(backend, "input_shape", None) or [None, None, None, None]
+    fixed_batch = in_shape[0] if isinstance(in_shape[0], int) and in_shape[0] > 0 else None
+    if not info.dynamic:
+        if sizes and any(s != (info.height, info.width) for s in sizes):
+            notes.append(f"{name} has a fixed input size {info.height}x{info.width}: "
+                         f"timed at that size only (asked for "
+                         f"{', '.join(f'{h}x{w}' for h, w in sizes)})")
+        sizes = [(info.height, info.width)]
+    else:
+        sizes = sizes or [(info.height, info.width)]
+        bad = [f"{h}x{w}" for h, w in sizes if h % info.multiple or w % info.multiple]
+        if bad:
+            raise BadInput(f"{name} needs sides that are multiples of {info.multiple}; "
+                           f"cannot time {', '.join(bad)}")
+    if fixed_batch is not None and any(b != fixed_batch for b in batches):
+        notes.append(f"{name} has a fixed batch size of {fixed_batch}: timed at that batch only "
+                     f"(asked for {', '.join(map(str, batches))})")
+        batches = [fixed_batch]
+    seen, shapes = set(), []
+    for b in batches:
+        for h, w in sizes:
+            s = (b, info.in_channels, h, w)
+            if s not in seen:
+                seen.add(s)
+                shapes.append(s)
+    return shapes
+
+
+def plan_configs(model, backend: str = "auto", providers=None, fp16_model=None) -> list[dict]:
+    """Which (file, backend, provider list, TensorRT-EP fp16) combinations to time.
+
+    An ONNX file runs on every usable ONNX Runtime provider (the TensorRT provider twice: FP32
+    and FP16 engines); an optional FP16 ONNX variant runs on the same providers; an engine runs
+    on TensorRT."""
+    configs = []
+    for path in [model] + ([fp16_model] if fp16_model else []):
+        kind = backend_for(path, backend)
+        if kind == "tensorrt":
+            configs.append({"path": str(path), "backend": "tensorrt", "providers": None,
+                            "trt_fp16": None})
+            continue
+        from runtime.backends.onnxruntime import TRT_EP, resolve_providers
+        eps = resolve_providers(providers)
+        for i, ep in enumerate(eps):
+            chain = [ep] + [p for p in eps[i + 1:]]   # lesser providers take unsupported nodes
+            for fp16 in ((False, True) if ep == TRT_EP else (None,)):
+                configs.append({"path": str(path), "backend": "onnxruntime", "providers": chain,
+                                "trt_fp16": fp16})
+    return configs
+
+
+def _precision(backend, trt_fp16) -> str:
+    p = backend.info.precision
+    if trt_fp16 and p == "fp32":
+        return "fp16 (TensorRT EP builder)"
+    return p
+
+
+# --------------------------------------------------------------------------- the benchmark
+def _open(cfg: dict, info, sizes, **kw):
+    """Open one configuration. Files whose metadata or static shape says the size need no
+    flags; a dynamic model without metadata takes its size from ``info`` or the first of
+    ``sizes``."""
+    from runtime.backends import open_backend
+    from runtime.backends.onnxruntime import _largest_pow2_dividing
+
+    def go(i):
+        return open_backend(cfg["path"], cfg["backend"], info=i, fp16=bool(cfg["trt_fp16"]),
+                            providers=cfg["providers"], **kw)
+    try:
+        return go(None)
+    except BadInput:
+        if info is None and not sizes:
+            raise
+        if info is None:
+            h, w = sizes[0]
+            info = ModelInfo(height=h, width=w, multiple=_largest_pow2_dividing(h, w))
+        return go(info)
+
+
+def run_bench(model, backend: str = "auto", *, providers=None, sizes=None, batches=(1,),
+              warmup: int = 10, runs: int = 100, fp16_model=None, info: ModelInfo | None = None,
+              threads: int | None = None, device: int = 0, cache_dir=None, video=None,
+              frames: int | None = None, video_output="temp", log=None) -> dict:
+    """Time every configuration; return the JSON-ready result (see module docstring).
+
+    ``video``: a video file to run the full pipeline on with the best configuration at
+    batch 1; ``video_output``: "temp" (encode to a temporary mp4, deleted), None (no output),
+    or a path to keep."""
+    log = log or (lambda msg: None)
+    sizes = list(sizes or [])
+    notes: list[str] = []
+    results: list[dict] = []
+    models: dict[str, dict] = {}
+    best = None
+    for cfg in plan_configs(model, backend, providers, fp16_model):
+        be = _open(cfg, info, sizes, threads=threads, device=device, cache_dir=cache_dir)
+        try:
+            if cfg["path"] not in models:
+                models[cfg["path"]] = model_summary(cfg["path"], be)
+            for shape in shapes_for(be, sizes, batches, notes):
+                label = (f"{be.name}/{be.provider} {_precision(be, cfg['trt_fp16'])} "
+                         f"{shape[2]}x{shape[3]} batch {shape[0]}")
+                log(f"timing {label} ({warmup} warm-up + {runs} runs)")
+                stats = time_infer(be, shape, warmup=warmup, runs=runs)
+                row = {"model": Path(cfg["path"]).name, "backend": be.name,
+                       "provider": be.provider, "providers": list(getattr(be, "providers", [])
+                                                                  or [be.provider]),
+                       "precision": _precision(be, cfg["trt_fp16"]),
+                       "io_dtype": be.info.io_dtype, "height": shape[2], "width": shape[3],
+                       "batch": shape[0], "warmup": warmup,
+                       "threads": getattr(be, "threads", None), **stats}
+                results.append(row)
+                if best is None and shape[0] == 1:
+                    best = (cfg, row)
+        finally:
+            be.close()
+    notes = list(dict.fromkeys(notes))
+    out = {
+        "schema": SCHEMA,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "versions": versions(),
+        "models": list(models.values()),
+        "settings": {"warmup": warmup, "runs": runs, "threads": threads,
+                     "sizes": [f"{h}x{w}" for h, w in sizes] or None, "batches": list(batches)},
+        "definitions": DEFINITIONS,
+        "results": results,
+        "notes": notes,
+    }
+    if video is not None:
+        if best is None:
+            raise BadInput("--video needs a batch-1 configuration (add 1 to --batch)")
+        out["video"] = run_video(best[0], best[1], video, frames=frames, info=info,
+                                 threads=threads, device=device, cache_dir=cache_dir,
+                                 output=video_output, log=log)
+    return out
+
+
+def run_video(cfg: dict, model_row: dict, video, *, frames=None, info=None, threads=None,
+              device=0, cache_dir=None, output="temp", log=None) -> dict:
+    """The end-to-end pipeline on ``video`` with the configuration of ``model_row``, and its
+    throughput relative to the model alone."""
+    from runtime.pipeline import run_pipeline
+    log = log or (lambda msg: None)
+    if not Path(video).is_file():
+        raise BadInput(f"video file not found: {video}")
+    be = _open(cfg, info, [], threads=threads, device=device, cache_dir=cache_dir)
+    tmp = None
+    try:
+        if output == "temp":
+            tmp = tempfile.TemporaryDirectory(prefix="pix2pix-bench-")
+            output_uri = os.path.join(tmp.name, "bench.mp4")
+        else:
+            output_uri = output
+        log(f"running the pipeline on {Path(video).name} "
+            f"({frames or 'all'} frames, output: {output_uri or 'none'})")
+        stats = run_pipeline(be, str(video), output_uri, max_frames=frames, headless=True)
+        d = stats.to_dict()
+    finally:
+        be.close()
+        if tmp is not None:
+            tmp.cleanup()
+    model_fps = model_row.get("fps")
+    fps = d.get("fps")
+    d = {"source": str(video), "output": None if output == "temp" else output,
+         "encoded": output is not None, "backend": be.name, "provider": be.provider,
+         "precision": model_row["precision"], "height": model_row["height"],
+         "width": model_row["width"], **d,
+         "model_only_fps": model_fps,
+         "pipeline_vs_model": round(fps / model_fps, 4) if fps and model_fps else None}
+    return d
+
+
+# --------------------------------------------------------------------------- output
+def format_table(result: dict) -> str:
+    """A plain-text table of the model-only results (and the pipeline summary)."""
+    head = ["backend", "provider", "precision", "size", "batch", "mean", "p50", "p90", "p99",
+            "max", "fps"]
+    rows = [head]
+    for r in result["results"]:
+        rows.append([r["backend"], r["provider"], r["precision"], f"{r['height']}x{r['width']}",
+                     str(r["batch"]), *(f"{r[k]:.2f}" for k in ("mean_ms", "p50_ms", "p90_ms",
+                                                                 "p99_ms", "max_ms")),
+                     f"{r['fps']:.1f}"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    m = result["machine"]
+    lines.insert(0, f"model-only latency in ms ({result['settings']['runs']} runs after "
+                    f"{result['settings']['warmup']} warm-up) on {m['cpu']}"
+                    f"{' + ' + m['gpu'] if m.get('gpu') else ''}")
+    v = result.get("video")
+    if v:
+        lines.append("")
+        lines.append(f"pipeline on {Path(v['source']).name} ({v['provider']}, "
+                     f"{v['height']}x{v['width']}): {v.get('frames')} frames, "
+                     f"{v.get('dropped', 0)} dropped, {_f(v.get('fps'))} fps = "
+                     f"{_pct(v.get('pipeline_vs_model'))} of model-only {_f(v['model_only_fps'])}")
+        stages = v.get("stages") or {}
+        if stages:
+            lines.append("  stage     p50     p95     p99  (ms)")
+            for name, s in stages.items():
+                lines.append(f"  {name:<7} {_f(s.get('p50_ms'), 7)} {_f(s.get('p95_ms'), 7)} "
+                             f"{_f(s.get('p99_ms'), 7)}")
+    for note in result.get("notes", []):
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def _f(x, width: int = 0) -> str:
+    return (f"{x:.2f}" if isinstance(x, (int, float)) else "-").rjust(width)
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.1f}%" if isinstance(x, (int, float)) else "-"
+
+
+def write_json(result: dict, path) -> Path:
+    """Write atomically (a half-written benchmark file is worse than none)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path

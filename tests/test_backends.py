@@ -1,0 +1,333 @@
+"""Backends: real ONNX Runtime sessions on a tiny generator; TensorRT's checks as pure functions
+(the engine itself only on a GPU, marked ``gpu``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from runtime.backends import backend_for, open_backend
+from runtime.backends import onnxruntime as ortb
+from runtime.backends import tensorrt as trtb
+from runtime.cli import cli
+from runtime.errors import BadInput, ModelMismatch, Unavailable
+from runtime.model_info import ModelInfo, write_engine_record
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+
+def _x(shape, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, size=shape).astype(np.float32)
+
+
+def _save_without_metadata(src, dst, dynamic=False):
+    """A plain ONNX file (no pix2pix-edge metadata); optionally with symbolic N, H, W axes."""
+    model = onnx.load(str(src))
+    del model.metadata_props[:]
+    if dynamic:
+        del model.graph.value_info[:]   # intermediate shapes were recorded for 64x64
+        for t in list(model.graph.input) + list(model.graph.output):
+            dims = t.type.tensor_type.shape.dim
+            for i, sym in ((0, "N"), (2, "H"), (3, "W")):
+                dims[i].ClearField("dim_value")
+                dims[i].dim_param = sym
+    onnx.save(model, str(dst))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def plain_onnx(tiny_onnx, tmp_path_factory):
+    return _save_without_metadata(tiny_onnx, tmp_path_factory.mktemp("plain") / "plain.onnx")
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(tiny_onnx, tmp_path_factory):
+    return _save_without_metadata(tiny_onnx, tmp_path_factory.mktemp("dyn") / "dyn.onnx",
+                                  dynamic=True)
+
+
+# --------------------------------------------------------------------------- ONNX Runtime
+def test_usable_providers_is_cpu_here_and_silent(capfd):
+    ortb._usable.cache_clear()
+    providers = ortb.usable_providers()
+    out, err = capfd.readouterr()
+    if "CUDAExecutionProvider" in providers:
+        pytest.skip("this machine has a working CUDA provider")
+    assert providers == ["CPUExecutionProvider"]
+    assert out == "" and err == "", (out, err)
+    # The GPU providers are listed as available here although they cannot load: the probe is
+    # what tells them apart, and asking for one is a clear error, not a noisy fallback.
+    assert "CUDAExecutionProvider" in ort.get_available_providers()
+    with pytest.raises(Unavailable, match="CUDAExecutionProvider cannot load"):
+        ortb.resolve_providers(["cuda"])
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_session_probe_is_quiet(capfd):
+    """The fallback probe (a real session asking for each GPU provider) prints nothing either,
+    although onnxruntime itself logs errors and prints an "EP Error" banner for these."""
+    if "CUDAExecutionProvider" in ortb.usable_providers():
+        pytest.skip("this machine has a working CUDA provider")
+    assert not ortb._session_gets("CUDAExecutionProvider")
+    assert not ortb._session_gets("TensorrtExecutionProvider")
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", (out, err)
+
+
+def test_infer_matches_onnxruntime_and_reads_metadata(tiny_onnx, capfd):
+    be = open_backend(tiny_onnx, threads=1)
+    assert (be.name, be.provider) == ("onnxruntime", "CPUExecutionProvider")
+    assert be.metadata_source == "file"
+    assert (be.info.height, be.info.width, be.info.depth, be.info.ngf) == (64, 64, 5, 4)
+    assert be.info.source_run == "tests" and not be.info.dynamic
+    x = _x((1, 3, 64, 64))
+    y = be.infer(x)
+    ref = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})[0]
+    assert y.shape == (1, 3, 64, 64) and y.dtype == np.float32
+    np.testing.assert_allclose(y, ref, atol=1e-5)
+    assert np.abs(y).max() <= 1.0 + 1e-6 and y.std() > 0   # tanh output, not constant
+    # float64 input is cast, not rejected
+    np.testing.assert_allclose(be.infer(x.astype(np.float64)), ref, atol=1e-5)
+    be.close()
+    out, err = capfd.readouterr()
+    assert err == ""
+
+
+@pytest.mark.parametrize("bad, got", [
+    (np.zeros((1, 3, 32, 32), np.float32), "1x3x32x32"),
+    (np.zeros((1, 1, 64, 64), np.float32), "1x1x64x64"),
+    (np.zeros((2, 3, 64, 64), np.float32), "2x3x64x64"),
+    (np.zeros((3, 64, 64), np.float32), "3x64x64"),
+])
+def test_bad_input_shapes_are_one_line_errors(tiny_onnx, bad, got):
+    be = open_backend(tiny_onnx)
+    with pytest.raises(BadInput) as e:
+        be.infer(bad)
+    assert str(e.value) == f"model expects 1x3x64x64, got {got}"
+    with pytest.raises(BadInput, match="numpy array"):
+        be.infer([[1.0]])
+
+
+def test_plain_onnx_with_static_shape_runs_from_the_graph(plain_onnx, tiny_onnx):
+    be = open_backend(plain_onnx)
+    assert be.metadata_source == "graph"
+    assert (be.info.height, be.info.width, be.info.multiple) == (64, 64, 64)
+    x = _x((1, 3, 64, 64), 1)
+    np.testing.assert_allclose(be.infer(x), open_backend(tiny_onnx).infer(x), atol=1e-6)
+    # flags that contradict a fixed graph are refused
+    with pytest.raises(BadInput, match="fixed at 1x3x64x64"):
+        open_backend(plain_onnx, info=ModelInfo(height=128, width=128, multiple=32))
+
+
+def test_plain_dynamic_onnx_needs_flags(dynamic_onnx, tiny_onnx):
+    with pytest.raises(BadInput, match="no pix2pix-edge metadata.*--size"):
+        open_backend(dynamic_onnx)
+    flags = ModelInfo(height=64, width=64, multiple=32, color_order="BGR")
+    be = open_backend(dynamic_onnx, info=flags)
+    assert be.info.dynamic and be.info.color_order == "BGR" and be.metadata_source == "flags"
+    x = _x((1, 3, 64, 64), 2)
+    np.testing.assert_allclose(be.infer(x), open_backend(tiny_onnx).infer(x), atol=1e-5)
+    assert be.infer(_x((2, 3, 96, 128))).shape == (2, 3, 96, 128)
+    with pytest.raises(BadInput, match="multiples of 32, got 1x3x80x64"):
+        be.infer(_x((1, 3, 80, 64)))
+
+
+def test_metadata_that_contradicts_the_graph_is_a_model_mismatch(tiny_onnx, tmp_path):
+    model = onnx.load(str(tiny_onnx))
+    del model.metadata_props[:]
+    info = ModelInfo(input_name="x", height=64, width=64, multiple=32)
+    model.metadata_props.add(key="pix2pix_edge", value=info.to_json())
+    path = tmp_path / "wrong.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelMismatch, match="'x'.*'input'"):
+        open_backend(path)
+    r = CliRunner().invoke(cli, ["bench", str(path), "--runs", "1"])
+    assert r.exit_code == 4, r.output
+    assert r.output.strip().count("\n") == 0 and r.output.startswith("Error: wrong.onnx")
+
+
+@pytest.mark.parametrize("content", [b"not an onnx model at all", b"", b"\x08\x07" * 50])
+def test_corrupt_file_is_one_line_bad_input(tmp_path, content):
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(content)
+    with pytest.raises(BadInput, match="broken.onnx: not a loadable ONNX model"):
+        open_backend(path)
+    for cmd in (["info", str(path)], ["bench", str(path), "--runs", "1"]):
+        r = CliRunner().invoke(cli, cmd)
+        assert r.exit_code == 3, r.output
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: broken.onnx"), r.output
+
+
+def test_missing_file_and_unknown_suffix(tmp_path):
+    with pytest.raises(BadInput, match="not found"):
+        open_backend(tmp_path / "nope.onnx")
+    r = CliRunner().invoke(cli, ["info", str(tmp_path / "nope.onnx")])
+    assert r.exit_code == 3 and "not found" in r.output
+    weird = tmp_path / "model.bin"
+    weird.write_bytes(b"x")
+    with pytest.raises(BadInput, match="pass --backend"):
+        open_backend(weird)
+
+
+def test_backend_choice_from_file_name():
+    assert backend_for("m.onnx") == "onnxruntime"
+    assert backend_for("m.engine") == backend_for("M.PLAN") == "tensorrt"
+    assert backend_for("m.bin", "onnxruntime") == "onnxruntime"
+    with pytest.raises(BadInput, match="export trt"):
+        backend_for("m.onnx", "tensorrt")
+    with pytest.raises(BadInput, match="unknown backend"):
+        backend_for("m.onnx", "openvino")
+
+
+def test_provider_names():
+    assert ortb.resolve_providers("cpu") == ["CPUExecutionProvider"]
+    assert ortb.resolve_providers(None)[-1] == "CPUExecutionProvider"
+    with pytest.raises(BadInput, match="unknown ONNX Runtime provider"):
+        ortb.resolve_providers(["rocm"])
+
+
+def test_physical_cores_is_sane():
+    import os
+    assert 1 <= ortb.physical_cores() <= (os.cpu_count() or 1)
+
+
+def test_info_command(tiny_onnx):
+    r = CliRunner().invoke(cli, ["info", str(tiny_onnx)])
+    assert r.exit_code == 0, r.output
+    for text in ("64x64 RGB [-1, 1] NCHW", "input        input  float32  1x3x64x64",
+                 "output       output  float32  1x3x64x64", "unet depth 5 ngf 4",
+                 "runs on      CPUExecutionProvider"):
+        assert text in r.output, r.output
+    r = CliRunner().invoke(cli, ["info", str(tiny_onnx), "--json"])
+    d = json.loads(r.output)
+    assert d["metadata"]["ngf"] == 4 and d["inputs"][0]["shape"] == [1, 3, 64, 64]
+
+
+def test_info_on_plain_dynamic_model_still_describes_it(dynamic_onnx):
+    r = CliRunner().invoke(cli, ["info", str(dynamic_onnx)])
+    assert r.exit_code == 0, r.output
+    assert "metadata     none" in r.output and "Nx3xHxW" in r.output
+
+
+# --------------------------------------------------------------------------- TensorRT (pure)
+RECORD = ModelInfo(height=64, width=64, multiple=32, tensorrt_version="10.3.0.30",
+                   gpu_name="Orin", compute_capability="8.7", precision="fp16")
+
+
+def test_engine_record_matching_this_device_passes():
+    assert trtb.engine_mismatch("m.engine", RECORD, "10.3.0.26", "Orin", "8.7") is None
+    assert trtb.engine_mismatch("m.engine", RECORD, "10.3.0", " orin ", (8, 7)) is None
+    # fields a record lacks are not compared
+    assert trtb.engine_mismatch("m.engine", ModelInfo(), "11.0.0", "H100", "9.0") is None
+
+
+@pytest.mark.parametrize("trt_v, gpu, cc", [
+    ("10.13.0.35", "Orin", "8.7"),                      # JetPack 7 vs JetPack 6
+    ("8.6.2", "Orin", "8.7"),                           # JetPack 5
+    ("10.3.0", "NVIDIA GeForce RTX 3060", "8.6"),       # desktop GPU
+    ("10.3.0", "Orin", "8.6"),
+])
+def test_engine_record_mismatch_message(trt_v, gpu, cc):
+    msg = trtb.engine_mismatch("model.engine", RECORD, trt_v, gpu, cc)
+    assert msg == (f"model.engine was built with TensorRT 10.3.0.30 for Orin (sm_87); this is "
+                   f"TensorRT {trt_v} on {gpu} ({trtb.sm(cc)}): rebuild it on this device with "
+                   f"`pix2pix export trt model.onnx -o model.engine`")
+
+
+def test_version_and_compute_capability_parsing():
+    assert trtb.version_tuple("10.3.0.26") == (10, 3, 0)
+    assert trtb.version_tuple("8.6") == (8, 6, 0)
+    assert trtb.version_tuple("11.0.0b1") == (11, 0, 0)
+    for cc in ("8.7", "sm_87", "87", "SM87", (8, 7), [8, 7]):
+        assert trtb.parse_compute_capability(cc) == (8, 7), cc
+    assert trtb.parse_compute_capability("10.0") == (10, 0)
+    assert trtb.parse_compute_capability("sm_100") == (10, 0)
+    assert trtb.parse_compute_capability(None) is None
+    assert trtb.parse_compute_capability("banana") is None
+    assert trtb.sm("12.1") == "sm_121"
+
+
+def test_tensorrt_backend_without_tensorrt_is_unavailable(tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"\0" * 64)
+    write_engine_record(engine, RECORD)
+    with pytest.raises(Unavailable, match="needs the Python package 'tensorrt'"):
+        trtb.TensorRTBackend(engine)
+    r = CliRunner().invoke(cli, ["bench", str(engine)])
+    assert r.exit_code == 5 and len(r.output.strip().splitlines()) == 1, r.output
+    r = CliRunner().invoke(cli, ["info", str(engine)])   # the record is still shown
+    assert r.exit_code == 0, r.output
+    assert "built with TensorRT 10.3.0.30 for Orin" in r.output and "not here:" in r.output
+
+
+# --------------------------------------------------------------------------- TensorRT (GPU)
+def _build_engine(onnx_path, engine_path, fp16=False):
+    """Build an engine with TensorRT directly (runtime tests do not depend on export/)."""
+    trt = pytest.importorskip("tensorrt")
+    logger = trt.Logger(trt.Logger.ERROR)
+    builder = trt.Builder(logger)
+    major = int(trt.__version__.split(".")[0])
+    flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    assert parser.parse(onnx_path.read_bytes()), parser.get_error(0)
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 28)
+    if fp16 and major < 11:
+        config.set_flag(trt.BuilderFlag.FP16)
+    blob = builder.build_serialized_network(network, config)
+    assert blob is not None
+    engine_path.write_bytes(bytes(blob))
+    return trt
+
+
+@pytest.mark.gpu
+def test_tensorrt_engine_matches_onnxruntime(tiny_onnx, tmp_path):
+    engine = tmp_path / "tiny.engine"
+    trt = _build_engine(tiny_onnx, engine)
+    cudart = trtb.import_cudart()
+    name, cc = trtb.gpu_properties(cudart, 0)
+    info = open_backend(tiny_onnx).info
+    write_engine_record(engine, ModelInfo(**{**info.to_dict(), "tensorrt_version": trt.__version__,
+                                             "gpu_name": name, "compute_capability": cc}))
+    x = _x((1, 3, 64, 64), 3)
+    with open_backend(engine) as be:
+        assert be.name == "tensorrt" and be.provider == f"TensorRT {trt.__version__}"
+        y = be.infer(x)
+        y2 = be.infer(x)
+    ref = open_backend(tiny_onnx, providers=["cpu"]).infer(x)
+    assert y.shape == (1, 3, 64, 64) and y.dtype == np.float32
+    np.testing.assert_allclose(y, ref, atol=1e-3)
+    np.testing.assert_array_equal(y, y2)
+
+
+@pytest.mark.gpu
+def test_tensorrt_record_for_another_gpu_is_refused(tiny_onnx, tmp_path):
+    engine = tmp_path / "tiny.engine"
+    _build_engine(tiny_onnx, engine)
+    write_engine_record(engine, RECORD)   # "built on an Orin with TensorRT 10.3.0.30"
+    with pytest.raises(ModelMismatch, match="rebuild it on this device"):
+        open_backend(engine)
+    r = CliRunner().invoke(cli, ["bench", str(engine)])
+    assert r.exit_code == 4, r.output
+
+
+@pytest.mark.gpu
+def test_tensorrt_garbage_engine_is_a_clear_error(tmp_path):
+    pytest.importorskip("tensorrt")
+    engine = tmp_path / "junk.engine"
+    engine.write_bytes(b"\0" * 1024)
+    with pytest.raises(ModelMismatch, match="cannot load this engine"):
+        open_backend(engine)
