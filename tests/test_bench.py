@@ -1,0 +1,123 @@
+"""``pix2pix bench``: statistics, the JSON record, sizes and batches, the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from runtime import bench
+from runtime.cli import cli
+from runtime.errors import BadInput
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(tiny_onnx, tmp_path_factory):
+    """The tiny generator with symbolic N, H, W axes and its metadata marked dynamic."""
+    from runtime.model_info import ModelInfo
+    model = onnx.load(str(tiny_onnx))
+    del model.graph.value_info[:]
+    for t in list(model.graph.input) + list(model.graph.output):
+        dims = t.type.tensor_type.shape.dim
+        for i, sym in ((0, "N"), (2, "H"), (3, "W")):
+            dims[i].ClearField("dim_value")
+            dims[i].dim_param = sym
+    del model.metadata_props[:]
+    info = ModelInfo(height=64, width=64, multiple=32, dynamic=True, depth=5, ngf=4)
+    model.metadata_props.add(key="pix2pix_edge", value=info.to_json())
+    path = tmp_path_factory.mktemp("dyn") / "dyn.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_latency_stats_definitions():
+    s = bench.latency_stats([0.001, 0.002, 0.003, 0.004, 0.010], batch=4)
+    assert s["runs"] == 5
+    assert s["mean_ms"] == pytest.approx(4.0)
+    assert s["p50_ms"] == pytest.approx(3.0)
+    assert s["max_ms"] == pytest.approx(10.0) and s["min_ms"] == pytest.approx(1.0)
+    assert s["p90_ms"] == pytest.approx(np.percentile([1, 2, 3, 4, 10], 90))
+    assert s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["max_ms"]
+    assert s["fps"] == pytest.approx(4 * 1000 / 4.0)   # images per second = batch / mean
+    with pytest.raises(ValueError):
+        bench.latency_stats([])
+
+
+def test_parse_sizes_and_batches():
+    assert bench.parse_sizes("256,512") == [(256, 256), (512, 512)]
+    assert bench.parse_sizes("256x512, 128") == [(256, 512), (128, 128)]
+    assert bench.parse_sizes(None) == []
+    assert bench.parse_ints("1,4", "--batch") == [1, 4]
+    for bad in ("abc", "0", "256x", "1x2x3"):
+        with pytest.raises(BadInput):
+            bench.parse_sizes(bad)
+    for bad in ("0", "a", ""):
+        with pytest.raises(BadInput):
+            bench.parse_ints(bad, "--batch")
+
+
+def test_bench_record_identifies_everything(tiny_onnx):
+    r = bench.run_bench(tiny_onnx, warmup=1, runs=5, sizes=[(128, 128)], batches=[1, 2],
+                        threads=1)
+    assert r["schema"] == "pix2pix-edge-bench/1" and r["date"].endswith("+00:00")
+    m = r["machine"]
+    assert m["cpu"] and m["physical_cores"] >= 1 and "gpu" in m
+    v = r["versions"]
+    import onnxruntime
+    import cv2
+    assert v["onnxruntime"] == onnxruntime.__version__ and v["opencv"] == cv2.__version__
+    assert v["numpy"] == np.__version__ and v["python"]
+    (model,) = r["models"]
+    assert model["sha256"] == hashlib.sha256(tiny_onnx.read_bytes()).hexdigest()[:16]
+    assert model["metadata"]["ngf"] == 4 and model["metadata_source"] == "file"
+    (row,) = r["results"]   # a fixed 1x3x64x64 model: one configuration
+    assert row["backend"] == "onnxruntime" and row["provider"] == "CPUExecutionProvider"
+    assert row["precision"] == "fp32" and row["threads"] == 1
+    assert (row["height"], row["width"], row["batch"], row["runs"]) == (64, 64, 1, 5)
+    assert 0 < row["min_ms"] <= row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert row["fps"] == pytest.approx(1000 / row["mean_ms"], rel=1e-3)
+    assert any("fixed input size 64x64" in n for n in r["notes"])
+    assert any("fixed batch size of 1" in n for n in r["notes"])
+    assert set(r["definitions"]) >= {"latency_ms", "fps"}
+    json.dumps(r)   # serialisable
+    table = bench.format_table(r)
+    assert "CPUExecutionProvider" in table and "64x64" in table and "note:" in table
+
+
+def test_bench_dynamic_model_sizes_and_batches(dynamic_onnx):
+    r = bench.run_bench(dynamic_onnx, warmup=0, runs=2, sizes=[(32, 32), (64, 96)],
+                        batches=[1, 2], providers="cpu")
+    got = [(x["batch"], x["height"], x["width"]) for x in r["results"]]
+    assert got == [(1, 32, 32), (1, 64, 96), (2, 32, 32), (2, 64, 96)]
+    assert r["notes"] == []
+    b2 = r["results"][2]
+    assert b2["fps"] == pytest.approx(2000 / b2["mean_ms"], rel=1e-3)
+    with pytest.raises(BadInput, match="multiples of 32; cannot time 48x48"):
+        bench.run_bench(dynamic_onnx, warmup=0, runs=1, sizes=[(48, 48)])
+
+
+def test_bench_command_writes_json(tiny_onnx, tmp_path):
+    out = tmp_path / "res" / "bench.json"
+    r = CliRunner().invoke(cli, ["bench", str(tiny_onnx), "--warmup", "1", "--runs", "3",
+                                 "--provider", "cpu", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "CPUExecutionProvider" in r.output and f"wrote {out}" in r.output
+    d = json.loads(out.read_text())
+    assert d["results"][0]["runs"] == 3 and d["settings"]["warmup"] == 1
+
+
+def test_bench_command_errors(tiny_onnx, tmp_path):
+    r = CliRunner().invoke(cli, ["bench", str(tiny_onnx), "--sizes", "12x"])
+    assert r.exit_code == 3 and "bad size" in r.output
+    r = CliRunner().invoke(cli, ["bench", str(tiny_onnx), "--provider", "cuda"])
+    assert r.exit_code in (0, 5)   # 0 only where CUDA really loads
+    if r.exit_code == 5:
+        assert "cannot load on this machine" in r.output
+    r = CliRunner().invoke(cli, ["bench", str(tmp_path / "missing.onnx")])
+    assert r.exit_code == 3 and "not found" in r.output
