@@ -1,0 +1,630 @@
+"""Video sources and sinks named by URI, the way jetson-utils users already name them.
+
+Sources (``open_source``)::
+
+    0, 1, /dev/video0, v4l2:///dev/video0     USB webcam through V4L2 (live)
+    csi://0                                    Jetson CSI camera through GStreamer nvarguscamerasrc (live)
+    rtsp://host/stream, http(s)://...          network stream through FFmpeg (live)
+    video.mp4, file://video.mp4                a video file (every frame, in order; loop=True repeats)
+    photo.jpg, frames/, 'frames/*.png'         one image, a directory of images, a glob (names kept)
+    "videotestsrc ! ... ! appsink"             any GStreamer pipeline ending in appsink (live)
+
+Sinks (``open_sink``)::
+
+    display://0                                a window (needs a display; else use --headless)
+    out.mp4 / out.avi / out.mkv                a video file (codec that this OpenCV can write)
+    out_dir/, out/%06d.jpg, out.png            numbered images, or one image
+    none, headless, ""                         nothing (frames are counted and dropped)
+
+Live sources deliver the newest frame (the pipeline drops stale ones); a camera or stream that
+disconnects is reopened with exponential backoff, and a device that is not there fails at once.
+Every failure a user can cause is a one-line :class:`BadInput` or :class:`Unavailable`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob as globmod
+import os
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtime.errors import BadInput, Unavailable
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+              ".ts", ".mts", ".3gp", ".ogv")
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+# Writers tried in order per container; the first that opens is used (pip OpenCV has no H.264
+# encoder, JetPack's / system builds often do).
+FOURCCS = {
+    ".mp4": ("avc1", "mp4v"), ".m4v": ("avc1", "mp4v"), ".mov": ("avc1", "mp4v"),
+    ".mkv": ("avc1", "mp4v", "MJPG"), ".avi": ("MJPG", "XVID", "mp4v"),
+}
+_WORKING_FOURCC: dict[str, str] = {}
+NO_GSTREAMER = ("needs OpenCV built with GStreamer (JetPack's OpenCV); "
+                "this OpenCV (pip wheel) has none")
+
+CSI_PIPELINE = (
+    "nvarguscamerasrc sensor-id={sensor} ! "
+    "video/x-raw(memory:NVMM), width={width}, height={height}, framerate={fps}/1 ! "
+    "nvvidconv flip-method={flip} ! video/x-raw, format=BGRx ! videoconvert ! "
+    "video/x-raw, format=BGR ! appsink drop=true max-buffers=1"
+)
+
+
+@dataclass
+class Frame:
+    """One captured frame: BGR uint8 pixels, its number, a name (image sources) and when it came."""
+
+    image: np.ndarray
+    index: int
+    name: str | None = None
+    t_capture: float = field(default_factory=time.perf_counter)
+
+
+# ---------------------------------------------------------------------------- helpers
+def build_info_has(feature: str) -> bool:
+    """Whether OpenCV's build information lists ``feature`` (e.g. 'GStreamer') as YES."""
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith(feature + ":"):
+            return "YES" in line.split(":", 1)[1]
+    return False
+
+
+def has_gstreamer() -> bool:
+    return build_info_has("GStreamer")
+
+
+@contextlib.contextmanager
+def quiet_opencv(native: bool = False):
+    """Silence OpenCV's log while probing devices and codecs (we report failures ourselves).
+
+    ``native=True`` also mutes file descriptor 2 for the duration, because FFmpeg prints its
+    encoder-probe errors straight to stderr. Used only before the pipeline threads start."""
+    saved_fd = None
+    if native:
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
+            saved_fd = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+    old = None
+    try:
+        log = cv2.utils.logging
+        old = log.getLogLevel()
+        log.setLogLevel(log.LOG_LEVEL_SILENT)
+    except Exception:  # older OpenCV: nothing to silence with
+        log = None
+    try:
+        yield
+    finally:
+        if log is not None and old is not None:
+            log.setLogLevel(old)
+        if saved_fd is not None:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+
+
+def parse_size(text: str | None, what: str = "size") -> tuple[int, int] | None:
+    """'640x480' -> (640, 480) (first number is the width)."""
+    if text is None or text == "":
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*[xX*,]\s*(\d+)\s*", str(text))
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise BadInput(f"{what} {text!r} is not WIDTHxHEIGHT (e.g. 640x480)")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _uri_kind(uri: str) -> tuple[str, object]:
+    """Classify a source URI -> (kind, target)."""
+    s = str(uri).strip()
+    if not s:
+        raise BadInput("empty --source; give a camera (0, /dev/video0, csi://0), a stream, a video, "
+                       "an image or a directory")
+    if " ! " in s:
+        return "gstreamer", s
+    low = s.lower()
+    if low.startswith("csi://"):
+        rest = s[6:]
+        if not rest.isdigit():
+            raise BadInput(f"bad CSI camera URI {s!r}: expected csi://N (e.g. csi://0)")
+        return "csi", int(rest)
+    if low.startswith("v4l2://"):
+        return "v4l2", s[7:]
+    if s.isdigit():
+        return "v4l2", int(s)
+    if re.fullmatch(r"/dev/video\d+", s):
+        return "v4l2", s
+    if low.startswith(STREAM_SCHEMES):
+        return "stream", s
+    if low.startswith("file://"):
+        s = s[7:]
+    if any(ch in s for ch in "*?["):
+        return "glob", s
+    p = Path(s).expanduser()
+    if p.is_dir():
+        return "dir", p
+    if not p.exists():
+        raise BadInput(f"source not found: {s} (no such file, directory or camera)")
+    if not p.is_file():
+        raise BadInput(f"source {s} is not a regular file")
+    if p.suffix.lower() in IMAGE_EXTS:
+        return "image", p
+    return "file", p
+
+
+# ---------------------------------------------------------------------------- sources
+class Source:
+    """Base: ``read() -> Frame | None`` (None = end of stream), ``close()``.
+
+    ``live``: a camera or stream (newest frame wins); ``size``: (w, h) of the frames as far as
+    known before reading; ``fps``: the nominal rate (0 when unknown).
+    """
+
+    live = False
+    uri = ""
+    size: tuple[int, int] | None = None
+    fps: float = 0.0
+
+    def read(self) -> Frame | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class CaptureSource(Source):
+    """A cv2.VideoCapture: file, V4L2 camera, network stream, CSI camera or GStreamer pipeline.
+
+    Files end at their last frame (or start over with ``loop``). Live sources that stop
+    delivering are reopened with exponential backoff (``backoff`` = 0.25 s doubling up to 8 s,
+    ``retries`` tries)
+    before giving up with :class:`Unavailable`.
+    """
+
+    def __init__(self, uri: str, kind: str, target, *, size=None, fps=None, loop=False,
+                 retries: int = 6, backoff: float = 0.25, decode_threads: int | None = None):
+        self.uri, self.kind, self.target = str(uri), kind, target
+        self.live = kind in ("v4l2", "stream", "csi", "gstreamer")
+        self.loop = loop and not self.live
+        self.req_size, self.req_fps = size, fps
+        self.retries, self.backoff = retries, backoff
+        self.decode_threads = decode_threads
+        self._closed = threading.Event()
+        self._index = 0
+        self._since_open = 0
+        self.reconnects = 0
+        self._cap = self._open(first=True)
+        ok, img = self._cap.read()
+        if not ok or img is None:
+            self._cap.release()
+            if self.live:
+                raise Unavailable(f"{self._describe()} opened but delivered no frame")
+            raise BadInput(f"cannot decode video {self.target}: no frame could be read "
+                           f"(not a video file, or a codec this OpenCV lacks)")
+        self._pending = img
+        self.size = (img.shape[1], img.shape[0])
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 0 < fps < 1000 else 0.0
+        n = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.frame_count = int(n) if not self.live and n and n > 0 else None
+
+    # -- opening
+    def _describe(self) -> str:
+        return {"v4l2": f"camera {self.target}", "csi": f"CSI camera csi://{self.target}",
+                "stream": f"stream {self.target}", "gstreamer": "GStreamer pipeline",
+                "file": f"video {self.target}"}[self.kind]
+
+    def _open(self, first: bool = False) -> cv2.VideoCapture:
+        kind, target = self.kind, self.target
+        with quiet_opencv(native=kind == "file"):
+            if kind == "file":
+                params = []
+                if self.decode_threads:
+                    params = [cv2.CAP_PROP_N_THREADS, int(self.decode_threads)]
+                cap = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG, params)
+                if not cap.isOpened():
+                    raise BadInput(f"cannot open video {target}: not a video file, or a format "
+                                   f"this OpenCV cannot decode")
+                return cap
+            if kind in ("csi", "gstreamer"):
+                if not has_gstreamer():
+                    what = f"csi://{target}" if kind == "csi" else "a GStreamer pipeline source"
+                    raise Unavailable(f"{what} {NO_GSTREAMER}")
+                pipeline = target if kind == "gstreamer" else self._csi_pipeline()
+                cap = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+            elif kind == "v4l2":
+                dev = f"/dev/video{target}" if isinstance(target, int) else str(target)
+                if sys.platform.startswith("linux") and not os.path.exists(dev):
+                    raise Unavailable(f"camera {dev} not found (no such device; "
+                                      f"is it plugged in? try `ls /dev/video*`)")
+                api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+                cap = cv2.VideoCapture(target if isinstance(target, int) else dev, api)
+                if cap.isOpened():
+                    self._configure_camera(cap)
+            else:  # network stream
+                cap = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            cap.release()
+            if first:
+                raise Unavailable(f"cannot open {self._describe()} (device busy, absent, or "
+                                  f"not reachable)")
+        return cap
+
+    def _csi_pipeline(self) -> str:
+        w, h = self.req_size or (1280, 720)
+        fps = int(round(self.req_fps or 30))
+        return CSI_PIPELINE.format(sensor=self.target, width=w, height=h, fps=fps, flip=0)
+
+    def _configure_camera(self, cap: cv2.VideoCapture) -> None:
+        """Ask a V4L2 camera for size / rate; MJPG above 640x480 (raw YUYV saturates USB 2)."""
+        if self.req_size:
+            w, h = self.req_size
+            if w * h > 640 * 480:
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
+        if self.req_fps:
+            cap.set(cv2.CAP_PROP_FPS, float(self.req_fps))
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)   # newest frame, not a queue of old ones
+
+    # -- reading
+    def read(self) -> Frame | None:
+        if self._pending is not None:
+            img, self._pending = self._pending, None
+            return self._frame(img)
+        while not self._closed.is_set():
+            ok, img = self._cap.read()
+            if ok and img is not None:
+                return self._frame(img)
+            if not self.live:
+                if self.loop and self._since_open > 0:
+                    self._cap.release()
+                    self._cap = self._open()
+                    self._since_open = 0
+                    continue
+                return None
+            self._reconnect()
+        return None
+
+    def _frame(self, img: np.ndarray) -> Frame:
+        f = Frame(img, self._index)
+        self._index += 1
+        self._since_open += 1
+        return f
+
+    def _reconnect(self) -> None:
+        """Reopen a live source that stopped, waiting 0.25, 0.5, 1, ... 8 s between tries."""
+        self._cap.release()
+        delay = self.backoff
+        for attempt in range(1, self.retries + 1):
+            if self._closed.wait(delay):
+                return
+            delay = min(delay * 2, 8.0)
+            try:
+                cap = self._open()
+            except (Unavailable, BadInput):
+                continue
+            if cap.isOpened():
+                self._cap = cap
+                self.reconnects += 1
+                self._since_open = 0
+                return
+            cap.release()
+        raise Unavailable(f"lost {self._describe()} and could not reopen it "
+                          f"after {self.retries} tries")
+
+    def close(self) -> None:
+        self._closed.set()
+        cap = getattr(self, "_cap", None)
+        if cap is not None:
+            cap.release()
+
+
+class ImageSource(Source):
+    """One image, a directory of images or a glob: every image once (or looped), names kept."""
+
+    def __init__(self, uri: str, paths: list[Path], *, loop: bool = False):
+        self.uri = str(uri)
+        if not paths:
+            raise BadInput(f"no images found in {uri} (looked for {', '.join(IMAGE_EXTS)})")
+        self.paths = paths
+        self.loop = loop
+        self._i = 0
+        self._index = 0
+        first = self._load(paths[0])
+        self._pending = first
+        self.size = (first.shape[1], first.shape[0])
+        self.frame_count = None if loop else len(paths)
+
+    @staticmethod
+    def _load(path: Path) -> np.ndarray:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise BadInput(f"cannot read image {path} (corrupt or not an image)")
+        return img
+
+    def read(self) -> Frame | None:
+        if self._i >= len(self.paths):
+            if not self.loop:
+                return None
+            self._i = 0
+        path = self.paths[self._i]
+        if self._pending is not None:
+            img, self._pending = self._pending, None
+        else:
+            img = self._load(path)
+        self._i += 1
+        f = Frame(img, self._index, name=path.stem)
+        self._index += 1
+        return f
+
+
+def _looks_like_video(path) -> bool:
+    """Does the file start like a common video container (MP4/MOV, Matroska/WebM, AVI, MPEG-TS,
+    MPEG-PS, FLV, Ogg, ASF)?"""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return (head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide")
+            or head.startswith((b"\x1aE\xdf\xa3", b"FLV", b"OggS", b"\x00\x00\x01\xba",
+                                b"0&\xb2u\x8ef\xcf\x11"))
+            or (head.startswith(b"RIFF") and head[8:12] == b"AVI ")
+            or (len(head) >= 1 and head[0] == 0x47 and _is_ts(path)))
+
+
+def _is_ts(path) -> bool:
+    """MPEG transport stream: a 0x47 sync byte every 188 bytes."""
+    with open(path, "rb") as f:
+        data = f.read(188 * 3 + 1)
+    return len(data) > 188 * 2 and all(data[i] == 0x47 for i in (0, 188, 376))
+
+
+def _image_paths(kind: str, target) -> list[Path]:
+    if kind == "image":
+        return [Path(target)]
+    if kind == "dir":
+        return sorted(p for p in Path(target).iterdir()
+                      if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    return sorted(Path(p) for p in globmod.glob(os.path.expanduser(str(target)))
+                  if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_EXTS)
+
+
+def open_source(uri, *, size: tuple[int, int] | None = None, fps: float | None = None,
+                loop: bool = False, decode_threads: int | None = None) -> Source:
+    """Open a source named by ``uri`` (see the module docstring); fails at once, naming it.
+
+    ``size`` (w, h) and ``fps`` are requests for cameras; ``loop`` repeats files and image sets;
+    ``decode_threads`` caps FFmpeg's decoder threads for files (None: FFmpeg's choice).
+    """
+    if isinstance(uri, Source):
+        return uri
+    kind, target = _uri_kind(str(uri))
+    if kind in ("image", "dir", "glob"):
+        return ImageSource(str(uri), _image_paths(kind, target), loop=loop)
+    if kind == "file" and Path(target).suffix.lower() not in VIDEO_EXTS and not _looks_like_video(target):
+        # FFmpeg "decodes" almost anything (a .txt file becomes ANSI-art frames): without a video
+        # extension, insist on a container signature.
+        raise BadInput(f"{target} is not a video or image file (unknown extension "
+                       f"{Path(target).suffix or '(none)'} and no video container signature)")
+    return CaptureSource(str(uri), kind, target, size=size, fps=fps, loop=loop,
+                         decode_threads=decode_threads)
+
+
+# ---------------------------------------------------------------------------- sinks
+class Sink:
+    """Base: ``write(image, name=None)``, ``close()`` (idempotent); ``frames`` written so far."""
+
+    uri = ""
+    frames = 0
+    is_display = False
+    path: Path | None = None
+
+    def write(self, image: np.ndarray, name: str | None = None) -> None:
+        self.frames += 1
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class NullSink(Sink):
+    """--headless: frames are counted, nothing is written."""
+
+    def __init__(self, uri: str = "none"):
+        self.uri = uri
+        self.frames = 0
+
+
+class VideoFileSink(Sink):
+    """A video file. The writer is opened (and checked) before the first frame is processed, so
+    an unwritable path or a missing codec fails at once; frames of another size are resized
+    (OpenCV would silently drop them)."""
+
+    def __init__(self, path: str | Path, size: tuple[int, int], fps: float, fourcc: str | None = None):
+        self.path = Path(path)
+        self.uri = str(path)
+        self.size = (int(size[0]), int(size[1]))
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.frames = 0
+        if not self.path.parent.exists():
+            raise BadInput(f"output directory {self.path.parent} does not exist")
+        ext = self.path.suffix.lower()
+        codes = (fourcc,) if fourcc else FOURCCS.get(ext)
+        if not codes:
+            raise BadInput(f"cannot write video {self.path}: unknown container {ext!r} "
+                           f"(use one of {', '.join(FOURCCS)})")
+        self.writer = None
+        if not fourcc and ext in _WORKING_FOURCC:      # probed before in this process
+            codes = (_WORKING_FOURCC[ext],) + tuple(c for c in codes if c != _WORKING_FOURCC[ext])
+        for code in codes:
+            with quiet_opencv(native=True):
+                w = cv2.VideoWriter(str(self.path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*code),
+                                    self.fps, self.size)
+            if w.isOpened():
+                self.writer, self.fourcc = w, code
+                _WORKING_FOURCC[ext] = code
+                break
+            w.release()
+        if self.writer is None:
+            raise Unavailable(f"cannot write video {self.path}: this OpenCV has no working "
+                              f"encoder for {ext} (tried {', '.join(codes)}); "
+                              f"try an .avi output or an image directory")
+
+    def write(self, image: np.ndarray, name: str | None = None) -> None:
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_LINEAR)
+        self.writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()   # flushes the encoder and writes the container index
+            self.writer = None
+
+
+class ImageSink(Sink):
+    """Images: a directory (``name.png`` per named frame, else ``000000.png``), a printf pattern
+    (``out/%06d.jpg``) or a single file (``out.png``, rewritten by every frame)."""
+
+    def __init__(self, uri: str, ext: str = ".png"):
+        self.uri = str(uri)
+        self.frames = 0
+        s = os.path.expanduser(str(uri))
+        self.pattern = None
+        self.single = None
+        if "%" in s:
+            self.pattern = s
+            self.path = Path(s).parent
+        elif Path(s).suffix.lower() in IMAGE_EXTS:
+            self.single = Path(s)
+            self.path = self.single.parent
+        else:
+            self.path = Path(s)
+            self.ext = ext
+        if self.path and not self.path.exists():
+            if self.single is None and self.pattern is None:
+                self.path.mkdir(parents=True, exist_ok=True)
+            else:
+                raise BadInput(f"output directory {self.path} does not exist")
+        if self.pattern is not None:
+            try:
+                self.pattern % 0
+            except (TypeError, ValueError):
+                raise BadInput(f"output pattern {uri!r} needs one integer field like %06d") from None
+
+    def write(self, image: np.ndarray, name: str | None = None) -> None:
+        if self.single is not None:
+            target = self.single
+        elif self.pattern is not None:
+            target = Path(self.pattern % self.frames)
+        else:
+            target = self.path / f"{name if name else f'{self.frames:06d}'}{self.ext}"
+        if not cv2.imwrite(str(target), image):
+            raise BadInput(f"cannot write image {target}")
+        self.frames += 1
+
+
+def display_available() -> str | None:
+    """None when a window can be opened, else the reason why not (one line)."""
+    gui = ""
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GUI:"):
+            gui = line.split(":", 1)[1].strip()
+    if gui.upper() in ("", "NONE"):
+        return "this OpenCV has no GUI support (opencv-python-headless?)"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display ($DISPLAY is not set)"
+    return None
+
+
+class DisplaySink(Sink):
+    """display://N: an OpenCV window. ``poll_key()`` returns the key pressed (or -1)."""
+
+    is_display = True
+
+    def __init__(self, uri: str = "display://0", title: str = "pix2pix-edge"):
+        why = display_available()
+        if why:
+            raise Unavailable(f"cannot open {uri}: {why}; use --headless or an output file "
+                              f"(--output out.mp4)")
+        self.uri = uri
+        self.title = title
+        self.frames = 0
+        self._open = False
+
+    def write(self, image: np.ndarray, name: str | None = None) -> None:
+        if not self._open:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+            cv2.resizeWindow(self.title, image.shape[1], image.shape[0])
+            self._open = True
+        cv2.imshow(self.title, image)
+        self.frames += 1
+
+    def poll_key(self, wait_ms: int = 1) -> int:
+        if not self._open:
+            return -1
+        key = cv2.waitKey(wait_ms)
+        # Closing the window with the mouse counts as quit.
+        try:
+            if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                return ord("q")
+        except cv2.error:
+            return ord("q")
+        return key & 0xFF if key >= 0 else -1
+
+    def close(self) -> None:
+        if self._open:
+            with contextlib.suppress(cv2.error):
+                cv2.destroyWindow(self.title)
+                cv2.waitKey(1)
+            self._open = False
+
+
+def open_sink(uri, *, size: tuple[int, int] | None = None, fps: float | None = None) -> Sink:
+    """Open an output named by ``uri``; ``size`` (w, h) and ``fps`` are needed for video files."""
+    if isinstance(uri, Sink):
+        return uri
+    s = "" if uri is None else str(uri).strip()
+    low = s.lower()
+    if low in ("", "none", "null", "headless", "null://", "none://"):
+        return NullSink(s or "none")
+    if low.startswith("display://"):
+        return DisplaySink(s)
+    if low.startswith(("rtsp://", "rtp://", "webrtc://")):
+        raise Unavailable(f"streaming output {s} is not supported by the OpenCV runtime; "
+                          f"write a file or use display://0")
+    if low.startswith("file://"):
+        s = s[7:]
+    ext = Path(s).suffix.lower()
+    if ext in FOURCCS or (ext in VIDEO_EXTS and ext not in IMAGE_EXTS):
+        if size is None:
+            raise BadInput(f"video output {s} needs the frame size")
+        return VideoFileSink(Path(s).expanduser(), size, fps or 30.0)
+    if ext and ext not in IMAGE_EXTS and "%" not in s and not Path(s).is_dir():
+        raise BadInput(f"cannot tell what output {s!r} is: use a video file (.mp4, .avi, .mkv), "
+                       f"an image directory, an image (.png/.jpg) or display://0")
+    return ImageSink(s)

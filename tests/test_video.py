@@ -1,0 +1,176 @@
+"""Sources and sinks: real decode and encode with OpenCV's FFmpeg, real failures."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime.errors import BadInput, Unavailable
+from runtime.video import (CaptureSource, DisplaySink, ImageSink, NullSink, VideoFileSink,
+                           has_gstreamer, open_sink, open_source, parse_size)
+
+
+def write_video(path, n=30, w=96, h=64, fps=24):
+    """A short real video: frame i is a flat colour that encodes i (so order can be checked)."""
+    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert wr.isOpened()
+    for i in range(n):
+        wr.write(np.full((h, w, 3), (i * 8 % 256, 128, 255 - i * 8 % 256), np.uint8))
+    wr.release()
+    return path
+
+
+def count_frames(path):
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def test_video_file_source_delivers_every_frame_in_order(tmp_path):
+    src = open_source(write_video(tmp_path / "v.mp4"))
+    assert not src.live and src.size == (96, 64) and src.fps == pytest.approx(24)
+    frames = []
+    while (f := src.read()) is not None:
+        frames.append(f)
+    src.close()
+    assert len(frames) == 30
+    assert [f.index for f in frames] == list(range(30))
+    blue = [int(f.image[32, 48, 0]) for f in frames]
+    assert all(abs(b - i * 8) <= 6 for i, b in enumerate(blue))     # the colour ramp, in order
+
+
+def test_file_uri_and_loop(tmp_path):
+    path = write_video(tmp_path / "v.mp4", n=10)
+    src = open_source(f"file://{path}", loop=True)
+    got = [src.read() for _ in range(25)]
+    src.close()
+    assert all(f is not None for f in got)
+    assert got[24].index == 24
+
+
+def test_image_directory_glob_and_single_image(tmp_path):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for name in ("b", "a", "c"):
+        cv2.imwrite(str(d / f"{name}.png"), np.full((20, 30, 3), 50, np.uint8))
+    (d / "notes.txt").write_text("not an image")
+    src = open_source(str(d))
+    names = [f.name for f in iter(src.read, None)]
+    assert names == ["a", "b", "c"]
+    assert [f.name for f in iter(open_source(str(d / "*.png")).read, None)] == ["a", "b", "c"]
+    one = open_source(str(d / "b.png"))
+    assert one.size == (30, 20) and one.read().name == "b" and one.read() is None
+
+
+def test_missing_and_non_video_files_fail_at_once(tmp_path):
+    with pytest.raises(BadInput, match="source not found: .*nope.mp4"):
+        open_source(str(tmp_path / "nope.mp4"))
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hello " * 100)
+    with pytest.raises(BadInput, match="not a video or image file"):
+        open_source(str(txt))
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(os.urandom(4096))
+    with pytest.raises(BadInput, match="cannot (open|decode) video .*junk.mp4"):
+        open_source(str(junk))
+    bad_png = tmp_path / "bad.png"
+    bad_png.write_bytes(b"not a png")
+    with pytest.raises(BadInput, match="cannot read image .*bad.png"):
+        open_source(str(bad_png))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BadInput, match="no images found"):
+        open_source(str(empty))
+
+
+@pytest.mark.parametrize("uri", ["/dev/video9", "9", "v4l2:///dev/video9"])
+def test_absent_camera_fails_at_once(uri):
+    if os.path.exists("/dev/video9"):
+        pytest.skip("this machine has a /dev/video9")
+    with pytest.raises(Unavailable, match="camera /dev/video9 not found"):
+        open_source(uri)
+
+
+@pytest.mark.skipif(has_gstreamer(), reason="this OpenCV has GStreamer")
+def test_csi_and_gstreamer_need_gstreamer():
+    with pytest.raises(Unavailable, match=r"csi://0 needs OpenCV built with GStreamer \(JetPack"):
+        open_source("csi://0")
+    with pytest.raises(Unavailable, match="GStreamer pipeline source needs OpenCV built with"):
+        open_source("videotestsrc ! videoconvert ! appsink")
+    with pytest.raises(BadInput, match="expected csi://N"):
+        open_source("csi://front")
+
+
+def test_live_source_reconnects_after_a_drop(tmp_path):
+    """A 'stream' that ends is a disconnect: it is reopened and delivers again. The stream is a
+    local file opened through FFmpeg like a network URL (no camera or server exists here)."""
+    path = write_video(tmp_path / "cam.mp4", n=5)
+    src = CaptureSource(str(path), "stream", str(path), retries=3, backoff=0.02)
+    assert src.live
+    got = [src.read() for _ in range(12)]      # 5 frames, drop, reopen, 5 frames, drop, ...
+    assert all(f is not None for f in got) and src.reconnects == 2
+    os.remove(path)                            # now the "camera" is gone for good
+    with pytest.raises(Unavailable, match="lost stream .*could not reopen it after 3 tries"):
+        for _ in range(10):
+            src.read()
+    src.close()
+
+
+def test_video_sink_writes_exact_frame_count(tmp_path):
+    out = tmp_path / "out.mp4"
+    sink = open_sink(str(out), size=(96, 64), fps=24)
+    assert isinstance(sink, VideoFileSink)
+    for i in range(17):
+        sink.write(np.full((64, 96, 3), i * 10, np.uint8))
+    sink.write(np.zeros((32, 48, 3), np.uint8))     # another size: resized, not silently lost
+    sink.close()
+    sink.close()                                     # idempotent
+    assert count_frames(out) == 18
+    cap = cv2.VideoCapture(str(out))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (96, 64)
+
+
+def test_sink_errors(tmp_path, monkeypatch):
+    with pytest.raises(BadInput, match="output directory .* does not exist"):
+        open_sink(str(tmp_path / "no" / "out.mp4"), size=(96, 64), fps=24)
+    with pytest.raises(BadInput, match="unknown container '.webm'"):
+        open_sink(str(tmp_path / "out.webm"), size=(96, 64), fps=24)
+    with pytest.raises(BadInput, match="cannot tell what output"):
+        open_sink(str(tmp_path / "out.xyz"), size=(96, 64))
+    with pytest.raises(Unavailable, match="not supported"):
+        open_sink("rtsp://localhost:8554/out", size=(96, 64))
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(Unavailable, match=r"cannot open display://0: .*use --headless"):
+        open_sink("display://0")
+    with pytest.raises(Unavailable):
+        DisplaySink()
+
+
+def test_image_and_null_sinks(tmp_path):
+    d = ImageSink(str(tmp_path / "out"))
+    d.write(np.zeros((8, 8, 3), np.uint8), name="x")
+    d.write(np.zeros((8, 8, 3), np.uint8))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000001.png", "x.png"]
+    pat = open_sink(str(tmp_path / "out" / "f%03d.jpg"))
+    pat.write(np.zeros((8, 8, 3), np.uint8))
+    assert (tmp_path / "out" / "f000.jpg").is_file()
+    with pytest.raises(BadInput, match="integer field"):
+        open_sink(str(tmp_path / "out" / "f%s%s.png"))
+    n = open_sink(None)
+    assert isinstance(n, NullSink) and isinstance(open_sink("none"), NullSink)
+    n.write(np.zeros((2, 2, 3), np.uint8))
+    assert n.frames == 1
+
+
+def test_parse_size():
+    assert parse_size("640x480") == (640, 480)
+    assert parse_size(None) is None
+    with pytest.raises(BadInput, match="WIDTHxHEIGHT"):
+        parse_size("640")
