@@ -1,0 +1,246 @@
+"""What every benchmark shares: machine facts, timing, statistics, JSON and Markdown writers.
+
+Timing rules (so numbers can be trusted and rerun):
+
+* warm-up runs first, then repeated runs; we report the **median** (p50) and p90 / p99;
+* alternatives are timed **side by side in one run**, interleaved per repetition
+  (:func:`interleaved`), so a noisy neighbour or a clock change hits every backend alike;
+* every result carries the machine it was measured on (:func:`machine_info`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+LEVELS = ("smoke", "quick", "full")
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+SHARED = REPO.parent / "shared"
+FACADES = SHARED / "datasets" / "facades"
+VIDEO = SHARED / "videos" / "big_buck_bunny.mp4"
+
+
+# --------------------------------------------------------------------------- machine facts
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_cores() -> int:
+    """Cores this process may use (affinity / container limits), not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def cpu_flags() -> list[str]:
+    """The CPU features that decide speed here (AVX-512, BF16, AMX, VNNI, FP16)."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "amx_bf16",
+              "amx_tile", "amx_int8")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in wanted if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def gpu_info() -> dict | None:
+    """The NVIDIA GPU, if any: asked through torch when present, else nvidia-smi."""
+    try:
+        import torch
+        if torch.cuda.is_available():
+            p = torch.cuda.get_device_properties(0)
+            return {"name": p.name, "memory_gb": round(p.total_memory / 2**30, 1),
+                    "compute_capability": f"{p.major}.{p.minor}"}
+    except ImportError:
+        pass
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            name, mem = out.stdout.strip().splitlines()[0].split(",", 1)
+            return {"name": name.strip(), "memory": mem.strip()}
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return None
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name, module in (("torch", "torch"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime"),
+                         ("opencv", "cv2"), ("numpy", "numpy"), ("tensorrt", "tensorrt")):
+        try:
+            out[name] = getattr(importlib.import_module(module), "__version__", "?")
+        except Exception:  # not installed, or a broken install: report it as absent
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    """Everything a reader needs to judge a number: CPU, cores, GPU, versions, date, load."""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "cpu": cpu_model(),
+        "cores": cpu_cores(),
+        "cpu_flags": cpu_flags(),
+        "gpu": gpu_info(),
+        "os": f"{platform.system()} {platform.release()}",
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "load_average_1_5_15": load,
+        "argv": sys.argv[1:],
+    }
+
+
+# --------------------------------------------------------------------------- timing
+def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 2,
+                budget_s: float | None = None, settle: int = 1) -> dict[str, list[float]]:
+    """Time each callable ``reps`` times, one of each per repetition, in rotating order.
+
+    Interleaving (instead of all runs of A, then all of B) makes a side-by-side comparison fair
+    on a shared, noisy machine. With ``budget_s`` the repetitions stop early once that many
+    seconds have passed (at least 3 repetitions are always made). Returns seconds per call.
+
+    ``settle`` untimed calls precede each timed one: switching between runtimes (PyTorch's
+    OpenMP pool, ONNX Runtime's own pool) costs the first call after the switch thread wake-ups
+    and cache refills that a steady stream of frames never pays.
+    """
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    start = time.perf_counter()
+    for rep in range(reps):
+        k = rep % len(names)
+        for name in names[k:] + names[:k]:  # rotate so no backend always runs right after another
+            for _ in range(settle):
+                fns[name]()
+            t0 = time.perf_counter()
+            fns[name]()
+            samples[name].append(time.perf_counter() - t0)
+        if budget_s is not None and rep >= 2 and time.perf_counter() - start > budget_s:
+            break
+    return samples
+
+
+def summarize(seconds: list[float]) -> dict[str, float]:
+    """Latency statistics in milliseconds; ``fps`` is 1 / median."""
+    a = np.asarray(seconds, dtype=np.float64) * 1e3
+    p50 = float(np.median(a))
+    return {
+        "p50_ms": round(p50, 3),
+        "p90_ms": round(float(np.percentile(a, 90)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "mean_ms": round(float(a.mean()), 3),
+        "min_ms": round(float(a.min()), 3),
+        "n": int(a.size),
+        "fps": round(1e3 / p50, 2) if p50 > 0 else None,
+    }
+
+
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> float:
+    """PSNR in dB between two arrays in the same range (default [-1, 1], so peak-to-peak 2)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(data_range ** 2 / mse)
+
+
+# --------------------------------------------------------------------------- optional pieces
+def optional(module: str) -> tuple[Any | None, str | None]:
+    """Import a sibling module if it exists: ``(module, None)`` or ``(None, why it is missing)``."""
+    try:
+        return importlib.import_module(module), None
+    except ModuleNotFoundError as e:
+        target = module.replace(".", "/") + ".py"
+        if e.name and (e.name == module or module.startswith(e.name + ".")):
+            return None, f"{target} not present"
+        return None, f"{target} needs the missing package {e.name!r}"
+    except ImportError as e:
+        return None, f"{module} failed to import ({e})"
+
+
+def skipped(reason: str) -> dict[str, str]:
+    return {"skipped": reason}
+
+
+# --------------------------------------------------------------------------- writers
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return str(obj)  # JSON has no inf / nan
+    return obj
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(obj), indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def fmt(value: Any, spec: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """A GitHub Markdown table; ``columns`` are ``(key, header, format spec)``."""
+    head = "| " + " | ".join(h for _, h, _ in columns) + " |"
+    sep = "|" + "|".join("---:" if spec else "---" for _, _, spec in columns) + "|"
+    body = ["| " + " | ".join(fmt(r.get(k), spec) for k, _, spec in columns) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def log(msg: str) -> None:
+    """Progress lines on stderr, flushed (the full run goes to a log file under nohup)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

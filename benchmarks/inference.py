@@ -1,0 +1,374 @@
+"""Generator inference: latency, FPS, GFLOP/s and accuracy per backend, model width and size.
+
+For each U-Net (unet_256, BatchNorm, ``ngf`` in 16 / 32 / 64) and input size, every available
+backend runs the same input, interleaved per repetition (benchmarks.common.interleaved):
+
+* ``torch-fp32``   PyTorch eager, FP32, contiguous NCHW (what training code would call);
+* ``torch-bf16``   PyTorch eager under CPU autocast to bfloat16 with channels_last (REFERENCE.md:
+                   measure it, this CPU has AVX-512 BF16 / AMX);
+* ``ort-fp32``     ONNX Runtime, CPU provider, all graph optimisations, one thread per core;
+* ``ort-fp16``     ONNX Runtime on an FP16 graph (norms kept in FP32). On a CPU this runs through
+                   inserted casts (no FP16 convolution on x86): the row is there for its accuracy
+                   (PSNR against FP32), not its speed;
+* ``tensorrt-fp16`` only with an NVIDIA GPU and TensorRT; otherwise listed as skipped, with why.
+
+Inference normalisation: ``running`` (BatchNorm with running statistics; the exporter folds it
+into the convolutions) and, in the full run, ``per-image`` (InstanceNorm with BatchNorm's affine
+parameters, the reference test.py behaviour) for the FP32 backends.
+
+GFLOP per frame: 2 x multiply-adds of every Conv2d / ConvTranspose2d, counted by forward hooks on
+the model itself; a transposed convolution is counted at its *input* resolution (the work it
+really does), the convention behind "unet_256 = 6.05 G MACs = 12.1 GFLOP" (REFERENCE.md).
+Tools that count transposed convolutions at output resolution report 18.1 G MACs instead.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from benchmarks.common import FACADES, cpu_cores, interleaved, log, optional, psnr, summarize
+
+# ngf x input side per level; reps is an upper bound, budget_s the seconds per (ngf, size) group.
+LEVEL_CONFIG: dict[str, dict[str, Any]] = {
+    "smoke": dict(models=[(4, 256)], per_image=False, reps=3, warmup=1, budget_s=1.0),
+    "quick": dict(models=[(16, 256)], per_image=False, reps=15, warmup=3, budget_s=6.0),
+    "full": dict(models=[(16, 256), (32, 256), (64, 256), (16, 512), (32, 512)],
+                 per_image=True, reps=60, warmup=3, budget_s=25.0),
+}
+DEPTH = 8  # unet_256
+
+
+# --------------------------------------------------------------------------- model facts
+def count_macs(model, shape: tuple[int, ...]) -> int:
+    """Multiply-adds of all Conv2d / ConvTranspose2d for one forward pass of ``shape``.
+
+    Transposed convolutions are counted at their input resolution (input elements x output
+    channels / groups x kernel area), convolutions at their output resolution."""
+    import torch
+    from torch import nn
+
+    total = 0
+
+    def hook(m, inputs, output):
+        nonlocal total
+        k = m.kernel_size[0] * m.kernel_size[1]
+        if isinstance(m, nn.ConvTranspose2d):
+            total += inputs[0].numel() * (m.out_channels // m.groups) * k
+        else:
+            total += output.numel() * (m.in_channels // m.groups) * k
+
+    convs = (nn.Conv2d, nn.ConvTranspose2d)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, convs)]
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def make_generator(ngf: int, depth: int = DEPTH, seed: int = 0):
+    """A BatchNorm U-Net with the paper's init and *calibrated* running statistics.
+
+    Random weights with the default running statistics (mean 0, var 1) would push activations
+    out of any sensible range, which makes FP16 accuracy numbers meaningless. A few training-mode
+    passes over real (or smooth random) images give the running statistics a trained model has.
+    """
+    import torch
+    from train.models import UNetGenerator, init_weights
+
+    torch.manual_seed(seed)
+    g = init_weights(UNetGenerator(depth=depth, ngf=ngf, norm="batch"))
+    for m in g.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average over the calibration passes
+    side = 2 ** depth
+    g.train()
+    with torch.no_grad():
+        for i in range(4):
+            g(sample_input(side, batch=2, seed=100 + i))
+    return g
+
+
+def sample_input(side: int, batch: int = 1, seed: int = 0):
+    """A real facades label map when the shared data is there (what the model will see), else
+    smooth random colours. NCHW float32 in [-1, 1]."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    imgs = []
+    files = sorted(FACADES.glob("train/*.jpg")) if (FACADES / "train").is_dir() else []
+    for b in range(batch):
+        if files:
+            import cv2
+            ab = cv2.imread(str(files[int(rng.integers(len(files)))]), cv2.IMREAD_COLOR)
+            half = ab[:, ab.shape[1] // 2:]  # right half: the label map (input of labels -> photo)
+            img = cv2.resize(half, (side, side), interpolation=cv2.INTER_AREA)[:, :, ::-1]
+            imgs.append(img.astype(np.float32) / 127.5 - 1.0)
+        else:
+            low = rng.uniform(-1, 1, size=(8, 8, 3)).astype(np.float32)
+            import cv2
+            imgs.append(cv2.resize(low, (side, side), interpolation=cv2.INTER_CUBIC).clip(-1, 1))
+    x = np.stack(imgs).transpose(0, 3, 1, 2).copy()
+    return torch.from_numpy(x)
+
+
+# --------------------------------------------------------------------------- ONNX
+def export_onnx(model, path: Path, side: int) -> Path:
+    """Export for ONNX Runtime: export/to_onnx.py when present, else the legacy exporter
+    directly (opset 17, eval-mode BatchNorm folded into the convolutions)."""
+    import torch
+
+    to_onnx, _ = optional("export.to_onnx")
+    fn = getattr(to_onnx, "export_model", None) if to_onnx else None
+    if fn is not None:
+        try:
+            return Path(fn(model, path, height=side, width=side))
+        except TypeError:
+            pass  # another signature than expected: fall back to the plain exporter
+    torch.onnx.export(model, (torch.zeros(1, 3, side, side),), str(path), dynamo=False,
+                      opset_version=17, input_names=["input"], output_names=["output"],
+                      do_constant_folding=True)
+    return path
+
+
+def fp16_onnx(src: Path, dst: Path) -> Path:
+    """An FP16 copy with FP32 input/output and normalisations kept in FP32 (REFERENCE.md:
+    InstanceNorm in FP16 loses accuracy). export/fp16.py when present, else ONNX Runtime's own
+    float16 converter."""
+    import onnx
+
+    fp16, _ = optional("export.fp16")
+    fn = getattr(fp16, "convert_file", None) if fp16 else None
+    if fn is not None:
+        try:
+            return Path(fn(src, dst))
+        except TypeError:
+            pass
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(
+        onnx.load(str(src)), keep_io_types=True,
+        op_block_list=["InstanceNormalization", "BatchNormalization", "ReduceMean",
+                       "LayerNormalization"])
+    onnx.save(model, str(dst))
+    return dst
+
+
+def ort_session(path: Path, threads: int):
+    """A CPU ONNX Runtime session set up the way the runtime would use it."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    # Interleaved timing: an idle ORT pool that keeps spinning would steal the cores the next
+    # backend (PyTorch) needs; without spinning each backend gets the machine to itself.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def tensorrt_status() -> str | None:
+    """None when TensorRT FP16 could run here, else why it cannot."""
+    try:
+        import torch
+        has_gpu = torch.cuda.is_available()
+    except ImportError:
+        has_gpu = False
+    if not has_gpu:
+        return "no NVIDIA GPU on this machine (TensorRT FP16 needs one; run on a Jetson / GPU host)"
+    _, why = optional("tensorrt")
+    if why:
+        return "TensorRT is not installed (pip install 'pix2pix-edge[trt]')"
+    return "TensorRT timing is not wired into this suite yet (use `pix2pix bench` on the GPU host)"
+
+
+# --------------------------------------------------------------------------- one group
+def _backends(model_running, model_per_image, side: int, workdir: Path, threads: int,
+              per_image: bool) -> tuple[dict[str, dict], list[dict]]:
+    """name -> {"run": callable, "out": callable -> np.ndarray, meta...}; plus skipped rows."""
+    import torch
+
+    x = sample_input(side, seed=7)
+    x_np = x.numpy()
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    out: dict[str, dict] = {}
+    skipped: list[dict] = []
+
+    def torch_fp32(model):
+        def run():
+            with torch.inference_mode():
+                return model(x)
+        return run
+
+    m_cl = None
+    try:
+        import copy
+        m_cl = copy.deepcopy(model_running).to(memory_format=torch.channels_last)
+
+        def bf16():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                return m_cl(x_cl)
+        bf16()  # fails here if this CPU / build has no bf16 kernels
+    except Exception as e:  # noqa: BLE001 - any failure means "not available here"
+        skipped.append({"backend": "torch-bf16", "reason": f"bf16 autocast failed: {e}"[:200]})
+        bf16 = None
+
+    out["torch-fp32"] = dict(run=torch_fp32(model_running), backend="torch-fp32", precision="fp32",
+                             norm_mode="running")
+    if bf16 is not None:
+        out["torch-bf16"] = dict(run=bf16, backend="torch-bf16", precision="bf16",
+                                 norm_mode="running", note="autocast + channels_last")
+
+    ort, why = optional("onnxruntime")
+    if ort is None:
+        skipped.append({"backend": "ort-*", "reason": why})
+    else:
+        p32 = export_onnx(model_running, workdir / f"g{side}.onnx", side)
+        s32 = ort_session(p32, threads)
+        name = s32.get_inputs()[0].name
+        out["ort-fp32"] = dict(run=lambda: s32.run(None, {name: x_np})[0], backend="ort-fp32",
+                               precision="fp32", norm_mode="running")
+        try:
+            p16 = fp16_onnx(p32, workdir / f"g{side}_fp16.onnx")
+            s16 = ort_session(p16, threads)
+            n16 = s16.get_inputs()[0].name
+            out["ort-fp16"] = dict(run=lambda: s16.run(None, {n16: x_np})[0], backend="ort-fp16",
+                                   precision="fp16", norm_mode="running",
+                                   note="CPU runs FP16 through casts: accuracy check, not speed")
+        except Exception as e:  # noqa: BLE001
+            skipped.append({"backend": "ort-fp16", "reason": f"FP16 conversion failed: {e}"[:200]})
+        if per_image:
+            pp = export_onnx(model_per_image, workdir / f"g{side}_pi.onnx", side)
+            sp = ort_session(pp, threads)
+            npi = sp.get_inputs()[0].name
+            out["ort-fp32 per-image"] = dict(run=lambda: sp.run(None, {npi: x_np})[0],
+                                             backend="ort-fp32", precision="fp32",
+                                             norm_mode="per-image")
+    if per_image:
+        out["torch-fp32 per-image"] = dict(run=torch_fp32(model_per_image), backend="torch-fp32",
+                                           precision="fp32", norm_mode="per-image")
+    why_trt = tensorrt_status()
+    if why_trt:
+        skipped.append({"backend": "tensorrt-fp16", "reason": why_trt})
+    return out, skipped
+
+
+def _as_numpy(y) -> np.ndarray:
+    if hasattr(y, "detach"):
+        return y.detach().float().numpy()
+    return np.asarray(y, dtype=np.float32)
+
+
+def measure_group(ngf: int, side: int, cfg: dict, threads: int) -> tuple[list[dict], list[dict]]:
+    """All backends for one (ngf, side), timed side by side. Returns (rows, skipped)."""
+    import torch
+    from train.models import count_parameters, inference_copy
+
+    g = make_generator(ngf)
+    running = inference_copy(g, "running")
+    per_image = inference_copy(g, "per-image") if cfg["per_image"] else None
+    params = count_parameters(running)
+    macs = count_macs(running, (1, 3, side, side))
+    with tempfile.TemporaryDirectory(prefix="bench-inf-") as tmp:
+        backends, skipped = _backends(running, per_image, side, Path(tmp), threads,
+                                      cfg["per_image"])
+        # Accuracy: each backend's output against the FP32 PyTorch output of the same norm mode.
+        refs = {"running": _as_numpy(backends["torch-fp32"]["run"]())}
+        if "torch-fp32 per-image" in backends:
+            refs["per-image"] = _as_numpy(backends["torch-fp32 per-image"]["run"]())
+        samples = interleaved({k: b["run"] for k, b in backends.items()}, reps=cfg["reps"],
+                              warmup=cfg["warmup"], budget_s=cfg["budget_s"])
+        rows = []
+        for key, b in backends.items():
+            y = _as_numpy(b["run"]())
+            ref = refs.get(b["norm_mode"])
+            stats = summarize(samples[key])
+            gflop = 2 * macs / 1e9
+            rows.append({
+                "model": f"unet_256 ngf{ngf}", "ngf": ngf, "depth": DEPTH, "size": side,
+                "backend": b["backend"], "precision": b["precision"], "norm_mode": b["norm_mode"],
+                "params": params, "gmacs": round(macs / 1e9, 3), "gflop": round(gflop, 3),
+                **stats,
+                "gflop_per_s": round(gflop / (stats["p50_ms"] / 1e3), 1),
+                # The PyTorch FP32 rows are the references themselves: no self-comparison.
+                "psnr_vs_fp32_db": None if ref is None or key.startswith("torch-fp32")
+                else round(min(psnr(y, ref), 999.0), 1),
+                "max_abs_err": None if ref is None or key.startswith("torch-fp32")
+                else float(np.abs(y - ref).max()),
+                "note": b.get("note", ""),
+            })
+        del backends
+    del g, running, per_image
+    torch.set_num_threads(threads)
+    return rows, skipped
+
+
+def matmul_peak(n: int = 2048, seconds: float = 1.0) -> dict[str, float]:
+    """This machine's practical compute limit: GFLOP/s of an n x n matmul in FP32 and BF16
+    (REFERENCE.md measured ~160-177 and ~777 here), to put the model numbers in perspective."""
+    import time
+
+    import torch
+
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        try:
+            a = torch.randn(n, n).to(dtype)
+            b = torch.randn(n, n).to(dtype)
+            a @ b
+            times = []
+            t_end = time.perf_counter() + seconds
+            while time.perf_counter() < t_end or len(times) < 3:
+                t0 = time.perf_counter()
+                a @ b
+                times.append(time.perf_counter() - t0)
+            out[f"{name}_gflop_per_s"] = round(2 * n**3 / float(np.median(times)) / 1e9, 1)
+        except Exception:  # noqa: BLE001 - a CPU without bf16 matmul: leave it out
+            out[f"{name}_gflop_per_s"] = None
+    return out
+
+
+def run(level: str = "full") -> dict[str, Any]:
+    """The inference section of the suite (see the module docstring)."""
+    import torch
+
+    cfg = LEVEL_CONFIG[level]
+    threads = cpu_cores()
+    torch.set_num_threads(threads)
+    peak = matmul_peak(512 if level == "smoke" else 2048, 0.2 if level == "smoke" else 1.5)
+    log(f"inference: matmul peak {peak}")
+    rows: list[dict] = []
+    skipped: dict[str, str] = {}
+    for ngf, side in cfg["models"]:
+        log(f"inference: unet_256 ngf {ngf} at {side}x{side}")
+        r, s = measure_group(ngf, side, cfg, threads)
+        rows += r
+        for item in s:
+            skipped.setdefault(item["backend"], item["reason"])
+        for row in r:
+            log(f"  {row['backend']:<11} {row['norm_mode']:<9} p50 {row['p50_ms']:8.2f} ms "
+                f"({row['gflop_per_s']:6.1f} GFLOP/s, n={row['n']}, "
+                f"PSNR vs fp32 {row['psnr_vs_fp32_db']})")
+    return {
+        "config": {"level": level, "threads": threads, "depth": DEPTH, "batch": 1,
+                   "models": cfg["models"], "flop_convention":
+                   "GFLOP = 2 x multiply-adds of Conv2d/ConvTranspose2d; transposed convs counted "
+                   "at input resolution (unet_256 ngf64 256x256 = 6.05 G MACs = 12.1 GFLOP)"},
+        "machine_peak": peak,
+        "rows": rows,
+        "skipped": [{"backend": k, "reason": v} for k, v in skipped.items()],
+    }
+
+
+if __name__ == "__main__":  # python -m benchmarks.inference [level]
+    import json
+    import sys
+
+    print(json.dumps(run(sys.argv[1] if len(sys.argv) > 1 else "quick"), indent=1))

@@ -1,0 +1,249 @@
+"""Turn a suite run (JSON) into ``RESULTS.md`` and PNG plots that the README embeds.
+
+    python -m benchmarks.report benchmarks/results/full-*.json [--out benchmarks/results]
+
+Several JSON files can be given: their sections are merged, later files winning, so a section
+rerun on its own (``python -m benchmarks --only quality``) can join an earlier full run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import fmt, markdown_table
+
+LATENCY_PNG = "latency_vs_size.png"
+QUALITY_PNG = "quality_vs_latency.png"
+SECTION_TITLES = {"inference": "Inference (generator only, batch 1)",
+                  "e2e": "End to end (video file → translate → video file)",
+                  "train": "Training speed", "quality": "Quality vs speed (facades, labels → photo)"}
+
+INFERENCE_COLUMNS = [
+    ("model", "model", ""), ("size", "input", "d"), ("backend", "backend", ""),
+    ("norm_mode", "norm", ""), ("params_m", "params (M)", ".2f"), ("gflop", "GFLOP/frame", ".2f"),
+    ("p50_ms", "p50 ms", ".2f"), ("p90_ms", "p90 ms", ".2f"), ("p99_ms", "p99 ms", ".2f"),
+    ("fps", "FPS", ".1f"), ("gflop_per_s", "GFLOP/s", ".1f"), ("psnr_vs_fp32_db", "PSNR vs FP32 dB", ".1f"),
+    ("n", "runs", "d"),
+]
+
+
+# --------------------------------------------------------------------------- Markdown
+def _generic_table(rows: list[dict]) -> str:
+    """A table of every key the rows have, in first-seen order (for sections owned elsewhere)."""
+    keys: list[str] = []
+    for r in rows:
+        for k, v in r.items():
+            if k not in keys and not isinstance(v, (dict, list)):
+                keys.append(k)
+    cols = [(k, k, ".4g" if any(isinstance(r.get(k), float) for r in rows) else "") for k in keys]
+    return markdown_table(rows, cols)
+
+
+def _rows_of(section: dict) -> list[dict]:
+    for key in ("rows", "results", "runs"):
+        if isinstance(section.get(key), list) and all(isinstance(r, dict) for r in section[key]):
+            return section[key]
+    return []
+
+
+def _scalars(section: dict) -> list[str]:
+    skip = {"rows", "results", "runs", "skipped", "config", "error"}
+    return [f"- {k}: {fmt(v, '.4g') if isinstance(v, float) else fmt(v)}"
+            for k, v in section.items() if k not in skip and not isinstance(v, (dict, list))]
+
+
+def _skipped_lines(section: dict) -> list[str]:
+    s = section.get("skipped")
+    if isinstance(s, str):
+        return [f"- skipped: {s}"]
+    if isinstance(s, list):
+        return [f"- skipped {item.get('backend') or item.get('what', '')}: {item.get('reason')}"
+                if isinstance(item, dict) else f"- skipped: {item}" for item in s]
+    return []
+
+
+def machine_lines(machine: dict) -> list[str]:
+    v = machine.get("versions", {})
+    vers = ", ".join(f"{k} {val}" for k, val in v.items() if val)
+    gpu = machine.get("gpu")
+    gpu_s = gpu.get("name") if isinstance(gpu, dict) else "none"
+    return [
+        f"- CPU: {machine.get('cpu')} ({machine.get('cores')} cores; "
+        f"{', '.join(machine.get('cpu_flags') or []) or 'no AVX-512 flags'})",
+        f"- GPU: {gpu_s}",
+        f"- Software: {vers}",
+        f"- Date: {machine.get('date')}, git {machine.get('git_commit')}, load average at start "
+        f"{machine.get('load_average_1_5_15')}",
+        f"- Command: `python -m benchmarks {' '.join(machine.get('argv') or [])}`".replace(" `", " `"),
+    ]
+
+
+def inference_markdown(sec: dict) -> list[str]:
+    rows = [dict(r, params_m=r["params"] / 1e6) for r in sec.get("rows", [])]
+    out = []
+    peak = sec.get("machine_peak") or {}
+    if peak:
+        out.append(f"Machine limit measured in the same run (2048² matmul): "
+                   f"FP32 {fmt(peak.get('fp32_gflop_per_s'), '.0f')} GFLOP/s, "
+                   f"BF16 {fmt(peak.get('bf16_gflop_per_s'), '.0f')} GFLOP/s.")
+        out.append("")
+    out.append(markdown_table(rows, INFERENCE_COLUMNS))
+    out.append("")
+    conv = (sec.get("config") or {}).get("flop_convention")
+    if conv:
+        out.append(f"GFLOP/frame: {conv}. GFLOP/s = GFLOP/frame ÷ p50 latency. "
+                   "Backends were timed interleaved in one process; PSNR is against the PyTorch FP32 "
+                   "output of the same model and normalisation (peak-to-peak 2 for [-1, 1]).")
+        out.append("")
+    notes = sorted({r["note"] for r in rows if r.get("note")})
+    out += [f"- {r}: {n}" for n in notes for r in sorted({x['backend'] for x in rows
+                                                          if x.get('note') == n})]
+    return out
+
+
+def to_markdown(result: dict, plots: list[str]) -> str:
+    lines = ["# Benchmark results", "", "Produced by `python -m benchmarks` "
+             f"(level: {result.get('level')}). Every figure below comes from the JSON beside this file.",
+             "", "## Machine", "", *machine_lines(result.get("machine", {})), ""]
+    for name, title in SECTION_TITLES.items():
+        sec = result.get("sections", {}).get(name)
+        if sec is None:
+            continue
+        lines += [f"## {title}", ""]
+        if "error" in sec:
+            lines += [f"- failed: {sec['error']}", ""]
+            continue
+        if isinstance(sec.get("skipped"), str) and not _rows_of(sec):
+            lines += [f"- skipped: {sec['skipped']}", ""]
+            continue
+        if name == "inference":
+            lines += inference_markdown(sec)
+        else:
+            rows = _rows_of(sec)
+            if rows:
+                lines += [_generic_table(rows), ""]
+            lines += _scalars(sec)
+        lines += _skipped_lines(sec)
+        if name == "inference" and LATENCY_PNG in plots:
+            lines += ["", f"![latency vs model size]({LATENCY_PNG})"]
+        if name == "quality" and QUALITY_PNG in plots:
+            lines += ["", f"![quality vs latency]({QUALITY_PNG})"]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- plots
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_latency(sec: dict, path: Path) -> Path | None:
+    """p50 latency vs GFLOP/frame, one line per backend / norm / input size (log-log)."""
+    rows = sec.get("rows") or []
+    if not rows:
+        return None
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    series: dict[tuple, list[dict]] = {}
+    for r in rows:
+        series.setdefault((r["backend"], r["norm_mode"], r["size"]), []).append(r)
+    for (backend, norm, size), rs in sorted(series.items()):
+        rs = sorted(rs, key=lambda r: r["gflop"])
+        label = f"{backend}{'' if norm == 'running' else ' ' + norm} @{size}"
+        style = "-" if size == 256 else "--"
+        x = [r["gflop"] for r in rs]
+        line, = ax.plot(x, [r["p50_ms"] for r in rs], style, marker="o", label=label)
+        ax2.plot(x, [r["gflop_per_s"] for r in rs], style, marker="o", color=line.get_color())
+        for r in rs:
+            ax.annotate(f"ngf{r['ngf']}", (r["gflop"], r["p50_ms"]), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+    peak = sec.get("machine_peak") or {}
+    for key, name in (("fp32_gflop_per_s", "FP32 matmul peak"), ("bf16_gflop_per_s", "BF16 matmul peak")):
+        if peak.get(key):
+            ax2.axhline(peak[key], color="grey", linestyle=":", linewidth=1)
+            ax2.annotate(f"{name} {peak[key]:.0f}", (ax2.get_xlim()[0], peak[key]), fontsize=7,
+                         textcoords="offset points", xytext=(2, 2), color="grey")
+    ax.set(xscale="log", yscale="log", xlabel="GFLOP per frame", ylabel="p50 latency (ms)",
+           title="Latency vs model size")
+    ax2.set(xscale="log", yscale="log", xlabel="GFLOP per frame", ylabel="achieved GFLOP/s",
+            title="Achieved throughput vs machine limit")
+    ax.grid(True, which="both", alpha=0.3)
+    ax2.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_quality(sec: dict, path: Path) -> Path | None:
+    """Held-out PSNR and SSIM vs latency per model width (the edge trade-off)."""
+    rows = [r for r in (sec.get("rows") or []) if r.get("psnr") is not None and r.get("latency_ms")]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "psnr", "held-out PSNR (dB)"), (axes[1], "ssim", "held-out SSIM")):
+        pts = [r for r in rows if r.get(key) is not None]
+        ax.plot([r["latency_ms"] for r in pts], [r[key] for r in pts], "o-")
+        for r in pts:
+            ax.annotate(f"ngf{r['ngf']}", (r["latency_ms"], r[key]), fontsize=8,
+                        textcoords="offset points", xytext=(4, 4))
+        base = [r.get(f"{key}_untrained") for r in pts]
+        if all(b is not None for b in base):
+            ax.plot([r["latency_ms"] for r in pts], base, "x:", color="grey", label="before training")
+            ax.legend(fontsize=8)
+        ax.set(xscale="log", xlabel=f"latency (ms, {rows[0].get('latency_backend', '')})",
+               ylabel=label)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle("Quality vs speed: " + str(rows[0].get("setup", "")), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- entry points
+def write_report(result: dict, out_dir: str | Path) -> list[Path]:
+    """RESULTS.md and the plots for one (possibly merged) run; returns the files written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections = result.get("sections", {})
+    written = []
+    inf = sections.get("inference") or {}
+    if p := plot_latency(inf, out_dir / LATENCY_PNG):
+        written.append(p)
+    q = sections.get("quality") or {}
+    if p := plot_quality(q, out_dir / QUALITY_PNG):
+        written.append(p)
+    md = out_dir / "RESULTS.md"
+    md.write_text(to_markdown(result, [p.name for p in written]), encoding="utf-8")
+    return [md, *written]
+
+
+def merge(results: list[dict]) -> dict:
+    merged: dict[str, Any] = {}
+    for r in results:
+        sections = {**merged.get("sections", {}), **r.get("sections", {})}
+        merged = {**merged, **r, "sections": sections}
+    return merged
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n")[0])
+    ap.add_argument("json", nargs="+", type=Path, help="suite result files (merged in order)")
+    ap.add_argument("--out", type=Path, default=None, help="directory (default: the first file's)")
+    args = ap.parse_args(argv)
+    result = merge([json.loads(p.read_text(encoding="utf-8")) for p in args.json])
+    for p in write_report(result, args.out or args.json[0].parent):
+        print(p)
+
+
+if __name__ == "__main__":
+    main()
