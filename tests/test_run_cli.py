@@ -1,0 +1,143 @@
+"""`pix2pix run` through click's CliRunner: real model, real files, messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from runtime.cli import cli
+from runtime.errors import EXIT_BAD_INPUT, EXIT_UNAVAILABLE
+from runtime.video import has_gstreamer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_video(path, n=30, w=96, h=64, fps=24):
+    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert wr.isOpened()
+    for i in range(n):
+        wr.write(np.full((h, w, 3), (i * 8, 100, 200), np.uint8))
+    wr.release()
+    return str(path)
+
+
+def count_frames(path):
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["run", *map(str, args)])
+
+
+def error_line(result):
+    """The one line the CLI printed for a user error (no traceback)."""
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_video_to_mp4_with_stats_json(tiny_onnx, tmp_path):
+    src = write_video(tmp_path / "in.mp4")
+    out, js = tmp_path / "out.mp4", tmp_path / "stats.json"
+    r = invoke(tiny_onnx, "--source", src, "--output", out, "--stats-json", js)
+    assert r.exit_code == 0, r.output
+    assert "frames: 30 in, 30 out, 0 dropped" in r.output
+    assert "stage p50 (ms): capture" in r.output
+    assert count_frames(out) == 30
+    d = json.loads(js.read_text())
+    assert d["frames_out"] == 30 and d["model_info"]["height"] == 64
+    assert set(d["stages"]) == {"capture", "pre", "infer", "post", "output"}
+
+
+def test_images_to_directory_and_options(tiny_onnx, tmp_path):
+    src = tmp_path / "photos"
+    src.mkdir()
+    for name in ("one", "two"):
+        cv2.imwrite(str(src / f"{name}.png"), np.full((40, 70, 3), 90, np.uint8))
+    r = invoke(tiny_onnx, "-s", src, "-o", tmp_path / "out", "--fit", "stretch", "--no-overlay")
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(tmp_path / "out")) == ["one.png", "two.png"]
+    r = invoke(tiny_onnx, "-s", write_video(tmp_path / "v.mp4", n=10), "--headless",
+               "--loop", "--max-frames", "23")
+    assert r.exit_code == 0 and "23 out" in r.output
+
+
+@pytest.mark.parametrize("source,code,message", [
+    ("{tmp}/missing.mp4", EXIT_BAD_INPUT, "source not found: .*missing.mp4"),
+    ("{tmp}/notes.txt", EXIT_BAD_INPUT, "notes.txt is not a video or image file"),
+    ("/dev/video9", EXIT_UNAVAILABLE, "camera /dev/video9 not found"),
+    ("9", EXIT_UNAVAILABLE, "camera /dev/video9 not found"),
+])
+def test_bad_sources_fail_fast_with_one_line(tiny_onnx, tmp_path, source, code, message):
+    if "video9" in message and os.path.exists("/dev/video9"):
+        pytest.skip("this machine has a /dev/video9")
+    (tmp_path / "notes.txt").write_text("just text\n" * 50)
+    r = invoke(tiny_onnx, "--source", source.format(tmp=tmp_path), "--headless")
+    assert r.exit_code == code, r.output
+    import re
+    assert re.search(message, error_line(r))
+
+
+@pytest.mark.skipif(has_gstreamer(), reason="this OpenCV has GStreamer")
+def test_csi_without_gstreamer(tiny_onnx):
+    r = invoke(tiny_onnx, "--source", "csi://0", "--headless")
+    assert r.exit_code == EXIT_UNAVAILABLE
+    assert "csi://0 needs OpenCV built with GStreamer (JetPack's OpenCV)" in error_line(r)
+
+
+def test_no_display(tiny_onnx, tmp_path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    src = write_video(tmp_path / "v.mp4", n=3)
+    r = invoke(tiny_onnx, "--source", src)              # default output is the window
+    assert r.exit_code == EXIT_UNAVAILABLE
+    assert "--headless" in error_line(r)
+    r = invoke(tiny_onnx, "--source", src, "--output", "display://0", "--headless")
+    assert r.exit_code == EXIT_BAD_INPUT and "contradict" in error_line(r)
+
+
+def test_bad_sizes_and_model(tiny_onnx, tmp_path):
+    src = write_video(tmp_path / "v.mp4", n=3)
+    r = invoke(tiny_onnx, "--source", src, "--headless", "--size", "128")
+    assert r.exit_code == EXIT_BAD_INPUT and "fixed input size 64x64" in error_line(r)
+    r = invoke(tiny_onnx, "--source", src, "--headless", "--size", "big")
+    assert r.exit_code == EXIT_BAD_INPUT and "--size 'big'" in error_line(r)
+    r = invoke(tiny_onnx, "--source", "0", "--headless", "--source-size", "wide")
+    assert r.exit_code == EXIT_BAD_INPUT and "WIDTHxHEIGHT" in error_line(r)
+    r = invoke(tmp_path / "none.onnx", "--source", src, "--headless")
+    assert r.exit_code == EXIT_BAD_INPUT and "model file not found" in error_line(r)
+
+
+def test_help_is_instant_and_loads_no_backend():
+    code = ("import sys; from click.testing import CliRunner; from runtime.cli import cli; "
+            "r = CliRunner().invoke(cli, ['run', '--help']); assert r.exit_code == 0, r.output; "
+            "assert '--source' in r.output and '--stats-json' in r.output; "
+            "bad = [m for m in ('onnxruntime', 'tensorrt', 'torch', 'cv2') if m in sys.modules]; "
+            "assert not bad, bad")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+
+
+def test_run_works_where_torch_cannot_be_imported(tiny_onnx, tmp_path):
+    """The runtime ships without PyTorch: block torch, train and export, translate a video."""
+    src = write_video(tmp_path / "v.mp4", n=5)
+    code = ("import sys\n"
+            "for m in ('torch', 'train', 'export'): sys.modules[m] = None\n"
+            "from runtime.cli import main\n"
+            f"main(['run', {str(tiny_onnx)!r}, '--source', {src!r}, '--output', "
+            f"{str(tmp_path / 'o.mp4')!r}])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert count_frames(tmp_path / "o.mp4") == 5
