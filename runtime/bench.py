@@ -304,6 +304,8 @@ def run_bench(model, backend: str = "auto", *, providers=None, sizes=None, batch
     batch 1; ``video_output``: "temp" (encode to a temporary mp4, deleted), None (no output),
     or a path to keep."""
     log = log or (lambda msg: None)
+    if video is not None and not Path(video).is_file():
+        raise BadInput(f"video file not found: {video}")   # before minutes of timing
     sizes = list(sizes or [])
     notes: list[str] = []
     results: list[dict] = []
@@ -379,12 +381,14 @@ def run_video(cfg: dict, model_row: dict, video, *, frames=None, info=None, thre
             tmp.cleanup()
     model_fps = model_row.get("fps")
     fps = d.get("fps")
-    d = {"source": str(video), "output": None if output == "temp" else output,
-         "encoded": output is not None, "backend": be.name, "provider": be.provider,
-         "precision": model_row["precision"], "height": model_row["height"],
-         "width": model_row["width"], **d,
-         "model_only_fps": model_fps,
-         "pipeline_vs_model": round(fps / model_fps, 4) if fps and model_fps else None}
+    steady = d.get("steady_fps")
+    d.update({"source": str(video), "output": None if output == "temp" else output,
+              "encoded": output is not None, "backend": be.name, "provider": be.provider,
+              "precision": model_row["precision"], "height": model_row["height"],
+              "width": model_row["width"], "model_only_fps": model_fps,
+              "pipeline_vs_model": round(fps / model_fps, 4) if fps and model_fps else None,
+              "steady_pipeline_vs_model": (round(steady / model_fps, 4)
+                                           if steady and model_fps else None)})
     return d
 
 

@@ -121,3 +121,35 @@ def test_bench_command_errors(tiny_onnx, tmp_path):
         assert "cannot load on this machine" in r.output
     r = CliRunner().invoke(cli, ["bench", str(tmp_path / "missing.onnx")])
     assert r.exit_code == 3 and "not found" in r.output
+
+
+def _write_video(path, frames=8, size=(96, 80)):
+    import cv2
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, size)
+    assert w.isOpened()
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        w.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    w.release()
+    return path
+
+
+def test_bench_video_adds_the_pipeline(tiny_onnx, tmp_path):
+    video = _write_video(tmp_path / "clip.mp4", frames=8)
+    kept = tmp_path / "out.mp4"
+    r = bench.run_bench(tiny_onnx, warmup=1, runs=3, video=video, video_output=str(kept))
+    v = r["video"]
+    assert v["frames"] == 8 and v["dropped"] == 0 and v["encoded"] and kept.is_file()
+    assert set(v["stages"]) == {"capture", "pre", "infer", "post", "output"}
+    for s in v["stages"].values():
+        assert s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"]
+    assert v["model_only_fps"] == r["results"][0]["fps"]
+    assert v["pipeline_vs_model"] == pytest.approx(v["fps"] / v["model_only_fps"], rel=1e-3)
+    assert "pipeline on clip.mp4" in bench.format_table(r)
+    # default: encoded to a temporary file that is removed afterwards
+    r = CliRunner().invoke(cli, ["bench", str(tiny_onnx), "--runs", "2", "--video", str(video),
+                                 "--frames", "4"])
+    assert r.exit_code == 0, r.output
+    assert "4 frames" in r.output
+    r = CliRunner().invoke(cli, ["bench", str(tiny_onnx), "--video", str(tmp_path / "no.mp4")])
+    assert r.exit_code == 3 and "not found" in r.output
