@@ -1,0 +1,101 @@
+"""``pix2pix export onnx`` and ``pix2pix export trt``.
+
+Heavy modules (torch, onnx, tensorrt) are imported inside the commands so that
+``pix2pix export --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def export():
+    """Export a generator to ONNX (FP32 / FP16) or build a TensorRT engine.
+
+    \b
+      pix2pix export onnx runs/facades -o model.onnx
+      pix2pix export onnx runs/facades -o model_fp16.onnx --fp16
+      pix2pix export trt model.onnx -o model.engine        (on the Jetson / GPU itself)
+    """
+
+
+@export.command("onnx")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="The .onnx file to write (written only after the parity check passed).")
+@click.option("--size", metavar="N|HxW", default=None,
+              help="Model input size, a multiple of 2**depth (default: the run's crop size, else 256).")
+@click.option("--dynamic", is_flag=True,
+              help="Dynamic batch, height and width (sides still multiples of 2**depth).")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (>= 17).")
+@click.option("--norm-mode", type=click.Choice(["per-image", "running"]), default=None,
+              help="Override the recorded inference normalisation of a BatchNorm model: "
+                   "per-image statistics (reference test.py) or running statistics (eval mode).")
+@click.option("--fp16", is_flag=True,
+              help="FP16 weights and compute (norms stay FP32), FP32 inputs/outputs. "
+                   "What TensorRT >= 10 builds from.")
+@click.option("--fp16-io", is_flag=True, help="With --fp16: FP16 inputs and outputs too.")
+@click.option("--no-simplify", is_flag=True, help="Skip onnxslim graph simplification.")
+@click.option("--check-images", type=click.Path(path_type=Path), default=None,
+              help="Folder of images for the parity check (default: the run's dataset, if on "
+                   "disk, else synthetic images). A|B pairs contribute their input half.")
+def onnx_cmd(source, output, size, dynamic, opset, norm_mode, fp16, fp16_io, no_simplify,
+             check_images):
+    """Export SOURCE (a run directory, generator.pt, training checkpoint or a reference-code
+    latest_net_G.pth) to ONNX, with metadata, and check it against PyTorch.
+
+    Every export runs a parity check: ONNX Runtime (CPU) vs PyTorch on real or synthetic images,
+    max |diff| <= 1e-4 for FP32, and FP16 vs FP32 PSNR >= 40 dB for --fp16. A failed check
+    exits with code 6 and leaves no OUTPUT file.
+    """
+    from export.to_onnx import export_run, format_report, parse_size
+
+    report = export_run(source, output, size=parse_size(size), dynamic=dynamic, opset=opset,
+                        norm_mode=norm_mode, fp16=fp16, fp16_io=fp16_io, simplify=not no_simplify,
+                        check_images=check_images, log=click.echo)
+    for line in format_report(report):
+        click.echo(line)
+
+
+@export.command("trt")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="The engine file (default: MODEL with .engine). Its record goes to OUTPUT.json.")
+@click.option("--fp32", is_flag=True, help="A full-precision engine (needs the FP32 ONNX).")
+@click.option("--workspace", type=float, default=2.0, show_default=True, metavar="GiB",
+              help="Builder workspace memory limit.")
+@click.option("--min", "min_shape", metavar="HxW|BxHxW", default=None,
+              help="Dynamic models: smallest input (default: one 2**depth square, batch 1).")
+@click.option("--opt", "opt_shape", metavar="HxW|BxHxW", default=None,
+              help="Dynamic models: the shape to optimise for (default: the export size).")
+@click.option("--max", "max_shape", metavar="HxW|BxHxW", default=None,
+              help="Dynamic models: largest input (default: twice the export size).")
+@click.option("--timing-cache", type=click.Path(path_type=Path), default=None,
+              help="Read and update this timing cache (valid for one TensorRT version and GPU); "
+                   "rebuilds get much faster.")
+@click.option("--verbose", is_flag=True, help="TensorRT's verbose builder log.")
+def trt_cmd(model, output, fp32, workspace, min_shape, opt_shape, max_shape, timing_cache,
+            verbose):
+    """Build a TensorRT engine from a pix2pix-edge ONNX MODEL, on the GPU that will run it.
+
+    TensorRT 8.5/8.6 (JetPack 5): FP32 ONNX + BuilderFlag.FP16. TensorRT 10/11: a strongly
+    typed network from the FP16 ONNX (an FP32 ONNX is converted on the fly).
+    """
+    from export.to_tensorrt import build_engine
+
+    output = output or model.with_suffix(".engine")
+    report = build_engine(model, output, fp32=fp32, workspace_gib=workspace, min_shape=min_shape,
+                          opt_shape=opt_shape, max_shape=max_shape, timing_cache=timing_cache,
+                          verbose=verbose, log=click.echo)
+    click.echo(f"wrote {report['engine']} ({report['engine_bytes'] / 2**20:.1f} MiB, "
+               f"{report['precision'].upper()}, TensorRT {report['tensorrt_version']}, "
+               f"{report['gpu']} sm {report['compute_capability']}) in {report['build_s']:.1f} s")
+    click.echo(f"  record: {report['record']}")
+    if report["profile"]:
+        p = report["profile"]
+        click.echo("  profile: " + ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in p.items()))
+    if report["timing_cache"]:
+        click.echo(f"  {report['timing_cache']}")

@@ -1,0 +1,395 @@
+"""Build a TensorRT engine from a pix2pix-edge ONNX file, for TensorRT 8.5/8.6, 10.x and 11.x.
+
+Everything that does not need a GPU is a pure function, unit-tested on CPU: version parsing and
+branching (:func:`build_plan`), optimisation profiles (:func:`compute_profile`), ONNX inspection
+(:func:`inspect_onnx`) and the engine record (:func:`engine_info`). :func:`build_engine` only
+wires them to the TensorRT API.
+
+Version branching (REFERENCE.md, "TensorRT across versions"; docs.nvidia.com "Migrating from
+TensorRT 10.x to 11.x"):
+
+* **8.x** (JetPack 5): ``create_network(1 << EXPLICIT_BATCH)``, FP32 ONNX, ``BuilderFlag.FP16``
+  lets the builder choose FP16 kernels (weak typing).
+* **10.x** (JetPack 6/7, desktop) and **11.x** (desktop): ``1 << STRONGLY_TYPED``; precision
+  comes from the graph, so an FP16 engine is built from the FP16 ONNX (export/fp16.py, FP32
+  islands for InstanceNormalization). An FP32 ONNX given for an FP16 build is converted on the
+  fly. ``BuilderFlag.FP16`` is never touched (removed in 11; meaningless when strongly typed).
+  In 11 strong typing is always on and ``STRONGLY_TYPED`` is kept only for compatibility: we
+  pass it when the enum still has it.
+
+Engines are specific to the TensorRT version and GPU: the record written beside the engine
+(``model.engine.json``, runtime.model_info) carries both, and the runtime refuses a mismatch.
+
+ONNX files without pix2pix-edge metadata are refused (exit 4): the engine record the runtime
+checks is built from that metadata. A reference-code checkpoint can be exported with metadata by
+``pix2pix export onnx latest_net_G.pth`` first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from runtime.errors import BadInput, ModelMismatch, Pix2PixError, Unavailable
+from runtime.model_info import MAX_SIDE, ModelInfo, write_engine_record
+
+MIN_VERSION = (8, 5)
+DEFAULT_WORKSPACE_GIB = 2.0
+Shape = tuple[int, int, int, int]
+
+
+# --------------------------------------------------------------------------- versions and flags
+def parse_version(text: str) -> tuple[int, int, int]:
+    """``"10.3.0.30"`` -> (10, 3, 0); ``"8.6.2"`` -> (8, 6, 2)."""
+    m = re.match(r"^\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text))
+    if not m:
+        raise ValueError(f"cannot parse TensorRT version {text!r}")
+    return tuple(int(g or 0) for g in m.groups())  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What to do for one TensorRT version and one requested precision."""
+
+    network_flags: tuple[str, ...]   # NetworkDefinitionCreationFlag names
+    builder_flags: tuple[str, ...]   # BuilderFlag names
+    strongly_typed: bool
+    convert_to_fp16: bool            # the given FP32 ONNX must become FP16 before parsing
+    precision: str                   # of the engine: fp16 | fp32
+    note: str = ""
+
+
+def build_plan(version: tuple[int, ...], onnx_precision: str, fp32: bool = False) -> BuildPlan:
+    """Flags and ONNX preparation for TensorRT ``version`` given the ONNX file's precision."""
+    if tuple(version[:2]) < MIN_VERSION:
+        raise Unavailable(f"TensorRT {'.'.join(map(str, version))} is too old: pix2pix-edge needs "
+                          f"{'.'.join(map(str, MIN_VERSION))} or newer (JetPack 5.1+)")
+    precision = "fp32" if fp32 else "fp16"
+    if fp32 and onnx_precision == "fp16":
+        raise BadInput("--fp32 needs the FP32 ONNX (this one has FP16 weights); "
+                       "export without --fp16 and build from that")
+    if version[0] < 10:  # weak typing: precision is a builder choice
+        note = ""
+        if onnx_precision == "fp16":
+            note = ("TensorRT 8.x: building from an FP16 ONNX; the FP32 ONNX with "
+                    "BuilderFlag.FP16 is the usual route on this version")
+        return BuildPlan(network_flags=("EXPLICIT_BATCH",),
+                         builder_flags=() if fp32 else ("FP16",), strongly_typed=False,
+                         convert_to_fp16=False, precision=precision, note=note)
+    convert = not fp32 and onnx_precision == "fp32"
+    note = "converting the FP32 ONNX to FP16 (FP32 norms) for a strongly typed build" if convert else ""
+    return BuildPlan(network_flags=("STRONGLY_TYPED",), builder_flags=(), strongly_typed=True,
+                     convert_to_fp16=convert, precision=precision, note=note)
+
+
+def network_flag_bits(trt, names: tuple[str, ...]) -> int:
+    """``create_network`` flags as bits; names missing from this TensorRT are skipped (11 keeps
+    STRONGLY_TYPED only for compatibility, and may drop it)."""
+    bits = 0
+    for name in names:
+        flag = getattr(trt.NetworkDefinitionCreationFlag, name, None)
+        if flag is not None:
+            bits |= 1 << int(flag)
+    return bits
+
+
+# --------------------------------------------------------------------------- shapes
+def parse_shape(text: str, channels: int) -> Shape:
+    """``"256x512"`` (H x W, batch 1), ``"2x256x512"`` (B x H x W) or ``"2x3x256x512"``."""
+    try:
+        dims = [int(p) for p in str(text).lower().replace(",", "x").split("x")]
+    except ValueError:
+        raise BadInput(f"shape {text!r}: expected HxW, BxHxW or BxCxHxW, e.g. 256x256") from None
+    if len(dims) == 2:
+        dims = [1, channels, *dims]
+    elif len(dims) == 3:
+        dims = [dims[0], channels, dims[1], dims[2]]
+    if len(dims) != 4 or min(dims) <= 0:
+        raise BadInput(f"shape {text!r}: expected HxW, BxHxW or BxCxHxW with positive sizes")
+    if dims[1] != channels:
+        raise BadInput(f"shape {text!r}: the model has {channels} input channels")
+    return tuple(dims)  # type: ignore[return-value]
+
+
+def compute_profile(info: ModelInfo, dynamic: bool, min_shape: str | None = None,
+                    opt_shape: str | None = None, max_shape: str | None = None
+                    ) -> dict[str, Shape] | None:
+    """The optimisation profile (min / opt / max input shapes) for a dynamic model, else None.
+
+    Defaults: opt = the export size (metadata height x width), min = one multiple square,
+    max = twice the export size; batch 1. Every side must be a multiple of ``2 ** depth``
+    and min <= opt <= max in every dimension."""
+    given = [s for s in (min_shape, opt_shape, max_shape) if s]
+    if not dynamic:
+        if given:
+            raise BadInput(f"this model is static ({info.height}x{info.width}); --min/--opt/--max "
+                           "apply to dynamic exports (pix2pix export onnx --dynamic)")
+        return None
+    c, m = info.in_channels, info.multiple
+    opt = parse_shape(opt_shape, c) if opt_shape else (1, c, info.height, info.width)
+    lo = parse_shape(min_shape, c) if min_shape else (1, c, m, m)
+    hi = parse_shape(max_shape, c) if max_shape else (
+        max(1, opt[0]), c, min(2 * opt[2], MAX_SIDE // m * m), min(2 * opt[3], MAX_SIDE // m * m))
+    if not min_shape:  # keep the default min below a user-given opt
+        lo = (min(lo[0], opt[0]), c, min(lo[2], opt[2]), min(lo[3], opt[3]))
+    if not max_shape:
+        hi = (max(hi[0], opt[0]), c, max(hi[2], opt[2]), max(hi[3], opt[3]))
+    profile = {"min": lo, "opt": opt, "max": hi}
+    for name, shape in profile.items():
+        if shape[2] % m or shape[3] % m:
+            raise BadInput(f"--{name} {shape[2]}x{shape[3]} is not a multiple of {m} "
+                           f"(2**depth, depth {info.depth})")
+        if shape[2] > MAX_SIDE or shape[3] > MAX_SIDE:
+            raise BadInput(f"--{name} {shape[2]}x{shape[3]} exceeds {MAX_SIDE} pixels")
+    if not all(a <= b <= d for a, b, d in zip(lo, opt, hi)):
+        raise BadInput(f"profile must satisfy min <= opt <= max in every dimension: "
+                       f"min {_fmt(lo)}, opt {_fmt(opt)}, max {_fmt(hi)}")
+    return profile
+
+
+def _fmt(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+# --------------------------------------------------------------------------- the ONNX input
+@dataclass
+class OnnxFacts:
+    info: ModelInfo
+    precision: str      # fp16 when the weights are FP16
+    io_dtype: str       # dtype of the graph input
+    dynamic: bool       # any non-fixed input dimension
+
+
+def inspect_onnx(path: str | Path) -> OnnxFacts:
+    """Read and validate what the build needs from an ONNX file (no TensorRT, no GPU)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"ONNX file not found: {path}")
+    try:
+        model = onnx.load(str(path))
+    except (DecodeError, ValueError, OSError) as e:
+        raise BadInput(f"{path} is not a readable ONNX file ({type(e).__name__})") from None
+    if not model.graph.node:
+        raise BadInput(f"{path} is not a readable ONNX file (empty graph)")
+    props = {p.key: p.value for p in model.metadata_props}
+    info = ModelInfo.from_props(props, source=str(path))
+    if info is None:
+        raise ModelMismatch(f"{path} is not a pix2pix-edge generator (no 'pix2pix_edge' metadata); "
+                            "export it with `pix2pix export onnx RUN_OR_CHECKPOINT` first")
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1 or len(model.graph.output) != 1 or inputs[0].name != info.input_name:
+        raise ModelMismatch(f"{path}: graph inputs/outputs do not match its metadata "
+                            f"(expected one input {info.input_name!r} and one output)")
+    tensor = inputs[0].type.tensor_type
+    dims = tensor.shape.dim
+    if len(dims) != 4:
+        raise ModelMismatch(f"{path}: input {info.input_name!r} is not 4-D NCHW")
+    dynamic = any(not d.HasField("dim_value") for d in dims)
+    io_dtype = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16"}.get(
+        tensor.elem_type)
+    if io_dtype is None:
+        raise ModelMismatch(f"{path}: input type {tensor.elem_type} is neither FP32 nor FP16")
+    fp16 = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    return OnnxFacts(info=info, precision="fp16" if fp16 else "fp32", io_dtype=io_dtype,
+                     dynamic=dynamic)
+
+
+def engine_info(facts: OnnxFacts, plan: BuildPlan, *, tensorrt_version: str, gpu_name: str,
+                compute_capability: str, profile: dict[str, Shape] | None,
+                source_onnx: str) -> ModelInfo:
+    """The engine record: the ONNX metadata plus precision, TensorRT version and GPU."""
+    extra = dict(facts.info.extra)
+    extra["source_onnx"] = source_onnx
+    extra["strongly_typed"] = plan.strongly_typed
+    if profile:
+        extra["profile"] = {k: list(v) for k, v in profile.items()}
+    opt = profile["opt"] if profile else None
+    io_dtype = facts.io_dtype
+    info = dataclasses.replace(
+        facts.info, precision=plan.precision, io_dtype=io_dtype, dynamic=bool(profile),
+        height=opt[2] if opt else facts.info.height, width=opt[3] if opt else facts.info.width,
+        tensorrt_version=tensorrt_version, gpu_name=gpu_name,
+        compute_capability=compute_capability, extra=extra)
+    info.validate()
+    return info
+
+
+# --------------------------------------------------------------------------- GPU and TensorRT
+def import_tensorrt():
+    try:
+        import tensorrt as trt
+    except ImportError as e:
+        raise Unavailable(f"TensorRT is not installed ({e}); on Jetson it comes with JetPack, on a "
+                          "desktop: pip install 'pix2pix-edge[trt]'") from None
+    return trt
+
+
+def import_cudart():
+    """cuda-python's runtime module: ``cuda.bindings.runtime`` (>= 13) or ``cuda.cudart``."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart
+        except ImportError:
+            raise Unavailable("building a TensorRT engine needs cuda-python to query the GPU: "
+                              "pip install cuda-python") from None
+    return cudart
+
+
+def gpu_properties(device: int = 0) -> tuple[str, str]:
+    """``(name, "major.minor")`` of the CUDA device; Unavailable without one."""
+    cudart = import_cudart()
+    err, count = cudart.cudaGetDeviceCount()
+    if err != cudart.cudaError_t.cudaSuccess or count < 1:
+        raise Unavailable(f"no CUDA GPU available ({getattr(err, 'name', err)}); TensorRT engines "
+                          "must be built on the device that will run them")
+    err, prop = cudart.cudaGetDeviceProperties(device)
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise Unavailable(f"cannot read the properties of CUDA device {device} "
+                          f"({getattr(err, 'name', err)})")
+    name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
+    return name.split("\x00", 1)[0].strip(), f"{prop.major}.{prop.minor}"
+
+
+def _progress_monitor(trt, log: Callable[[str], None]):
+    """A TensorRT progress monitor printing top-level build phases (TensorRT >= 10)."""
+    if not hasattr(trt, "IProgressMonitor"):
+        return None
+
+    class Monitor(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            if parent_phase is None:
+                log(f"  TensorRT: {phase_name} ({num_steps} steps)")
+
+        def step_complete(self, phase_name, step):
+            return True  # never cancel
+
+        def phase_finish(self, phase_name):
+            pass
+
+    return Monitor()
+
+
+def _atomic_write(path: Path, data) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool = False,
+                 workspace_gib: float = DEFAULT_WORKSPACE_GIB, min_shape: str | None = None,
+                 opt_shape: str | None = None, max_shape: str | None = None,
+                 timing_cache: str | Path | None = None, verbose: bool = False,
+                 log: Callable[[str], None] = print) -> dict:
+    """``pix2pix export trt``: inspect, plan, build, write engine + record. Returns a report."""
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    # User errors first (they need no GPU), then the hardware.
+    facts = inspect_onnx(onnx_path)
+    profile = compute_profile(facts.info, facts.dynamic, min_shape, opt_shape, max_shape)
+    if workspace_gib <= 0:
+        raise BadInput(f"--workspace {workspace_gib}: must be a positive number of GiB")
+    if fp32 and facts.precision == "fp16":
+        build_plan((10, 0, 0), facts.precision, fp32)  # raises the --fp32 message
+    _check_writable(engine_path)
+
+    trt = import_tensorrt()
+    version = parse_version(trt.__version__)
+    plan = build_plan(version, facts.precision, fp32)
+    gpu_name, capability = gpu_properties()
+    if plan.note:
+        log(f"note: {plan.note}")
+
+    with tempfile.TemporaryDirectory(prefix=".trt-build-", dir=engine_path.parent) as tmp:
+        source = onnx_path
+        if plan.convert_to_fp16:
+            from export.fp16 import convert_file
+
+            source = convert_file(onnx_path, Path(tmp) / "fp16.onnx",
+                                  keep_io_types=facts.io_dtype == "float32")
+        logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+        builder = trt.Builder(logger)
+        network = builder.create_network(network_flag_bits(trt, plan.network_flags))
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(source)):
+            errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+            first = errors[0].strip().splitlines()[0] if errors else "no details"
+            raise ModelMismatch(f"TensorRT {trt.__version__} could not parse {onnx_path} "
+                                f"({len(errors)} error(s)): {first[:300]}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * 2**30))
+        for name in plan.builder_flags:
+            config.set_flag(getattr(trt.BuilderFlag, name))
+        if profile:
+            p = builder.create_optimization_profile()
+            p.set_shape(facts.info.input_name, profile["min"], profile["opt"], profile["max"])
+            config.add_optimization_profile(p)
+        cache_note = ""
+        if timing_cache:
+            cache_path = Path(timing_cache)
+            blob = cache_path.read_bytes() if cache_path.is_file() else b""
+            cache = config.create_timing_cache(blob)
+            if not config.set_timing_cache(cache, False):
+                cache_note = "timing cache from another TensorRT version or GPU: started a new one"
+                config.set_timing_cache(config.create_timing_cache(b""), False)
+            elif blob:
+                cache_note = f"reused timing cache {cache_path}"
+        monitor = None if verbose else _progress_monitor(trt, log)
+        if monitor is not None:
+            config.progress_monitor = monitor
+
+        t0 = time.perf_counter()
+        serialized = builder.build_serialized_network(network, config)
+        build_s = time.perf_counter() - t0
+        if serialized is None:
+            raise Pix2PixError(f"TensorRT {trt.__version__} failed to build an engine from "
+                               f"{onnx_path}; rerun with --verbose for the builder log")
+        _atomic_write(engine_path, serialized)
+        if timing_cache:
+            _atomic_write(Path(timing_cache), config.get_timing_cache().serialize())
+
+    info = engine_info(facts, plan, tensorrt_version=str(trt.__version__), gpu_name=gpu_name,
+                       compute_capability=capability, profile=profile,
+                       source_onnx=onnx_path.name)
+    record = write_engine_record(engine_path, info)
+    return {"engine": str(engine_path), "record": str(record), "build_s": build_s,
+            "engine_bytes": engine_path.stat().st_size, "precision": plan.precision,
+            "tensorrt_version": str(trt.__version__), "gpu": gpu_name,
+            "compute_capability": capability, "profile": profile,
+            "strongly_typed": plan.strongly_typed, "timing_cache": cache_note}
+
+
+def _check_writable(path: Path) -> None:
+    if path.is_dir():
+        raise BadInput(f"output {path} is a directory; give a file name like model.engine")
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise BadInput(f"cannot write to {path}: {e.strerror or e}") from None

@@ -1,0 +1,220 @@
+"""`pix2pix export onnx`: real exports from a (tiny) trained generator, checked against PyTorch
+with real ONNX Runtime sessions; bad input gives one line and the documented exit code."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+
+from export import to_onnx
+from export.to_onnx import count_macs, export_run, parse_size
+from runtime.cli import cli
+from runtime.errors import BadInput, CheckFailed, ModelMismatch
+from runtime.model_info import ModelInfo
+from train.checkpoint import save_generator
+from train.models import UNetGenerator, init_weights, inference_copy
+
+
+def _ort(path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _info(path) -> ModelInfo:
+    model = onnx.load(str(path))
+    return ModelInfo.from_props({p.key: p.value for p in model.metadata_props})
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A run directory with a tiny U-Net (depth 5, ngf 8, BatchNorm) after real Adam steps:
+    weights and BatchNorm running statistics both moved away from their initial values."""
+    torch.manual_seed(0)
+    g = init_weights(UNetGenerator(depth=5, ngf=8)).train()
+    opt = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    target = torch.nn.Conv2d(3, 3, 3, padding=1)  # a fixed "translation" to learn
+    for _ in range(4):
+        x = torch.rand(2, 3, 64, 64) * 2 - 1
+        with torch.no_grad():
+            y = torch.tanh(target(x))
+        loss = (g(x) - y).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    run = tmp_path_factory.mktemp("run")
+    save_generator(run / "generator.pt", g, norm_mode="per-image",
+                   data={"direction": "AtoB", "crop_size": 64, "dataset": "synthetic-test"},
+                   run="tiny-test-run")
+    return run, g
+
+
+def _pairs_folder(folder):
+    """Two aligned A|B images (twice as wide as tall), as a dataset split holds them."""
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (40, 80, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_export_both_norm_modes_pass_parity(trained_run, tmp_path):
+    run, g = trained_run
+    x = to_onnx.synthetic_images(1, 64, 64, seed=3)
+    folder = _pairs_folder(tmp_path / "imgs")
+    outs = {}
+    for mode in ("per-image", "running"):
+        out = tmp_path / f"{mode}.onnx"
+        # per-image: checked on real image files; running: on synthetic images
+        report = export_run(run, out, norm_mode=mode, log=lambda s: None,
+                            check_images=folder if mode == "per-image" else None)
+        assert report["parity_fp32"]["max_abs"] <= 1e-4
+        if mode == "per-image":
+            assert report["parity_fp32"]["n"] == 2 and str(folder) in report["check_images"]
+        else:
+            assert report["parity_fp32"]["n"] == 4 and report["check_images"] == "synthetic images"
+        info = _info(out)
+        assert (info.norm_mode, info.height, info.width, info.multiple) == (mode, 64, 64, 32)
+        assert (info.depth, info.ngf, info.direction, info.dynamic) == (5, 8, "AtoB", False)
+        assert info.source_run == "tiny-test-run" and info.dataset == "synthetic-test"
+        assert info.precision == "fp32" and info.io_dtype == "float32"
+        ops = report["ops"]
+        assert "BatchNormalization" not in ops and "Dropout" not in ops
+        # per-image: one InstanceNormalization per BatchNorm of the model; running: all folded
+        n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules())
+        assert ops.get("InstanceNormalization", 0) == (n_bn if mode == "per-image" else 0)
+        y = _ort(out).run(None, {"input": x})[0]
+        with torch.no_grad():
+            ref = inference_copy(g, mode)(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(y, ref, atol=1e-4)
+        outs[mode] = y
+    # the two modes are really different functions after training
+    assert np.abs(outs["per-image"] - outs["running"]).max() > 1e-3
+
+
+def test_cli_report_and_dynamic_export_two_sizes(trained_run, tmp_path):
+    run, g = trained_run
+    out = tmp_path / "dyn.onnx"
+    res = CliRunner().invoke(cli, ["export", "onnx", str(run), "-o", str(out), "--dynamic",
+                                   "--norm-mode", "running"])
+    assert res.exit_code == 0, res.output
+    for needle in ("parity FP32 vs PyTorch", "multiply-adds", "ONNX Runtime CPU latency",
+                   "parameters 261,715", "dynamic", "batch 2 at 32x64"):
+        assert needle in res.output
+    assert _info(out).dynamic
+    sess = _ort(out)
+    ref_model = inference_copy(g, "running")
+    for shape in [(1, 3, 64, 64), (2, 3, 96, 128)]:
+        x = to_onnx.synthetic_images(shape[0], shape[2], shape[3], seed=5)
+        y = sess.run(None, {"input": x})[0]
+        assert y.shape == shape
+        with torch.no_grad():
+            np.testing.assert_allclose(y, ref_model(torch.from_numpy(x)).numpy(), atol=1e-4)
+
+
+def test_reference_state_dict_exports(tmp_path):
+    torch.manual_seed(1)
+    g = init_weights(UNetGenerator(depth=5, ngf=4))
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(g.state_dict(), path)
+    out = tmp_path / "ref.onnx"
+    report = export_run(path, out, size=(64, 64), log=lambda s: None)
+    assert report["parity_fp32"]["max_abs"] <= 1e-4
+    info = _info(out)
+    assert "reference checkpoint" in info.source_run and info.norm_mode == "per-image"
+    assert report["parameters"] == sum(p.numel() for p in g.parameters())
+
+
+def test_failed_parity_leaves_no_model(trained_run, tmp_path, monkeypatch):
+    run, _ = trained_run
+    monkeypatch.setattr(to_onnx, "FP32_MAX_ABS", -1.0)  # nothing can pass: exercise the failure path
+    out = tmp_path / "m.onnx"
+    with pytest.raises(CheckFailed, match=r"max \|diff\|.*PSNR"):
+        export_run(run, out, log=lambda s: None)
+    assert not out.exists()
+    assert (tmp_path / "m.onnx.failed").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.onnx")]  # temp dir gone
+
+
+def test_macs_match_reference_unet256():
+    g = UNetGenerator(depth=8, ngf=64, norm="batch")
+    assert round(count_macs(inference_copy(g, "running"), 256, 256) / 1e9, 2) == 6.05
+
+
+@pytest.mark.parametrize("text,expected", [("256", (256, 256)), ("256x512", (256, 512)),
+                                           ("128,64", (128, 64)), (None, None)])
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+def test_parse_size_rejects_garbage():
+    with pytest.raises(BadInput):
+        parse_size("big")
+
+
+# --------------------------------------------------------------------------- bad input (CLI)
+def _invoke(*args):
+    return CliRunner().invoke(cli, ["export", "onnx", *map(str, args)])
+
+
+def _one_line_error(res, code, needle):
+    assert res.exit_code == code, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), res.output
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in res.output
+
+
+def test_missing_run(tmp_path):
+    _one_line_error(_invoke(tmp_path / "nope", "-o", tmp_path / "m.onnx"), 3, "not found")
+
+
+def test_run_dir_without_generator(tmp_path):
+    _one_line_error(_invoke(tmp_path, "-o", tmp_path / "m.onnx"), 3, "no generator.pt")
+
+
+def test_corrupt_checkpoint(tmp_path):
+    bad = tmp_path / "generator.pt"
+    bad.write_bytes(b"\x00not a torch file" * 10)
+    _one_line_error(_invoke(bad, "-o", tmp_path / "m.onnx"), 3, "corrupt")
+
+
+def test_checkpoint_from_other_architecture(tmp_path):
+    g = UNetGenerator(depth=5, ngf=4)
+    path = tmp_path / "generator.pt"
+    save_generator(path, g, norm_mode="running")
+    record = torch.load(path, weights_only=True)
+    record["config"]["depth"] = 6  # weights of depth 5 under a depth-6 config
+    torch.save(record, path)
+    _one_line_error(_invoke(path, "-o", tmp_path / "m.onnx"), 4, "weights do not fit")
+
+
+def test_size_not_multiple(trained_run, tmp_path):
+    run, _ = trained_run
+    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--size", "100"), 3,
+                    "not a multiple of 32")
+
+
+def test_unwritable_output(trained_run, tmp_path):
+    run, _ = trained_run
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder")
+    _one_line_error(_invoke(run, "-o", blocker / "m.onnx"), 3, "cannot write")
+    _one_line_error(_invoke(run, "-o", tmp_path), 3, "is a directory")
+
+
+def test_fp16_io_needs_fp16(trained_run, tmp_path):
+    run, _ = trained_run
+    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--fp16-io"), 3, "--fp16-io needs --fp16")
+
+
+def test_library_errors_are_typed(tmp_path):
+    with pytest.raises(ModelMismatch):
+        path = tmp_path / "x.pt"
+        torch.save({"foo": 1}, path)
+        export_run(path, tmp_path / "m.onnx", log=lambda s: None)
