@@ -148,7 +148,7 @@ def inspect_image(path: Path) -> ImageFacts:
 
 
 def _check_pair(pair: Pair, min_side: int):
-    """(bad, notes) for one pair: bad is a list of (path, reason), notes likewise."""
+    """``(bad, notes, size)`` for one pair: lists of (path, reason); size of each half (w, h)."""
     bad, notes = [], []
     facts = {}
     for path in (pair.a_path, pair.b_path):
@@ -163,43 +163,71 @@ def _check_pair(pair: Pair, min_side: int):
         if note:
             notes.append((str(path), note))
     if bad:
-        return bad, notes
+        return bad, notes, None
     if pair.aligned:
         f = facts[pair.a_path]
+        size = (f.width // 2, f.height)
         if f.width % 2:
             return [(str(pair.a_path), f"odd width {f.width}: an aligned A|B image must split "
-                     "into two equal halves")], notes
-        if f.width // 2 < min_side or f.height < min_side:
-            return [(str(pair.a_path), f"too small: each half is {f.width // 2}x{f.height}, "
-                     f"need at least {min_side}x{min_side}")], notes
+                     "into two equal halves")], notes, None
     else:
         fa, fb = facts[pair.a_path], facts[pair.b_path]
+        size = (fa.width, fa.height)
         if (fa.width, fa.height) != (fb.width, fb.height):
             return [(str(pair.a_path), f"A is {fa.width}x{fa.height} but B ({pair.b_path}) is "
-                     f"{fb.width}x{fb.height}")], notes
-        if min(fa.width, fa.height) < min_side:
-            return [(str(pair.a_path), f"too small: {fa.width}x{fa.height}, "
-                     f"need at least {min_side}x{min_side}")], notes
-    return [], notes
+                     f"{fb.width}x{fb.height}")], notes, None
+    if min(size) < min_side:
+        half = "each half is " if pair.aligned else ""
+        return [(str(pair.a_path), f"too small: {half}{size[0]}x{size[1]}, need at least "
+                 f"{min_side}x{min_side}")], notes, None
+    return [], notes, size
+
+
+@dataclass
+class ScanReport:
+    """Everything :func:`scan_report` found: what ``pix2pix data check`` prints."""
+
+    folder: Path
+    layout: str                                    # "aligned" or "paired folders"
+    good: list[Pair]
+    bad: list[tuple[str, str]]                     # (path, reason)
+    notes: list[tuple[str, str]]                   # (path, what was converted)
+    sizes: dict[tuple[int, int], int]              # (width, height) of one half -> count
 
 
 def check_pairs(pairs: list[Pair], min_side: int = MIN_SIDE,
-                notes: list[tuple[str, str]] | None = None):
+                notes: list[tuple[str, str]] | None = None,
+                sizes: dict | None = None):
     """Decode every file of ``pairs`` (in threads; PIL releases the GIL while decoding).
 
-    Returns ``(good, bad)``; conversion notes are appended to ``notes`` when given."""
+    Returns ``(good, bad)``; conversion notes are appended to ``notes`` and the size of each
+    good pair's halves counted in ``sizes`` when they are given."""
     workers = min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda p: _check_pair(p, min_side), pairs))
     good, bad = [], []
-    for pair, (pair_bad, pair_notes) in zip(pairs, results):
+    for pair, (pair_bad, pair_notes, size) in zip(pairs, results):
         if pair_bad:
             bad.extend(pair_bad)
         else:
             good.append(pair)
+            if sizes is not None:
+                sizes[size] = sizes.get(size, 0) + 1
         if notes is not None:
             notes.extend(pair_notes)
     return good, bad
+
+
+def scan_report(root: str | Path, split: str = "train", min_side: int = MIN_SIDE) -> ScanReport:
+    """Discover and decode every pair of ``root``/``split``; nothing is raised for bad files."""
+    folder = split_dir(root, split)
+    layout = "paired folders" if (folder / "A").is_dir() and (folder / "B").is_dir() else "aligned"
+    missing: list[tuple[str, str]] = []
+    notes: list[tuple[str, str]] = []
+    sizes: dict[tuple[int, int], int] = {}
+    pairs = list_pairs(root, split, bad=missing)
+    good, bad = check_pairs(pairs, min_side, notes, sizes)
+    return ScanReport(folder, layout, good, missing + bad, notes, sizes)
 
 
 def scan(root: str | Path, split: str = "train", min_side: int = MIN_SIDE,
@@ -207,10 +235,43 @@ def scan(root: str | Path, split: str = "train", min_side: int = MIN_SIDE,
     """``(good pairs, [(path, reason), ...])`` for ``root``/``split``, every file decoded once.
 
     Conversion notes (grayscale / RGBA / palette -> RGB) are appended to ``notes`` if given."""
-    missing: list[tuple[str, str]] = []
-    pairs = list_pairs(root, split, bad=missing)
-    good, bad = check_pairs(pairs, min_side, notes)
-    return good, missing + bad
+    report = scan_report(root, split, min_side)
+    if notes is not None:
+        notes.extend(report.notes)
+    return report.good, report.bad
+
+
+def palette_share(img: Image.Image, tolerance: int = 40) -> float:
+    """Share of pixels within ``tolerance`` of a CMP facades label colour (photos: ~0)."""
+    from train.synth import PALETTE
+
+    a = np.asarray(img.convert("RGB").resize((64, 64), Image.NEAREST), np.int32).reshape(-1, 3)
+    d = np.abs(a[:, None, :] - PALETTE.astype(np.int32)[None]).max(-1).min(1)
+    return float((d <= tolerance).mean())
+
+
+def label_side(pairs: list[Pair]) -> str | None:
+    """"A" or "B" if that half of ``pairs`` holds CMP facade label maps and the other does not.
+
+    A hint for ``data check``: the real facades files are photo | labels, so labels -> photo
+    needs --direction BtoA, a classic pix2pix mistake. (JPEG blurs the label colours, so the
+    real label maps score about 0.5-0.8, photos about 0.)"""
+    share = {"A": [], "B": []}
+    for pair in pairs:
+        try:
+            a, b = PairedDataset._load_halves(pair)
+        except BadInput:
+            continue
+        share["A"].append(palette_share(a))
+        share["B"].append(palette_share(b))
+    if not share["A"]:
+        return None
+    a, b = float(np.median(share["A"])), float(np.median(share["B"]))
+    if a > 0.4 and b < 0.1:
+        return "A"
+    if b > 0.4 and a < 0.1:
+        return "B"
+    return None
 
 
 def split_holdout(pairs: list, holdout_last: int) -> tuple[list, list]:
@@ -306,7 +367,8 @@ class PairedDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def _load(self, pair: Pair) -> tuple[Image.Image, Image.Image]:
+    @staticmethod
+    def _load_halves(pair: Pair) -> tuple[Image.Image, Image.Image]:
         """The two halves as RGB images (A, B in file order); BadInput if a file is unreadable."""
         try:
             if pair.aligned:
@@ -346,7 +408,7 @@ class PairedDataset(torch.utils.data.Dataset):
         for k in range(n):
             pair = self.pairs[(index + k) % n]
             try:
-                a, b = self._load(pair)
+                a, b = self._load_halves(pair)
             except BadInput as e:
                 if self.on_bad_file == "error":
                     raise
