@@ -157,3 +157,64 @@ def load_generator(source: str | Path) -> tuple[UNetGenerator, dict]:
               "run": record.get("run", "")}
     record.pop("state_dict", None)
     return model, record
+
+
+# --------------------------------------------------------------------------- training checkpoints
+# A training checkpoint (RUN/checkpoints/latest.pt, epoch_XXX.pt) is a plain dict written by
+# train/loop.py: G, D, both optimisers and schedulers, the AMP scaler, where the loop stood
+# (epoch, iteration, step in epoch), the options, and the RNG states below. Everything in it is
+# tensors and plain Python data, so it loads with ``weights_only=True``.
+
+CHECKPOINT_FORMAT = "pix2pix-edge-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def capture_rng_state() -> dict:
+    """Every RNG a training step can draw from (torch CPU/CUDA, numpy, Python), as plain data.
+
+    numpy's state is stored as a tensor and Python's as lists, because ``weights_only`` loading
+    accepts neither numpy arrays nor arbitrary tuples of objects."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": int(version), "internal": list(internal), "gauss": gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    """Undo :func:`capture_rng_state` (CUDA states only where the same GPUs are present)."""
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def load_training_checkpoint(path: str | Path) -> dict:
+    """Read a training checkpoint written by train/loop.py; one-line errors for foreign files."""
+    obj = safe_load(path, "training checkpoint")
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        raise ModelMismatch(f"{path} is not a pix2pix-edge training checkpoint "
+                            "(no 'format' key; a generator file cannot be resumed from)")
+    if obj.get("version", 0) > CHECKPOINT_VERSION:
+        raise ModelMismatch(f"{path} was written by a newer pix2pix-edge (checkpoint format "
+                            f"{obj.get('version')}); upgrade to resume it")
+    return obj

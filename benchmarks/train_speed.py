@@ -1,0 +1,137 @@
+"""Seconds per training iteration of the default facades config, per speed option, side by side.
+
+The default config is the reference one: unet_256 (depth 8, ngf 64), basic PatchGAN, BatchNorm,
+batch 1, load 286 -> crop 256. Every variant runs the real training loop (``train.loop.train``
+with ``--max-iters``), in rounds (fp32, bf16, ... then again), so that load from other processes
+on this shared machine hits every variant alike. Per-iteration times include loading the batch;
+the first iterations of each run (warm-up) are dropped, and the median is reported.
+
+    python -m benchmarks.train_speed            # 3 rounds x 8 iterations per variant
+    python -m benchmarks.train_speed --quick    # 1 round x 5 iterations, fp32 vs the default
+    python -m benchmarks.train_speed --compile  # also torch.compile (minutes of compiling)
+
+Writes benchmarks/results/train_speed.json. The reference implementation (FP32) takes about
+0.74 s per iteration on these 2-core machines (REFERENCE.md); the target is <= 0.8 x that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+FACADES = REPO.parent / "shared" / "datasets" / "facades"
+RESULTS = REPO / "benchmarks" / "results" / "train_speed.json"
+REFERENCE_S = 0.74
+TARGET_S = 0.8 * REFERENCE_S
+
+# name -> (amp, channels_last, compile)
+VARIANTS = {
+    "fp32": ("off", "off", False),
+    "fp32 + channels_last": ("off", "on", False),
+    "bf16 autocast": ("bf16", "off", False),
+    "bf16 + channels_last": ("bf16", "on", False),
+    "auto (default)": ("auto", "auto", False),
+    "bf16 + channels_last + compile": ("bf16", "on", True),
+}
+
+
+def dataset(tmp: Path) -> Path:
+    """The facades pairs when present, else a few synthetic 256x256 pairs."""
+    if (FACADES / "train").is_dir():
+        return FACADES
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    out = tmp / "data" / "train"
+    out.mkdir(parents=True)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (256, 512, 3), dtype=np.uint8)).save(out / f"{i}.png")
+    return tmp / "data"
+
+
+def measure(data: Path, tmp: Path, name: str, iters: int, warmup: int, threads: int) -> list[float]:
+    from train.loop import TrainOptions, train
+
+    amp, cl, comp = VARIANTS[name]
+    opts = TrainOptions(data=str(data), run=str(tmp / "run"), amp=amp, channels_last=cl,
+                        compile=comp, max_iters=iters + warmup, workers=0 if threads else -1,
+                        threads=threads, progress=False, tensorboard=False,
+                        log_every=1000, direction="BtoA")
+    summary = train(opts)
+    return summary["seconds"][warmup:]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one short round: fp32 vs the default")
+    ap.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=8, help="timed iterations per run")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--json", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    names = [n for n in VARIANTS if args.compile or not VARIANTS[n][2]]
+    rounds, iters, warmup = args.rounds, args.iters, 3
+    if args.quick:
+        names, rounds, iters, warmup = ["fp32", "auto (default)"], 1, 5, 2
+    times: dict[str, list[float]] = {n: [] for n in names}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="train_speed_") as tmp_s:
+        tmp = Path(tmp_s)
+        data = dataset(tmp)
+        for r in range(rounds):
+            for name in names:
+                t = measure(data, tmp, name, iters, warmup, args.threads)
+                times[name] += t
+                print(f"round {r + 1}/{rounds}  {name:32s} median {statistics.median(t):.3f} s/it",
+                      file=sys.stderr, flush=True)
+
+    from train.loop import TrainOptions, resolve_precision
+
+    dtype, cl = resolve_precision(TrainOptions(data=""), torch.device("cpu"))
+    rows = []
+    print(f"\nunet_256 ngf 64 + basic D, batch 1, 256x256, CPU, {torch.get_num_threads()} threads "
+          f"(reference FP32 ~{REFERENCE_S} s/it; target <= {TARGET_S:.3f} s/it)")
+    print(f"{'variant':34s} {'median s/it':>11s} {'min':>7s} {'n':>4s} {'vs ref':>7s}")
+    for name in names:
+        t = times[name]
+        med = statistics.median(t)
+        rows.append({"variant": name, "amp": VARIANTS[name][0], "channels_last": VARIANTS[name][1],
+                     "compile": VARIANTS[name][2], "median_s": round(med, 4),
+                     "min_s": round(min(t), 4), "n": len(t), "all_s": [round(x, 4) for x in t]})
+        print(f"{name:34s} {med:11.3f} {min(t):7.3f} {len(t):4d} {REFERENCE_S / med:6.2f}x")
+    auto = statistics.median(times["auto (default)"])
+    print(f"--amp auto on this CPU = {str(dtype).replace('torch.', '') if dtype else 'fp32'}"
+          f"{' + channels_last' if cl else ''}: {auto:.3f} s/it -> "
+          f"{'meets' if auto <= TARGET_S else 'MISSES'} the {TARGET_S:.3f} s target")
+    result = {"benchmark": "train_speed", "config": "unet_256 ngf64, basic D, batch 1, 286->256",
+              "device": "cpu", "cpu": platform.processor() or platform.machine(),
+              "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "data": "facades" if data == FACADES else "random 256x256",
+              "reference_s": REFERENCE_S, "target_s": TARGET_S, "rounds": rounds,
+              "iters_per_run": iters, "warmup_dropped": warmup,
+              "auto_resolves_to": {"autocast": str(dtype).replace("torch.", "") if dtype else "fp32",
+                                   "channels_last": cl},
+              "variants": rows, "meets_target": auto <= TARGET_S,
+              "wall_s": round(time.perf_counter() - started, 1),
+              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
