@@ -1,0 +1,118 @@
+"""--resume continues exactly: a run stopped (or killed mid-epoch) and resumed ends with the same
+weights, bit for bit, as a run that never stopped (CPU, workers=0)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from runtime.cli import cli
+from runtime.errors import ModelMismatch
+from train.checkpoint import load_training_checkpoint
+from train.loop import TrainOptions, train
+
+REPO = Path(__file__).resolve().parents[1]
+# 6 pairs, batch 2: 3 iterations per epoch; 1 constant + 2 decay epochs = 9 iterations in all.
+TINY = dict(depth=6, ngf=4, ndf=4, load_size=72, crop_size=64, workers=0, progress=False,
+            tensorboard=False, amp="auto", threads=1, batch_size=2, epochs=1, epochs_decay=2,
+            log_every=1)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from train.synth import make_dataset
+    return make_dataset(tmp_path_factory.mktemp("synth") / "d", n=6, size=32, seed=1)
+
+
+@pytest.fixture(scope="module")
+def straight(data, tmp_path_factory):
+    """The reference: 9 iterations without a stop."""
+    run = tmp_path_factory.mktemp("straight") / "run"
+    train(TrainOptions(data=str(data), run=str(run), **TINY))
+    return load_training_checkpoint(run / "checkpoints" / "latest.pt")
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert (a["epoch"], a["iteration"], a["step_in_epoch"]) == (b["epoch"], b["iteration"], b["step_in_epoch"])
+    for part in ("G", "D"):
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), f"{part}.{k} differs"
+    for part in ("opt_G", "opt_D"):
+        for i, s in a[part]["state"].items():
+            for k, v in s.items():
+                assert torch.equal(v, b[part]["state"][i][k]), f"{part} state {i}.{k} differs"
+
+
+def test_stop_mid_epoch_and_resume_is_bitwise_identical(data, straight, tmp_path):
+    run = tmp_path / "run"
+    train(TrainOptions(data=str(data), run=str(run), **TINY, max_iters=4))  # stops in epoch 2
+    stopped = load_training_checkpoint(run / "checkpoints" / "latest.pt")
+    assert (stopped["epoch"], stopped["step_in_epoch"]) == (1, 1)
+    summary = train(TrainOptions(data=str(data), run=str(run), **TINY, resume=True))
+    assert summary["iterations"] == 9
+    assert_same_state(load_training_checkpoint(run / "checkpoints" / "latest.pt"), straight)
+    rows = [int(r["iteration"]) for r in csv.DictReader(open(run / "log.csv"))]
+    assert rows == list(range(1, 10))  # no duplicated or missing log rows
+
+
+def test_crash_after_a_periodic_save_resumes_exactly(data, straight, tmp_path):
+    """The process dies at iteration 5 (an exception, no save); latest.pt is from iteration 4
+    (--save-every-iters 2): resuming redoes iteration 5 and ends where the straight run ends."""
+    run = tmp_path / "run"
+
+    def crash(s):
+        if s["iteration"] == 5:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(TrainOptions(data=str(data), run=str(run), **TINY, save_every_iters=2), callback=crash)
+    assert load_training_checkpoint(run / "checkpoints" / "latest.pt")["iteration"] == 4
+    train(TrainOptions(data=str(data), run=str(run), **TINY, save_every_iters=2, resume=True))
+    assert_same_state(load_training_checkpoint(run / "checkpoints" / "latest.pt"), straight)
+
+
+def test_sigkill_mid_epoch_then_cli_resume(data, straight, tmp_path):
+    """A real `pix2pix train` process killed with SIGKILL mid-run; `--resume` from the CLI takes
+    the other options from RUN/config.json and still matches the run that never stopped."""
+    run = tmp_path / "run"
+    flags = ["--depth", "6", "--ngf", "4", "--ndf", "4", "--load-size", "72", "--crop-size", "64",
+             "--workers", "0", "--no-progress", "--no-tensorboard", "--amp", "auto", "--threads", "1",
+             "--batch-size", "2", "--epochs", "1", "--epochs-decay", "2", "--log-every", "1",
+             "--save-every-iters", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "train", str(data), "--run", str(run),
+                             *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = run / "checkpoints" / "latest.pt"
+    try:
+        deadline = time.time() + 60
+        while not latest.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    killed_at = load_training_checkpoint(latest)["iteration"]
+    assert 1 <= killed_at < 9, "the process was not killed mid-run"
+    r = CliRunner().invoke(cli, ["train", str(data), "--run", str(run), "--resume"])
+    assert r.exit_code == 0, r.output
+    assert_same_state(load_training_checkpoint(latest), straight)
+
+
+def test_resume_with_another_architecture_is_a_model_mismatch(data, tmp_path):
+    run = tmp_path / "run"
+    train(TrainOptions(data=str(data), run=str(run), **TINY, max_iters=1))
+    with pytest.raises(ModelMismatch, match=r"another architecture \(.*ngf 4 -> 8"):
+        train(TrainOptions(data=str(data), run=str(run), **{**TINY, "ngf": 8}, resume=True))
+    r = CliRunner().invoke(cli, ["train", str(data), "--run", str(run), "--resume", "--depth", "7",
+                                 "--crop-size", "128", "--load-size", "128"])
+    assert r.exit_code == 4, r.output
+    assert "cannot resume" in r.output and "depth 6 -> 7" in r.output and "Traceback" not in r.output
