@@ -29,10 +29,34 @@ SECTIONS = ("inference", "e2e", "train", "quality")
 # section -> (module, names of its entry function to try, in order)
 MODULES = {
     "inference": ("benchmarks.inference", ("run",)),
-    "e2e": ("benchmarks.end_to_end", ("run", "bench", "benchmark", "main")),
-    "train": ("benchmarks.train_speed", ("run", "bench", "benchmark", "main")),
+    "e2e": ("benchmarks.end_to_end", ("run", "bench", "benchmark")),
+    "train": ("benchmarks.train_speed", ()),  # see train_section
     "quality": ("benchmarks.quality_vs_speed", ("run",)),
 }
+
+
+def train_section(level: str) -> dict:
+    """benchmarks/train_speed.py (owned by the training loop) is a script with ``main(argv)``
+    that writes its own JSON: run it with the level's flags into a temporary file and read it."""
+    import json
+    import tempfile
+
+    module, why = optional("benchmarks.train_speed")
+    if module is None:
+        return {"skipped": why}
+    if level == "smoke":
+        return {"skipped": "not run at smoke level (unet_256 training takes seconds per iteration)"}
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        path = Path(tmp) / "train_speed.json"
+        rc = module.main(["--json", str(path)] + (["--quick"] if level == "quick" else []))
+        if rc or not path.is_file():
+            return {"error": f"benchmarks/train_speed.py exited with {rc} and wrote no result"}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    rows = [{k: v for k, v in r.items() if k != "all_s"} for r in data.pop("variants", [])]
+    for r in rows:
+        r["vs_reference"] = round(data.get("reference_s", 0) / r["median_s"], 2) if r.get("median_s") else None
+    return {"rows": rows, **{k: v for k, v in data.items() if not isinstance(v, (dict, list))},
+            "auto_resolves_to": data.get("auto_resolves_to")}
 
 
 def call_section(name: str, level: str) -> dict:
@@ -40,6 +64,8 @@ def call_section(name: str, level: str) -> dict:
 
     Sections written by other parts of the project may take ``level`` ("smoke" | "quick" |
     "full") or ``quick`` (bool); both are supported. A missing module is a skip, not an error."""
+    if name == "train":
+        return train_section(level)
     module_name, entries = MODULES[name]
     module, why = optional(module_name)
     if module is None:

@@ -34,42 +34,23 @@ from benchmarks.common import FACADES, cpu_cores, interleaved, log, optional, ps
 
 # ngf x input side per level; reps is an upper bound, budget_s the seconds per (ngf, size) group.
 LEVEL_CONFIG: dict[str, dict[str, Any]] = {
-    "smoke": dict(models=[(4, 256)], per_image=False, reps=3, warmup=1, budget_s=1.0),
+    # smoke (tests only): a depth-5 U-Net at 64x64, numbers mean nothing
+    "smoke": dict(models=[(4, 64)], depth=5, per_image=False, reps=3, warmup=1, budget_s=1.0),
     "quick": dict(models=[(16, 256)], per_image=False, reps=15, warmup=3, budget_s=6.0),
     "full": dict(models=[(16, 256), (32, 256), (64, 256), (16, 512), (32, 512)],
                  per_image=True, reps=60, warmup=3, budget_s=25.0),
 }
-DEPTH = 8  # unet_256
+DEPTH = 8  # unet_256 (the levels' default)
 
 
 # --------------------------------------------------------------------------- model facts
 def count_macs(model, shape: tuple[int, ...]) -> int:
-    """Multiply-adds of all Conv2d / ConvTranspose2d for one forward pass of ``shape``.
+    """Multiply-adds of all Conv2d / ConvTranspose2d for one forward pass of ``shape`` (NCHW),
+    transposed convolutions at input resolution: export/to_onnx.py's counter, the one the
+    exporter reports, so every GFLOP figure of the project uses one convention."""
+    from export.to_onnx import count_macs as macs
 
-    Transposed convolutions are counted at their input resolution (input elements x output
-    channels / groups x kernel area), convolutions at their output resolution."""
-    import torch
-    from torch import nn
-
-    total = 0
-
-    def hook(m, inputs, output):
-        nonlocal total
-        k = m.kernel_size[0] * m.kernel_size[1]
-        if isinstance(m, nn.ConvTranspose2d):
-            total += inputs[0].numel() * (m.out_channels // m.groups) * k
-        else:
-            total += output.numel() * (m.in_channels // m.groups) * k
-
-    convs = (nn.Conv2d, nn.ConvTranspose2d)
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, convs)]
-    try:
-        with torch.inference_mode():
-            model(torch.zeros(shape))
-    finally:
-        for h in handles:
-            h.remove()
-    return total
+    return macs(model, shape[2], shape[3])
 
 
 def make_generator(ngf: int, depth: int = DEPTH, seed: int = 0):
@@ -260,6 +241,11 @@ def _backends(model_running, model_per_image, side: int, workdir: Path, threads:
     return out, skipped
 
 
+def _sig(x: float, digits: int = 4) -> float:
+    """Round to significant digits (tiny test models have GFLOP counts like 0.0021)."""
+    return float(f"{x:.{digits}g}")
+
+
 def _as_numpy(y) -> np.ndarray:
     if hasattr(y, "detach"):
         return y.detach().float().numpy()
@@ -271,7 +257,8 @@ def measure_group(ngf: int, side: int, cfg: dict, threads: int) -> tuple[list[di
     import torch
     from train.models import count_parameters, inference_copy
 
-    g = make_generator(ngf)
+    depth = cfg.get("depth", DEPTH)
+    g = make_generator(ngf, depth)
     running = inference_copy(g, "running")
     per_image = inference_copy(g, "per-image") if cfg["per_image"] else None
     params = count_parameters(running)
@@ -292,11 +279,11 @@ def measure_group(ngf: int, side: int, cfg: dict, threads: int) -> tuple[list[di
             stats = summarize(samples[key])
             gflop = 2 * macs / 1e9
             rows.append({
-                "model": f"unet_256 ngf{ngf}", "ngf": ngf, "depth": DEPTH, "size": side,
+                "model": f"unet_{2 ** depth} ngf{ngf}", "ngf": ngf, "depth": depth, "size": side,
                 "backend": b["backend"], "precision": b["precision"], "norm_mode": b["norm_mode"],
-                "params": params, "gmacs": round(macs / 1e9, 3), "gflop": round(gflop, 3),
+                "params": params, "gmacs": _sig(macs / 1e9), "gflop": _sig(gflop),
                 **stats,
-                "gflop_per_s": round(gflop / (stats["p50_ms"] / 1e3), 1),
+                "gflop_per_s": _sig(gflop / (stats["p50_ms"] / 1e3)),
                 # The PyTorch FP32 rows are the references themselves: no self-comparison.
                 "psnr_vs_fp32_db": None if ref is None or key.startswith("torch-fp32")
                 else round(min(psnr(y, ref), 999.0), 1),
@@ -347,7 +334,7 @@ def run(level: str = "full") -> dict[str, Any]:
     rows: list[dict] = []
     skipped: dict[str, str] = {}
     for ngf, side in cfg["models"]:
-        log(f"inference: unet_256 ngf {ngf} at {side}x{side}")
+        log(f"inference: unet_{2 ** cfg.get('depth', DEPTH)} ngf {ngf} at {side}x{side}")
         r, s = measure_group(ngf, side, cfg, threads)
         rows += r
         for item in s:
@@ -357,7 +344,7 @@ def run(level: str = "full") -> dict[str, Any]:
                 f"({row['gflop_per_s']:6.1f} GFLOP/s, n={row['n']}, "
                 f"PSNR vs fp32 {row['psnr_vs_fp32_db']})")
     return {
-        "config": {"level": level, "threads": threads, "depth": DEPTH, "batch": 1,
+        "config": {"level": level, "threads": threads, "depth": cfg.get("depth", DEPTH), "batch": 1,
                    "models": cfg["models"], "flop_convention":
                    "GFLOP = 2 x multiply-adds of Conv2d/ConvTranspose2d; transposed convs counted "
                    "at input resolution (unet_256 ngf64 256x256 = 6.05 G MACs = 12.1 GFLOP)"},

@@ -28,6 +28,13 @@ INFERENCE_COLUMNS = [
     ("fps", "FPS", ".1f"), ("gflop_per_s", "GFLOP/s", ".1f"), ("psnr_vs_fp32_db", "PSNR vs FP32 dB", ".1f"),
     ("n", "runs", "d"),
 ]
+QUALITY_COLUMNS = [
+    ("ngf", "ngf", "d"), ("params_m", "params (M)", ".2f"), ("gflop", "GFLOP/frame", ".3f"),
+    ("iterations", "train iters", "d"), ("psnr_untrained", "PSNR untrained", ".2f"),
+    ("psnr", "PSNR dB", ".2f"), ("ssim_untrained", "SSIM untrained", ".3f"), ("ssim", "SSIM", ".3f"),
+    ("l1", "L1", ".3f"), ("latency_ms", "ORT FP32 ms", ".2f"), ("torch_latency_ms", "PyTorch ms", ".2f"),
+    ("train_s_per_iter", "train s/iter", ".3f"),
+]
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -121,6 +128,11 @@ def to_markdown(result: dict, plots: list[str]) -> str:
             continue
         if name == "inference":
             lines += inference_markdown(sec)
+        elif name == "quality" and sec.get("rows"):
+            lines += [f"Setup: {sec.get('setup', '')}.", "",
+                      markdown_table([dict(r, params_m=r["params"] / 1e6) for r in sec["rows"]],
+                                     QUALITY_COLUMNS), "",
+                      f"- {sec.get('note', '')}"]
         else:
             rows = _rows_of(sec)
             if rows:
@@ -202,7 +214,7 @@ def plot_quality(sec: dict, path: Path) -> Path | None:
         ax.set(xscale="log", xlabel=f"latency (ms, {rows[0].get('latency_backend', '')})",
                ylabel=label)
         ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle("Quality vs speed: " + str(rows[0].get("setup", "")), fontsize=9)
+    fig.suptitle("Quality vs speed: " + str(sec.get("setup", "")), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
