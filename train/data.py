@@ -131,8 +131,12 @@ def _describe_mode(mode: str) -> str | None:
 def inspect_image(path: Path) -> ImageFacts:
     """Decode ``path`` completely; raise ValueError with a short reason if it is unusable."""
     try:
-        if path.stat().st_size == 0:
-            raise ValueError("empty file")
+        empty = path.stat().st_size == 0
+    except OSError as e:
+        raise ValueError(f"unreadable ({e.strerror or e})") from None
+    if empty:
+        raise ValueError("empty file")
+    try:
         with Image.open(path) as im:
             im.load()  # full decode: truncation shows up here, not at Image.open
             return ImageFacts(im.width, im.height, im.mode)
