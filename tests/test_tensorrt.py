@@ -1,0 +1,289 @@
+"""`pix2pix export trt`: the GPU-free logic on CPU (version branching, profiles, ONNX checks,
+the engine record, one-line errors); the real engine build and engine-vs-ONNX parity are marked
+``gpu`` and skip where there is no CUDA GPU (TensorRT is not installed on the CPU machines)."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from export.to_tensorrt import (BuildPlan, OnnxFacts, build_plan, compute_profile, engine_info,
+                                inspect_onnx, network_flag_bits, parse_shape, parse_version)
+from runtime.cli import cli
+from runtime.errors import BadInput, ModelMismatch, Unavailable
+from runtime.model_info import ModelInfo, engine_record_path, read_engine_record, write_engine_record
+
+
+# --------------------------------------------------------------------------- versions
+@pytest.mark.parametrize("text,expected", [
+    ("8.6.1.6", (8, 6, 1)), ("10.3.0.30", (10, 3, 0)), ("11.1.0", (11, 1, 0)), ("10", (10, 0, 0)),
+    ("8.5.2.2+cuda11.4", (8, 5, 2))])
+def test_parse_version(text, expected):
+    assert parse_version(text) == expected
+
+
+def test_parse_version_garbage():
+    with pytest.raises(ValueError):
+        parse_version("latest")
+
+
+def test_plan_tensorrt_8_weak_typing_fp16_flag_on_fp32_onnx():
+    plan = build_plan((8, 6, 1), "fp32")
+    assert plan == BuildPlan(network_flags=("EXPLICIT_BATCH",), builder_flags=("FP16",),
+                             strongly_typed=False, convert_to_fp16=False, precision="fp16")
+    fp32 = build_plan((8, 6, 1), "fp32", fp32=True)
+    assert fp32.builder_flags == () and fp32.precision == "fp32"
+    # JetPack 5.1 ships 8.5: same path
+    assert build_plan((8, 5, 2), "fp32").network_flags == ("EXPLICIT_BATCH",)
+    # an FP16 ONNX still builds on 8.x, with a note
+    assert "FP32 ONNX" in build_plan((8, 6, 1), "fp16").note
+
+
+@pytest.mark.parametrize("version", [(10, 3, 0), (10, 13, 2), (11, 0, 0), (11, 4, 1)])
+def test_plan_tensorrt_10_and_11_strongly_typed_never_fp16_flag(version):
+    from_fp32 = build_plan(version, "fp32")
+    assert from_fp32.network_flags == ("STRONGLY_TYPED",) and from_fp32.strongly_typed
+    assert from_fp32.builder_flags == ()            # BuilderFlag.FP16 is never touched
+    assert from_fp32.convert_to_fp16 and from_fp32.precision == "fp16"
+    from_fp16 = build_plan(version, "fp16")
+    assert not from_fp16.convert_to_fp16 and from_fp16.builder_flags == ()
+    full = build_plan(version, "fp32", fp32=True)
+    assert not full.convert_to_fp16 and full.precision == "fp32" and full.builder_flags == ()
+
+
+def test_plan_rejects_old_tensorrt_and_fp32_from_fp16_onnx():
+    with pytest.raises(Unavailable, match="too old"):
+        build_plan((8, 4, 3), "fp32")
+    for version in [(8, 6, 1), (10, 3, 0)]:
+        with pytest.raises(BadInput, match="--fp32 needs the FP32 ONNX"):
+            build_plan(version, "fp16", fp32=True)
+
+
+def test_network_flag_bits_per_version():
+    """Stand-in enums (TensorRT is not installed here): 8.6 / 10 have both flags,
+    an 11.x that dropped STRONGLY_TYPED gets 0 (strong typing is always on there)."""
+    trt10 = types.SimpleNamespace(NetworkDefinitionCreationFlag=types.SimpleNamespace(
+        EXPLICIT_BATCH=0, STRONGLY_TYPED=1))
+    assert network_flag_bits(trt10, ("EXPLICIT_BATCH",)) == 1
+    assert network_flag_bits(trt10, ("STRONGLY_TYPED",)) == 2
+    trt11 = types.SimpleNamespace(NetworkDefinitionCreationFlag=types.SimpleNamespace())
+    assert network_flag_bits(trt11, ("STRONGLY_TYPED",)) == 0
+
+
+# --------------------------------------------------------------------------- profiles
+INFO = ModelInfo(height=256, width=256, multiple=256, depth=8, ngf=64, dynamic=True)
+
+
+def test_profile_static_model_has_none_and_rejects_shapes():
+    assert compute_profile(INFO, dynamic=False) is None
+    with pytest.raises(BadInput, match="static"):
+        compute_profile(INFO, dynamic=False, opt_shape="512x512")
+
+
+def test_profile_defaults():
+    p = compute_profile(INFO, dynamic=True)
+    assert p == {"min": (1, 3, 256, 256), "opt": (1, 3, 256, 256), "max": (1, 3, 512, 512)}
+
+
+def test_profile_user_shapes_and_default_fill():
+    p = compute_profile(INFO, True, min_shape="256x256", opt_shape="2x256x512",
+                        max_shape="4x3x768x1024")
+    assert p == {"min": (1, 3, 256, 256), "opt": (2, 3, 256, 512), "max": (4, 3, 768, 1024)}
+    # only opt given: min stays one multiple, max grows to cover opt
+    p = compute_profile(INFO, True, opt_shape="4x512x768")
+    assert p["min"] == (1, 3, 256, 256) and p["max"] == (4, 3, 1024, 1536)
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"opt_shape": "300x256"}, "not a multiple of 256"),
+    ({"min_shape": "512x512", "opt_shape": "256x256"}, "min <= opt <= max"),
+    ({"max_shape": "256x256", "opt_shape": "512x512"}, "min <= opt <= max"),
+    ({"opt_shape": "1x4x256x256"}, "3 input channels"),
+    ({"opt_shape": "big"}, "expected HxW"),
+    ({"max_shape": "8448x256"}, "8192"),
+])
+def test_profile_errors(kwargs, needle):
+    with pytest.raises(BadInput, match=needle):
+        compute_profile(INFO, True, **kwargs)
+
+
+def test_parse_shape_forms():
+    assert parse_shape("256x512", 3) == (1, 3, 256, 512)
+    assert parse_shape("2x256x512", 3) == (2, 3, 256, 512)
+    assert parse_shape("2,3,256,512", 3) == (2, 3, 256, 512)
+
+
+# --------------------------------------------------------------------------- ONNX input
+def test_inspect_exported_onnx(tiny_onnx):
+    facts = inspect_onnx(tiny_onnx)
+    assert (facts.precision, facts.io_dtype, facts.dynamic) == ("fp32", "float32", False)
+    assert (facts.info.height, facts.info.multiple, facts.info.depth) == (64, 32, 5)
+
+
+def test_inspect_fp16_and_dynamic(tmp_path, tiny_onnx):
+    import torch
+
+    from export.fp16 import convert_file
+    from export.to_onnx import export_model, make_info
+    from train.models import UNetGenerator, inference_copy
+
+    f16 = convert_file(tiny_onnx, tmp_path / "f16.onnx")
+    facts = inspect_onnx(f16)
+    assert (facts.precision, facts.io_dtype, facts.info.precision) == ("fp16", "float32", "fp16")
+
+    g = inference_copy(UNetGenerator(depth=5, ngf=4), "running")
+    info = make_info(g.config, {}, height=64, width=64, dynamic=True, norm_mode="running",
+                     source="test")
+    with torch.no_grad():
+        dyn = export_model(g, tmp_path / "dyn.onnx", height=64, width=64, dynamic=True, info=info)
+    assert inspect_onnx(dyn).dynamic
+
+
+def test_inspect_rejects_foreign_and_broken_files(tmp_path, tiny_onnx):
+    with pytest.raises(BadInput, match="not found"):
+        inspect_onnx(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x08\x07garbage" * 50)
+    with pytest.raises(BadInput, match="not a readable ONNX"):
+        inspect_onnx(junk)
+    bare = onnx.load(str(tiny_onnx))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    with pytest.raises(ModelMismatch, match="not a pix2pix-edge generator"):
+        inspect_onnx(tmp_path / "bare.onnx")
+
+
+# --------------------------------------------------------------------------- engine record
+def test_engine_record_contents_roundtrip(tmp_path):
+    facts = OnnxFacts(info=ModelInfo(height=256, width=256, multiple=256, dynamic=True,
+                                     norm_mode="per-image", source_run="runs/x", dataset="facades",
+                                     direction="BtoA", extra={"opset": 17}),
+                      precision="fp32", io_dtype="float32", dynamic=True)
+    plan = build_plan((10, 3, 0), "fp32")
+    profile = compute_profile(facts.info, True, opt_shape="256x512")
+    info = engine_info(facts, plan, tensorrt_version="10.3.0", gpu_name="Orin",
+                       compute_capability="8.7", profile=profile, source_onnx="model.onnx")
+    engine = tmp_path / "model.engine"
+    write_engine_record(engine, info)
+    back = read_engine_record(engine)
+    assert engine_record_path(engine).name == "model.engine.json"
+    assert (back.tensorrt_version, back.gpu_name, back.compute_capability) == ("10.3.0", "Orin", "8.7")
+    assert (back.precision, back.io_dtype, back.dynamic) == ("fp16", "float32", True)
+    assert (back.height, back.width) == (256, 512)           # the opt shape
+    assert (back.norm_mode, back.direction, back.dataset) == ("per-image", "BtoA", "facades")
+    assert back.extra["profile"] == {"min": [1, 3, 256, 256], "opt": [1, 3, 256, 512],
+                                     "max": [1, 3, 512, 1024]}
+    assert back.extra["source_onnx"] == "model.onnx" and back.extra["strongly_typed"] is True
+    assert back.extra["opset"] == 17
+
+
+# --------------------------------------------------------------------------- CLI (no GPU here)
+def _one_line(res, code, needle):
+    assert res.exit_code == code, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0], res.output
+
+
+def _has_tensorrt() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+@pytest.mark.skipif(_has_tensorrt(), reason="TensorRT is installed: the build would run")
+def test_cli_without_tensorrt_is_unavailable(tiny_onnx, tmp_path):
+    engine = tmp_path / "m.engine"
+    res = CliRunner().invoke(cli, ["export", "trt", str(tiny_onnx), "-o", str(engine)])
+    _one_line(res, 5, "TensorRT is not installed")
+    assert not engine.exists() and not engine_record_path(engine).exists()
+
+
+def test_cli_bad_inputs_before_hardware(tiny_onnx, tmp_path):
+    run = CliRunner().invoke
+    _one_line(run(cli, ["export", "trt", str(tmp_path / "none.onnx")]), 3, "not found")
+    bare = onnx.load(str(tiny_onnx))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    _one_line(run(cli, ["export", "trt", str(tmp_path / "bare.onnx")]), 4, "not a pix2pix-edge")
+    _one_line(run(cli, ["export", "trt", str(tiny_onnx), "--opt", "512x512"]), 3, "static")
+    _one_line(run(cli, ["export", "trt", str(tiny_onnx), "--workspace", "0"]), 3, "--workspace")
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    _one_line(run(cli, ["export", "trt", str(tiny_onnx), "-o", str(blocker / "m.engine")]), 3,
+              "cannot write")
+
+
+def test_cli_fp32_from_fp16_onnx(tiny_onnx, tmp_path):
+    from export.fp16 import convert_file
+
+    f16 = convert_file(tiny_onnx, tmp_path / "f16.onnx")
+    res = CliRunner().invoke(cli, ["export", "trt", str(f16), "--fp32"])
+    _one_line(res, 3, "--fp32 needs the FP32 ONNX")
+
+
+# --------------------------------------------------------------------------- on a GPU
+@pytest.fixture
+def dynamic_onnx(tmp_path):
+    import torch
+
+    from export.to_onnx import export_model, make_info
+    from train.models import UNetGenerator, init_weights, inference_copy
+
+    torch.manual_seed(0)
+    g = inference_copy(init_weights(UNetGenerator(depth=5, ngf=8)), "per-image")
+    info = make_info(g.config, {}, height=64, width=64, dynamic=True, norm_mode="per-image",
+                     source="gpu-test")
+    return export_model(g, tmp_path / "dyn.onnx", height=64, width=64, dynamic=True, info=info)
+
+
+@pytest.mark.gpu
+def test_gpu_build_fp16_engine_and_parity_with_onnx(dynamic_onnx, tmp_path):
+    pytest.importorskip("tensorrt")
+    from export.parity import compare, onnx_runner
+    from export.to_onnx import synthetic_images
+    from export.to_tensorrt import build_engine
+    from runtime.backends.tensorrt import TensorRTBackend
+
+    engine = tmp_path / "m.engine"
+    cache = tmp_path / "timing.cache"
+    report = build_engine(dynamic_onnx, engine, min_shape="64x64", opt_shape="64x64",
+                          max_shape="2x128x128", timing_cache=cache, log=lambda s: None)
+    assert engine.is_file() and cache.is_file() and report["precision"] == "fp16"
+    record = read_engine_record(engine)
+    assert record.tensorrt_version and record.gpu_name and record.compute_capability
+    assert record.precision == "fp16" and record.extra["profile"]["max"] == [2, 3, 128, 128]
+
+    onnx_infer, _ = onnx_runner(str(dynamic_onnx))
+    backend = TensorRTBackend(engine)
+    for shape in [(1, 3, 64, 64), (2, 3, 96, 128)]:
+        x = synthetic_images(shape[0], shape[2], shape[3], seed=2)
+        result = compare([onnx_infer(x)], [backend.infer(x)])
+        assert result["psnr_db"] >= 40.0, result
+
+    # a rebuild reuses the timing cache
+    again = build_engine(dynamic_onnx, tmp_path / "m2.engine", timing_cache=cache,
+                         log=lambda s: None)
+    assert "reused timing cache" in again["timing_cache"]
+
+
+@pytest.mark.gpu
+def test_gpu_build_fp32_engine_static(tiny_onnx, tmp_path):
+    pytest.importorskip("tensorrt")
+    from export.parity import compare, onnx_runner
+    from export.to_onnx import synthetic_images
+    from runtime.backends.tensorrt import TensorRTBackend
+
+    engine = tmp_path / "m32.engine"
+    res = CliRunner().invoke(cli, ["export", "trt", str(tiny_onnx), "-o", str(engine), "--fp32"])
+    assert res.exit_code == 0, res.output
+    assert "in " in res.output and read_engine_record(engine).precision == "fp32"
+    x = synthetic_images(1, 64, 64)
+    onnx_infer, _ = onnx_runner(str(tiny_onnx))
+    result = compare([onnx_infer(x)], [TensorRTBackend(engine).infer(x)])
+    assert result["max_abs"] <= 1e-2, result  # TF32 convolutions may be allowed by default
