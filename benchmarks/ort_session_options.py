@@ -5,12 +5,15 @@ per repetition, with variants that change one thing each:
 
 * ``ort-defaults``   a bare ``InferenceSession`` (ORT's own defaults);
 * ``backend``        what ``open_backend`` builds: ORT_ENABLE_ALL, sequential, one intra-op
-                     thread per physical core, plain ``run``;
+                     thread per physical core, no spinning, plain ``run``;
+* ``spin``           the same with ORT's default spinning pool threads;
 * ``threads=1``      one intra-op thread;
-* ``no-spin``        ``session.intra_op.allow_spinning = 0`` (idle pool threads sleep instead of
-                     spinning, which leaves the cores to the video threads in a pipeline);
 * ``opt=basic`` / ``opt=extended``  fewer graph optimisations;
 * ``io_binding``     ``run_with_iobinding`` with a pre-bound CPU input/output.
+
+Interleaving puts every session's thread pool in one process, where a spinning pool also slows
+its neighbours; ``--separate`` therefore also times the thread/spin variants each in its own
+process, alternating A, B, A, B (``--rounds``), which is what a real run sees.
 
 Usage: ``python -m benchmarks.ort_session_options [--ngf 16] [--size 256] [--reps 40]``
 Prints medians and writes benchmarks/results/ort_session_options.json.
@@ -19,7 +22,11 @@ Prints medians and writes benchmarks/results/ort_session_options.json.
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +45,54 @@ def export_generator(path: Path, ngf: int, size: int, depth: int = 8) -> Path:
     return path
 
 
+SEPARATE = {"spin, 1 thread/core": (True, None), "no-spin, 1 thread/core": (False, None),
+            "spin, 1 thread": (True, 1), "no-spin, 1 thread": (False, 1)}
+
+
+def child(model: str, size: int, variant: str, reps: int) -> None:
+    """Time one variant through the runtime's own backend, in this process; print JSON."""
+    from runtime.backends.onnxruntime import OnnxRuntimeBackend
+    spin, threads = SEPARATE[variant]
+    be = OnnxRuntimeBackend(model, providers=["cpu"], threads=threads, spin=spin)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32)
+    for _ in range(3):
+        be.infer(x)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        be.infer(x)
+        times.append(time.perf_counter() - t0)
+    print(json.dumps(times))
+
+
+def separate(model: Path, size: int, reps: int, rounds: int) -> dict:
+    samples: dict[str, list[float]] = {name: [] for name in SEPARATE}
+    for r in range(rounds):
+        names = list(SEPARATE)
+        names = names[r % len(names):] + names[:r % len(names)]
+        for name in names:
+            out = subprocess.run([sys.executable, "-m", "benchmarks.ort_session_options",
+                                  "--child", name, "--model", str(model), "--size", str(size),
+                                  "--reps", str(reps)], capture_output=True, text=True, check=True)
+            samples[name] += json.loads(out.stdout.strip().splitlines()[-1])
+    return {name: summarize(s) for name, s in samples.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--separate", action="store_true",
+                    help="also time thread/spin variants in separate processes")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ngf", type=int, default=16)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--budget", type=float, default=60.0, help="seconds of timing at most")
     ap.add_argument("--out", default=str(RESULTS_DIR / "ort_session_options.json"))
     args = ap.parse_args(argv)
+    if args.child:
+        return child(args.model, args.size, args.child, args.reps)
 
     import onnxruntime as ort
 
@@ -57,7 +104,7 @@ def main(argv=None):
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, args.size, args.size)).astype(np.float32)
     cores = physical_cores()
 
-    def session(threads=cores, level="ORT_ENABLE_ALL", spin=True):
+    def session(threads=cores, level="ORT_ENABLE_ALL", spin=False):
         o = ort.SessionOptions()
         o.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -72,7 +119,7 @@ def main(argv=None):
 
     bare = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     be = open_backend(model, providers=["cpu"])
-    bound = session()
+    bound = session()   # same options as the backend
     binding = bound.io_binding()
     y = np.empty_like(x)
     binding.bind_cpu_input("input", x)
@@ -82,7 +129,7 @@ def main(argv=None):
         "ort-defaults": plain(bare),
         "backend": lambda: be.infer(x),
         "threads=1": plain(session(threads=1)),
-        "no-spin": plain(session(spin=False)),
+        "spin": plain(session(spin=True)),
         "opt=basic": plain(session(level="ORT_ENABLE_BASIC")),
         "opt=extended": plain(session(level="ORT_ENABLE_EXTENDED")),
         "io_binding": lambda: bound.run_with_iobinding(binding),
@@ -98,8 +145,15 @@ def main(argv=None):
     print(f"{'variant':<14} {'p50 ms':>8} {'p90 ms':>8} {'fps':>8}")
     for name, r in rows.items():
         print(f"{name:<14} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} {r['fps']:>8.1f}")
+    sep = None
+    if args.separate:
+        sep = separate(model, args.size, reps=max(5, args.reps // 2), rounds=args.rounds)
+        print(f"separate processes, alternating, {args.rounds} rounds (runtime backend):")
+        for name, r in sep.items():
+            print(f"{name:<24} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} {r['fps']:>8.1f}")
     out = write_json(args.out, {"machine": machine_info(), "ngf": args.ngf, "size": args.size,
-                                "cores": cores, "onnxruntime": ort.__version__, "results": rows})
+                                "cores": cores, "onnxruntime": ort.__version__,
+                                "interleaved": rows, "separate": sep})
     print(f"wrote {out}")
 
 

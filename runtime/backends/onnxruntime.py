@@ -254,7 +254,7 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, path, providers=None, info: ModelInfo | None = None, threads=None,
-                 cache_dir=None, fp16: bool = True, device: int = 0):
+                 cache_dir=None, fp16: bool = True, device: int = 0, spin: bool = False):
         ort = _ort()
         self.path = Path(path)
         if not self.path.is_file():
@@ -266,6 +266,11 @@ class OnnxRuntimeBackend:
         opts.intra_op_num_threads = int(threads) if threads else physical_cores()
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        if not spin:
+            # Idle pool threads sleep instead of spinning. On a CPU shared with the video
+            # threads (decode, resize, encode) spinning steals their cores: measured 1.1-2.7x
+            # slower on the 2-core machines here (benchmarks/ort_session_options.py).
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.threads = opts.intra_op_num_threads
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
         ep_options = []
