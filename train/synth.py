@@ -29,9 +29,10 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 # The 12 CMP classes in label order, with the colours of the pix2pix facades label maps.
-# The colours are the medians of the real label pixels (/work/shared/datasets/facades/train,
-# right halves, each pixel assigned to its nearest 13-level "jet" colour): the CMP label images
-# are a jet colour map of the class index 1..12, blurred slightly by JPEG in the pix2pix files.
+# The CMP label images are a 13-level "jet" colour map of the class index 1..12; the values
+# below are measured on the real pix2pix files (/work/shared/datasets/facades/train, right
+# halves): each colour is the median of the real label pixels within 20 of it (L-inf), iterated
+# from the jet colours, because JPEG blurs the stored labels slightly.
 CLASSES = ("background", "facade", "window", "door", "cornice", "sill", "balcony", "blind",
            "deco", "molding", "pillar", "shop")
 (BACKGROUND, FACADE, WINDOW, DOOR, CORNICE, SILL, BALCONY, BLIND, DECO, MOLDING, PILLAR,
@@ -39,16 +40,16 @@ CLASSES = ("background", "facade", "window", "door", "cornice", "sill", "balcony
 PALETTE = np.array([
     (0, 0, 222),      # background
     (0, 48, 254),     # facade
-    (6, 125, 255),    # window
-    (14, 207, 255),   # door
-    (44, 249, 224),   # cornice
-    (117, 249, 148),  # sill
+    (4, 126, 255),    # window
+    (2, 206, 255),    # door
+    (36, 252, 227),   # cornice
+    (113, 253, 148),  # sill
     (192, 254, 65),   # balcony
-    (251, 239, 13),   # blind
-    (254, 159, 10),   # deco
-    (251, 81, 4),     # molding
-    (230, 7, 14),     # pillar
-    (173, 1, 2),      # shop
+    (252, 240, 8),    # blind
+    (255, 159, 3),    # deco
+    (253, 80, 1),     # molding
+    (244, 4, 6),      # pillar
+    (174, 0, 1),      # shop
 ], dtype=np.uint8)
 
 # Materials (RGB, 0..255) the photo draws from.
