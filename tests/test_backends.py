@@ -331,3 +331,247 @@ def test_tensorrt_garbage_engine_is_a_clear_error(tmp_path):
     engine.write_bytes(b"\0" * 1024)
     with pytest.raises(ModelMismatch, match="cannot load this engine"):
         open_backend(engine)
+
+
+# --------------------------------------------------------------------------- TensorRT (fake)
+class _FakeCudart:
+    """A stand-in for cuda-python's runtime module, for this GPU-less machine: "device" memory
+    is host memory, copies are memmove. It follows cuda-python's calling convention (every
+    call returns ``(err, *values)``) so the backend's buffer and stream plumbing can be checked
+    here; the real thing is exercised by the ``gpu`` tests above."""
+
+    import enum as _enum
+
+    class cudaError_t(_enum.IntEnum):
+        cudaSuccess = 0
+        cudaErrorNoDevice = 100
+
+    class cudaMemcpyKind(_enum.IntEnum):
+        cudaMemcpyHostToDevice = 1
+        cudaMemcpyDeviceToHost = 2
+
+    class _Stream:
+        def __int__(self):
+            return 0xC0FFEE
+
+    def __init__(self, devices=1):
+        import ctypes
+        self.ctypes = ctypes
+        self.devices = devices
+        self.live: dict[int, object] = {}
+        self.log: list[str] = []
+        self.streams = 0
+
+    def _ok(self, *values):
+        return (self.cudaError_t.cudaSuccess, *values)
+
+    def cudaGetDeviceCount(self):
+        if not self.devices:
+            return (self.cudaError_t.cudaErrorNoDevice, 0)
+        return self._ok(self.devices)
+
+    def cudaGetDeviceProperties(self, device):
+        from types import SimpleNamespace
+        return self._ok(SimpleNamespace(name=b"Orin\0\0\0\0", major=8, minor=7))
+
+    def cudaSetDevice(self, device):
+        return self._ok()
+
+    def _alloc(self, n, kind):
+        buf = self.ctypes.create_string_buffer(n)
+        ptr = self.ctypes.addressof(buf)
+        self.live[ptr] = buf
+        self.log.append(f"{kind} {n}")
+        return self._ok(ptr)
+
+    def cudaMallocHost(self, n):
+        return self._alloc(n, "host")
+
+    def cudaMalloc(self, n):
+        return self._alloc(n, "device")
+
+    def cudaFree(self, ptr):
+        del self.live[int(ptr)]
+        return self._ok()
+
+    cudaFreeHost = cudaFree
+
+    def cudaStreamCreate(self):
+        self.streams += 1
+        return self._ok(self._Stream())
+
+    def cudaStreamDestroy(self, stream):
+        self.streams -= 1
+        return self._ok()
+
+    def cudaStreamSynchronize(self, stream):
+        return self._ok()
+
+    def cudaMemcpyAsync(self, dst, src, count, kind, stream):
+        self.ctypes.memmove(int(dst), int(src), int(count))
+        self.log.append(f"copy {kind.name} {count}")
+        return self._ok()
+
+
+def _fake_tensorrt(dynamic: bool, io_dtype=np.float32):
+    """A stand-in for the ``tensorrt`` module with an "engine" computing ``y = 0.5 * x``."""
+    import ctypes
+    import enum
+    from types import ModuleType
+
+    trt = ModuleType("tensorrt")
+    trt.__version__ = "10.3.0.30"
+
+    class TensorIOMode(enum.Enum):
+        INPUT = 1
+        OUTPUT = 2
+
+    class Logger:
+        ERROR = 2
+
+        def __init__(self, level):
+            pass
+
+    shape = (-1, 3, -1, -1) if dynamic else (1, 3, 64, 64)
+    profile = [(1, 3, 32, 32), (1, 3, 64, 64), (2, 3, 128, 128)]
+
+    class Context:
+        def __init__(self):
+            self.shape = None if dynamic else shape
+            self.addr = {}
+
+        def set_input_shape(self, name, s):
+            assert name == "input"
+            self.shape = tuple(s)
+            return True
+
+        def get_tensor_shape(self, name):
+            return self.shape
+
+        def set_tensor_address(self, name, ptr):
+            self.addr[name] = int(ptr)
+
+        def execute_async_v3(self, stream_handle):
+            assert stream_handle == 0xC0FFEE
+            n = int(np.prod(self.shape))
+            nbytes = n * np.dtype(io_dtype).itemsize
+            u8 = ctypes.POINTER(ctypes.c_uint8)
+            x = np.ctypeslib.as_array(ctypes.cast(self.addr["input"], u8), (nbytes,))
+            y = np.ctypeslib.as_array(ctypes.cast(self.addr["output"], u8), (nbytes,))
+            x, y = x.view(io_dtype), y.view(io_dtype)
+            y[:] = x * 0.5
+            return True
+
+    class Engine:
+        num_io_tensors = 2
+
+        def get_tensor_name(self, i):
+            return ("input", "output")[i]
+
+        def get_tensor_mode(self, name):
+            return TensorIOMode.INPUT if name == "input" else TensorIOMode.OUTPUT
+
+        def get_tensor_shape(self, name):
+            return shape
+
+        def get_tensor_dtype(self, name):
+            return np.dtype(io_dtype).name
+
+        def get_tensor_profile_shape(self, name, index):
+            return profile
+
+        def create_execution_context(self):
+            return Context()
+
+    class Runtime:
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, blob):
+            return Engine() if blob.startswith(b"FAKE-ENGINE") else None
+
+    trt.TensorIOMode, trt.Logger, trt.Runtime = TensorIOMode, Logger, Runtime
+    trt.nptype = lambda name: np.dtype(name).type
+    return trt
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch, tmp_path):
+    """Install the fakes; returns (make_engine, cudart). Labelled fake: no GPU here."""
+    import sys
+    cudart = _FakeCudart()
+    monkeypatch.setattr(trtb, "import_cudart", lambda: cudart)
+
+    def make(dynamic=False, io_dtype=np.float32, record=True, blob=b"FAKE-ENGINE"):
+        monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(dynamic, io_dtype))
+        path = tmp_path / ("dyn.engine" if dynamic else "static.engine")
+        path.write_bytes(blob)
+        if record:
+            write_engine_record(path, ModelInfo(
+                height=64, width=64, multiple=32, dynamic=dynamic,
+                io_dtype=np.dtype(io_dtype).name, tensorrt_version="10.3.0.30", gpu_name="Orin",
+                compute_capability="8.7"))
+        return path
+    return make, cudart
+
+
+@pytest.mark.parametrize("io_dtype", [np.float32, np.float16])
+def test_tensorrt_plumbing_with_fakes_static(fake_gpu, io_dtype):
+    make, cudart = fake_gpu
+    be = open_backend(make(io_dtype=io_dtype))
+    assert be.provider == "TensorRT 10.3.0.30" and be.gpu_name == "Orin"
+    assert be.info.io_dtype == np.dtype(io_dtype).name and not be.info.dynamic
+    nbytes = 3 * 64 * 64 * np.dtype(io_dtype).itemsize
+    assert cudart.log == [f"host {nbytes}", f"device {nbytes}"] * 2
+    x = _x((1, 3, 64, 64))
+    y = be.infer(x)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    np.testing.assert_allclose(y, x * 0.5, atol=1e-3 if io_dtype == np.float16 else 0)
+    y2 = be.infer(-x)
+    np.testing.assert_allclose(y, x * 0.5, atol=1e-3)   # an earlier result is not overwritten
+    np.testing.assert_allclose(y2, -x * 0.5, atol=1e-3)
+    with pytest.raises(BadInput, match="model expects 1x3x64x64, got 1x3x32x32"):
+        be.infer(_x((1, 3, 32, 32)))
+    be.close()
+    be.close()   # twice is fine
+    assert cudart.live == {} and cudart.streams == 0
+
+
+def test_tensorrt_plumbing_with_fakes_dynamic(fake_gpu):
+    make, cudart = fake_gpu
+    be = open_backend(make(dynamic=True))
+    assert be.info.dynamic
+    assert cudart.log[:2] == [f"host {2 * 3 * 128 * 128 * 4}", f"device {2 * 3 * 128 * 128 * 4}"]
+    for shape in [(1, 3, 64, 64), (2, 3, 32, 96), (1, 3, 128, 128)]:
+        x = _x(shape)
+        np.testing.assert_array_equal(be.infer(x), x * 0.5)
+    # copies move only the current shape's bytes, not the whole (maximum-size) buffer
+    assert cudart.log[-2:] == [f"copy cudaMemcpyHostToDevice {3 * 128 * 128 * 4}",
+                               f"copy cudaMemcpyDeviceToHost {3 * 128 * 128 * 4}"]
+    with pytest.raises(BadInput, match=r"accepts 1x3x32x32 up to 2x3x128x128 .*got 1x3x160x160"):
+        be.infer(_x((1, 3, 160, 160)))
+    be.close()
+    assert cudart.live == {} and cudart.streams == 0
+
+
+def test_tensorrt_without_record_uses_the_profile(fake_gpu):
+    make, _ = fake_gpu
+    be = open_backend(make(dynamic=True, record=False))
+    assert be.metadata_source == "engine" and (be.info.height, be.info.width) == (64, 64)
+    be.close()
+
+
+def test_tensorrt_errors_with_fakes(fake_gpu, tmp_path):
+    make, cudart = fake_gpu
+    with pytest.raises(ModelMismatch, match="cannot load this engine"):
+        open_backend(make(blob=b"garbage"))
+    engine = make()
+    write_engine_record(engine, ModelInfo(tensorrt_version="8.6.2", gpu_name="Orin",
+                                          compute_capability="8.7"))
+    r = CliRunner().invoke(cli, ["bench", str(engine)])
+    assert r.exit_code == 4 and "built with TensorRT 8.6.2 for Orin (sm_87); this is TensorRT " \
+                                 "10.3.0.30 on Orin (sm_87)" in r.output, r.output
+    cudart.devices = 0
+    with pytest.raises(Unavailable, match="needs an NVIDIA GPU"):
+        open_backend(engine)
+    assert cudart.live == {}

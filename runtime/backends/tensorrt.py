@@ -142,8 +142,9 @@ class _Buffer:
         self.cudart = cudart
         self.nbytes = int(count) * dtype.itemsize
         self.host_ptr = cuda_call(cudart, cudart.cudaMallocHost(self.nbytes), "cudaMallocHost")
-        ctype = ctypes.POINTER(np.ctypeslib.as_ctypes_type(dtype))
-        self.host = np.ctypeslib.as_array(ctypes.cast(int(self.host_ptr), ctype), (int(count),))
+        # A byte view retyped by numpy: ctypes has no float16, and FP16 I/O is common here.
+        raw = ctypes.cast(int(self.host_ptr), ctypes.POINTER(ctypes.c_uint8))
+        self.host = np.ctypeslib.as_array(raw, (self.nbytes,)).view(dtype)
         self.device = None
         try:
             self.device = cuda_call(cudart, cudart.cudaMalloc(self.nbytes), "cudaMalloc")
