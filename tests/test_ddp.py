@@ -1,0 +1,65 @@
+"""DDP on CPU: two Gloo processes train a few real iterations; both end with identical weights
+and only rank 0 writes the run directory."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+ITERS = 4
+
+
+def _worker(rank: int, world: int, data: str, tmp: str) -> None:
+    import torch.distributed as dist
+
+    from train.loop import TrainOptions, train
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous", rank=rank,
+                            world_size=world)
+    try:
+        def keep(s):
+            if s["iteration"] == ITERS:
+                torch.save({"G": {n: p.detach().clone() for n, p in s["G"].named_parameters()},
+                            "D": {n: p.detach().clone() for n, p in s["D"].named_parameters()}},
+                           f"{tmp}/weights_{rank}.pt")
+
+        opts = TrainOptions(data=data, run=f"{tmp}/run_rank{rank}", depth=6, ngf=4, ndf=4,
+                            load_size=72, crop_size=64, workers=0, progress=False,
+                            tensorboard=False, threads=1, max_iters=ITERS, amp="off")
+        train(opts, callback=keep)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from train.synth import make_dataset
+    return make_dataset(tmp_path_factory.mktemp("synth") / "d", n=6, size=32, seed=2)
+
+
+def test_two_gloo_ranks_end_identical_and_only_rank0_writes(data, tmp_path):
+    # fork: the children inherit the imported modules (spawn would re-import torch, and DDP's
+    # first use imports torch.distributed._functional_collectives (sympy...): load it once here)
+    import torch.distributed._functional_collectives  # noqa: F401
+    mp.start_processes(_worker, args=(2, str(data), str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
+    w0 = torch.load(tmp_path / "weights_0.pt", weights_only=True)
+    w1 = torch.load(tmp_path / "weights_1.pt", weights_only=True)
+    init = {}
+    torch.manual_seed(0)
+    from train.models import UNetGenerator, init_weights
+    init = dict(init_weights(UNetGenerator(depth=6, ngf=4)).named_parameters())
+    for part in ("G", "D"):
+        for name in w0[part]:
+            assert torch.equal(w0[part][name], w1[part][name]), f"{part}.{name} differs between ranks"
+    assert any(not torch.equal(w0["G"][n], init[n]) for n in init), "no training happened"
+    assert (tmp_path / "run_rank0" / "generator.pt").is_file()
+    assert (tmp_path / "run_rank0" / "log.csv").is_file()
+    assert not (tmp_path / "run_rank1").exists(), "rank 1 wrote files"
+    import json
+    cfg = json.loads((tmp_path / "run_rank0" / "config.json").read_text())
+    assert cfg["world_size"] == 2 and cfg["data"]["iters_per_epoch"] == 3  # 6 pairs / 2 ranks
