@@ -287,3 +287,19 @@ def test_gpu_build_fp32_engine_static(tiny_onnx, tmp_path):
     onnx_infer, _ = onnx_runner(str(tiny_onnx))
     result = compare([onnx_infer(x)], [TensorRTBackend(engine).infer(x)])
     assert result["max_abs"] <= 1e-2, result  # TF32 convolutions may be allowed by default
+
+
+def test_export_help_imports_no_torch_onnx_or_tensorrt():
+    """`pix2pix export --help` / `export trt --help` stay instant: heavy imports are lazy."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom runtime.cli import cli\n"
+            "for args in (['export', '--help'], ['export', 'trt', '--help'], "
+            "['export', 'onnx', '--help']):\n"
+            "    assert CliRunner().invoke(cli, args).exit_code == 0, args\n"
+            "heavy = [m for m in ('torch', 'onnx', 'tensorrt', 'onnxruntime') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert res.returncode == 0, res.stderr[-2000:]
