@@ -70,6 +70,13 @@ def test_same_seed_same_bytes_and_layout(tmp_path):
     assert (a / "synth.json").is_file()
 
 
+def test_worker_processes_write_the_same_bytes(tmp_path):
+    one = make_dataset(tmp_path / "one", n=16, size=32, seed=3, workers=1)
+    two = make_dataset(tmp_path / "two", n=16, size=32, seed=3, workers=2)
+    for f in sorted((one / "train").glob("*.png")):
+        assert f.read_bytes() == (two / "train" / f.name).read_bytes()
+
+
 def test_synth_loads_as_a_labels_to_photo_dataset(tmp_path):
     from train.data import PairedDataset, label_side, list_pairs
 
