@@ -15,7 +15,10 @@ Interleaving puts every session's thread pool in one process, where a spinning p
 its neighbours; ``--separate`` therefore also times the thread/spin variants each in its own
 process, alternating A, B, A, B (``--rounds``), which is what a real run sees.
 
-Usage: ``python -m benchmarks.ort_session_options [--ngf 16] [--size 256] [--reps 40]``
+``--pipeline FRAMES`` runs the whole video pipeline (runtime.pipeline) with spinning on and off.
+
+Usage: ``python -m benchmarks.ort_session_options [--ngf 16] [--size 256] [--reps 40]
+[--separate] [--pipeline 80]``
 Prints medians and writes benchmarks/results/ort_session_options.json.
 """
 
@@ -78,11 +81,34 @@ def separate(model: Path, size: int, reps: int, rounds: int) -> dict:
     return {name: summarize(s) for name, s in samples.items()}
 
 
+def pipeline_spin(model: Path, frames: int, rounds: int) -> dict:
+    """End-to-end ``run_pipeline`` on the shared video (decode -> infer -> encode to a temporary
+    mp4) with spinning on and off, alternating; fps per run."""
+    import os
+
+    from benchmarks.common import VIDEO
+    from runtime.backends.onnxruntime import OnnxRuntimeBackend
+    from runtime.pipeline import run_pipeline
+    if not VIDEO.is_file():
+        return {"skipped": f"{VIDEO} not found"}
+    fps: dict[str, list[float]] = {"spin": [], "no-spin": []}
+    for r in range(rounds):
+        for name in (("spin", "no-spin") if r % 2 == 0 else ("no-spin", "spin")):
+            be = OnnxRuntimeBackend(model, providers=["cpu"], spin=name == "spin")
+            with tempfile.TemporaryDirectory() as d:
+                st = run_pipeline(be, str(VIDEO), os.path.join(d, "o.mp4"), max_frames=frames)
+            fps[name].append(round(st.fps, 2))
+            be.close()
+    return {name: {"fps": v, "median_fps": float(np.median(v))} for name, v in fps.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--separate", action="store_true",
                     help="also time thread/spin variants in separate processes")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--pipeline", type=int, default=0, metavar="FRAMES",
+                    help="also run the video pipeline with spinning on/off, FRAMES frames each")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ngf", type=int, default=16)
@@ -151,9 +177,15 @@ def main(argv=None):
         print(f"separate processes, alternating, {args.rounds} rounds (runtime backend):")
         for name, r in sep.items():
             print(f"{name:<24} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} {r['fps']:>8.1f}")
+    pipe = None
+    if args.pipeline:
+        pipe = pipeline_spin(model, args.pipeline, args.rounds)
+        print(f"pipeline fps on the shared video ({args.pipeline} frames, {args.rounds} rounds):")
+        for name, r in pipe.items():
+            print(f"{name:<10} {r}")
     out = write_json(args.out, {"machine": machine_info(), "ngf": args.ngf, "size": args.size,
                                 "cores": cores, "onnxruntime": ort.__version__,
-                                "interleaved": rows, "separate": sep})
+                                "interleaved": rows, "separate": sep, "pipeline": pipe})
     print(f"wrote {out}")
 
 
