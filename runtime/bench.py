@@ -175,7 +175,8 @@ def sha256_prefix(path, n: int = 16) -> str:
 def model_summary(path, backend) -> dict:
     p = Path(path)
     return {"path": str(p), "name": p.name, "bytes": p.stat().st_size,
-            "sha256": sha256_prefix(p), "metadata_source": getattr(backend, "metadata_source", None),
+            "sha256": sha256_prefix(p),
+            "metadata_source": getattr(backend, "metadata_source", None),
             "metadata": backend.info.to_dict()}
 
 

@@ -249,7 +249,7 @@ def check_batch(batch, info: ModelInfo, in_shape) -> None:
 
 # --------------------------------------------------------------------------- backend
 class OnnxRuntimeBackend:
-    """One ONNX Runtime session over a pix2pix generator: ``infer(NCHW float32) -> NCHW float32``."""
+    """One ONNX Runtime session over a generator: ``infer(NCHW float32) -> NCHW float32``."""
 
     name = "onnxruntime"
 

@@ -254,8 +254,8 @@ class TensorRTBackend:
         if self._dynamic:
             lo, hi = self._profile
             if any(s < a or s > b for s, a, b in zip(shape, lo, hi)):
-                raise BadInput(f"{self.path.name} accepts {shape_str(lo)} up to "
-                               f"{shape_str(hi)} (its optimisation profile), got {shape_str(shape)}")
+                raise BadInput(f"{self.path.name} accepts {shape_str(lo)} up to {shape_str(hi)} "
+                               f"(its optimisation profile), got {shape_str(shape)}")
             if shape != self._current:
                 if not self._context.set_input_shape(self._in_name, shape):
                     raise BadInput(f"{self.path.name} rejected input shape {shape_str(shape)}")
@@ -266,14 +266,14 @@ class TensorRTBackend:
         np.copyto(self._inp.host[:n_in], np.asarray(batch).reshape(-1), casting="unsafe")
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        cuda_call(cudart, cudart.cudaMemcpyAsync(self._inp.device, self._inp.host_ptr,
-                                         n_in * self._in_dtype.itemsize, h2d, self._stream),
-                  "cudaMemcpyAsync (host to device)")
+        cuda_call(cudart, cudart.cudaMemcpyAsync(
+            self._inp.device, self._inp.host_ptr, n_in * self._in_dtype.itemsize, h2d,
+            self._stream), "cudaMemcpyAsync (host to device)")
         if not self._context.execute_async_v3(int(self._stream)):
             raise RuntimeError(f"TensorRT execute_async_v3 failed on {self.path.name}")
-        cuda_call(cudart, cudart.cudaMemcpyAsync(self._outp.host_ptr, self._outp.device,
-                                         n_out * self._out_dtype.itemsize, d2h, self._stream),
-                  "cudaMemcpyAsync (device to host)")
+        cuda_call(cudart, cudart.cudaMemcpyAsync(
+            self._outp.host_ptr, self._outp.device, n_out * self._out_dtype.itemsize, d2h,
+            self._stream), "cudaMemcpyAsync (device to host)")
         cuda_call(cudart, cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
         return self._outp.host[:n_out].reshape(out_shape).astype(np.float32)   # a copy
 
@@ -288,7 +288,8 @@ class TensorRTBackend:
             buf.free()
         self._buffers = []
         if self._stream is not None:
-            cuda_call(self._cudart, self._cudart.cudaStreamDestroy(self._stream), "cudaStreamDestroy")
+            cuda_call(self._cudart, self._cudart.cudaStreamDestroy(self._stream),
+                      "cudaStreamDestroy")
             self._stream = None
 
     def __enter__(self):
