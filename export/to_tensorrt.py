@@ -9,7 +9,9 @@ Version branching (REFERENCE.md, "TensorRT across versions"; docs.nvidia.com "Mi
 TensorRT 10.x to 11.x"):
 
 * **8.x** (JetPack 5): ``create_network(1 << EXPLICIT_BATCH)``, FP32 ONNX, ``BuilderFlag.FP16``
-  lets the builder choose FP16 kernels (weak typing).
+  lets the builder choose FP16 kernels (weak typing). Normalisation and reduction layers are
+  pinned to FP32 (layer precision + output type, ``PREFER_PRECISION_CONSTRAINTS``): InstanceNorm
+  in FP16 has known accuracy bugs (REFERENCE.md).
 * **10.x** (JetPack 6/7, desktop) and **11.x** (desktop): ``1 << STRONGLY_TYPED``; precision
   comes from the graph, so an FP16 engine is built from the FP16 ONNX (export/fp16.py, FP32
   islands for InstanceNormalization). An FP32 ONNX given for an FP16 build is converted on the
@@ -62,6 +64,7 @@ class BuildPlan:
     strongly_typed: bool
     convert_to_fp16: bool            # the given FP32 ONNX must become FP16 before parsing
     precision: str                   # of the engine: fp16 | fp32
+    pin_norms_fp32: bool = False     # weak typing: force normalisation layers to FP32
     note: str = ""
 
 
@@ -80,8 +83,9 @@ def build_plan(version: tuple[int, ...], onnx_precision: str, fp32: bool = False
             note = ("TensorRT 8.x: building from an FP16 ONNX; the FP32 ONNX with "
                     "BuilderFlag.FP16 is the usual route on this version")
         return BuildPlan(network_flags=("EXPLICIT_BATCH",),
-                         builder_flags=() if fp32 else ("FP16",), strongly_typed=False,
-                         convert_to_fp16=False, precision=precision, note=note)
+                         builder_flags=() if fp32 else ("FP16", "PREFER_PRECISION_CONSTRAINTS"),
+                         strongly_typed=False, convert_to_fp16=False, precision=precision,
+                         pin_norms_fp32=not fp32, note=note)
     convert = not fp32 and onnx_precision == "fp32"
     note = "converting the FP32 ONNX to FP16 (FP32 norms) for a strongly typed build" if convert else ""
     return BuildPlan(network_flags=("STRONGLY_TYPED",), builder_flags=(), strongly_typed=True,
@@ -262,6 +266,26 @@ def gpu_properties(device: int = 0) -> tuple[str, str]:
     return name.split("\x00", 1)[0].strip(), f"{prop.major}.{prop.minor}"
 
 
+FP32_LAYER_TYPES = ("NORMALIZATION", "REDUCE", "SOFTMAX")
+
+
+def pin_norms_fp32(trt, network) -> int:
+    """Weakly typed builds (TensorRT 8.x): run normalisation / reduction layers (and an
+    InstanceNormalization plugin, used by older parsers) in FP32. Returns how many were pinned."""
+    wanted = {getattr(trt.LayerType, t) for t in FP32_LAYER_TYPES if hasattr(trt.LayerType, t)}
+    pinned = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        is_plugin_norm = "instancenorm" in str(layer.name).lower().replace("_", "") and \
+            "PLUGIN" in str(layer.type)
+        if layer.type in wanted or is_plugin_norm:
+            layer.precision = trt.float32
+            for k in range(layer.num_outputs):
+                layer.set_output_type(k, trt.float32)
+            pinned += 1
+    return pinned
+
+
 def _progress_monitor(trt, log: Callable[[str], None]):
     """A TensorRT progress monitor printing top-level build phases (TensorRT >= 10)."""
     if not hasattr(trt, "IProgressMonitor"):
@@ -339,6 +363,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
             first = errors[0].strip().splitlines()[0] if errors else "no details"
             raise ModelMismatch(f"TensorRT {trt.__version__} could not parse {onnx_path} "
                                 f"({len(errors)} error(s)): {first[:300]}")
+        if plan.pin_norms_fp32:
+            n = pin_norms_fp32(trt, network)
+            log(f"  kept {n} normalisation/reduction layers in FP32")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * 2**30))
         for name in plan.builder_flags:

@@ -33,10 +33,12 @@ def test_parse_version_garbage():
 
 def test_plan_tensorrt_8_weak_typing_fp16_flag_on_fp32_onnx():
     plan = build_plan((8, 6, 1), "fp32")
-    assert plan == BuildPlan(network_flags=("EXPLICIT_BATCH",), builder_flags=("FP16",),
-                             strongly_typed=False, convert_to_fp16=False, precision="fp16")
+    assert plan == BuildPlan(network_flags=("EXPLICIT_BATCH",),
+                             builder_flags=("FP16", "PREFER_PRECISION_CONSTRAINTS"),
+                             strongly_typed=False, convert_to_fp16=False, precision="fp16",
+                             pin_norms_fp32=True)
     fp32 = build_plan((8, 6, 1), "fp32", fp32=True)
-    assert fp32.builder_flags == () and fp32.precision == "fp32"
+    assert fp32.builder_flags == () and fp32.precision == "fp32" and not fp32.pin_norms_fp32
     # JetPack 5.1 ships 8.5: same path
     assert build_plan((8, 5, 2), "fp32").network_flags == ("EXPLICIT_BATCH",)
     # an FP16 ONNX still builds on 8.x, with a note
@@ -53,6 +55,8 @@ def test_plan_tensorrt_10_and_11_strongly_typed_never_fp16_flag(version):
     assert not from_fp16.convert_to_fp16 and from_fp16.builder_flags == ()
     full = build_plan(version, "fp32", fp32=True)
     assert not full.convert_to_fp16 and full.precision == "fp32" and full.builder_flags == ()
+    # strongly typed: layer precisions may not be set; the FP16 ONNX carries the FP32 islands
+    assert not (from_fp32.pin_norms_fp32 or from_fp16.pin_norms_fp32)
 
 
 def test_plan_rejects_old_tensorrt_and_fp32_from_fp16_onnx():
@@ -72,6 +76,30 @@ def test_network_flag_bits_per_version():
     assert network_flag_bits(trt10, ("STRONGLY_TYPED",)) == 2
     trt11 = types.SimpleNamespace(NetworkDefinitionCreationFlag=types.SimpleNamespace())
     assert network_flag_bits(trt11, ("STRONGLY_TYPED",)) == 0
+
+
+def test_pin_norms_fp32_on_a_stand_in_network():
+    """Stand-in network (TensorRT absent here): normalisation, reduction and an
+    InstanceNormalization plugin get FP32 precision and outputs; convolutions do not."""
+    from export.to_tensorrt import pin_norms_fp32
+
+    class Layer:
+        def __init__(self, name, type_):
+            self.name, self.type, self.num_outputs = name, type_, 1
+            self.precision, self.out = None, {}
+
+        def set_output_type(self, k, t):
+            self.out[k] = t
+
+    trt = types.SimpleNamespace(float32="f32", LayerType=types.SimpleNamespace(
+        NORMALIZATION="NORMALIZATION", REDUCE="REDUCE", CONVOLUTION="CONVOLUTION",
+        PLUGIN_V2="PLUGIN_V2"))
+    layers = [Layer("conv", "CONVOLUTION"), Layer("in", "NORMALIZATION"),
+              Layer("mean", "REDUCE"), Layer("InstanceNormalization_TRT_3", "PLUGIN_V2")]
+    network = types.SimpleNamespace(num_layers=len(layers), get_layer=lambda i: layers[i])
+    assert pin_norms_fp32(trt, network) == 3
+    assert layers[0].precision is None and not layers[0].out
+    assert all(l.precision == "f32" and l.out == {0: "f32"} for l in layers[1:])
 
 
 # --------------------------------------------------------------------------- profiles
