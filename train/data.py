@@ -51,6 +51,22 @@ class Pair:
         return self.b_path is None
 
 
+class UnreadableFile(BadInput):
+    """A file that failed to decode while loading (it changed after the scan).
+
+    Raised inside a DataLoader worker, torch re-raises it in the main process as
+    ``UnreadableFile("Caught UnreadableFile in DataLoader worker process 0. Original
+    Traceback ...")``; the constructor keeps only the original one-line message, so the
+    ``pix2pix`` command still prints one clean line."""
+
+    def __init__(self, message: str, path: str | None = None):
+        if message.startswith("Caught ") and "Original Traceback" in message:
+            last = message.rstrip().splitlines()[-1]
+            message = last.split(f"{type(self).__name__}: ", 1)[-1]
+        super().__init__(message)
+        self.path = path
+
+
 class ImageFacts(NamedTuple):
     width: int
     height: int
@@ -263,7 +279,7 @@ def label_side(pairs: list[Pair]) -> str | None:
     share = {"A": [], "B": []}
     for pair in pairs:
         try:
-            a, b = PairedDataset._load_halves(pair)
+            a, b = load_halves(pair)
         except BadInput:
             continue
         share["A"].append(palette_share(a))
@@ -303,9 +319,22 @@ def _hw(size) -> tuple[int, int]:
 
 
 def load_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as im:
-        im.load()
-        return im if im.mode == "RGB" else im.convert("RGB")
+    """Decode ``path`` as RGB; BadInput naming the file if it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im if im.mode == "RGB" else im.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise UnreadableFile(f"cannot read {path}: {e}", str(path)) from None
+
+
+def load_halves(pair: Pair) -> tuple[Image.Image, Image.Image]:
+    """The A and B images of ``pair`` (in file order, before any direction swap)."""
+    if not pair.aligned:
+        return load_rgb(pair.a_path), load_rgb(pair.b_path)
+    ab = load_rgb(pair.a_path)
+    w2 = ab.width // 2
+    return ab.crop((0, 0, w2, ab.height)), ab.crop((w2, 0, 2 * w2, ab.height))
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -348,6 +377,7 @@ class PairedDataset(torch.utils.data.Dataset):
         self.root, self.split, self.direction = root, split, direction
         self.augment, self.on_bad_file, self.seed = augment, on_bad_file, int(seed)
         self.epoch = 0
+        self._unreadable: set[int] = set()  # indices that failed to decode after the scan
         self.notes: list[tuple[str, str]] = []
         where = f"{root}/{split}" if root is not None else "the given file list"
         if files is None:
@@ -374,27 +404,6 @@ class PairedDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    @staticmethod
-    def _load_halves(pair: Pair) -> tuple[Image.Image, Image.Image]:
-        """The two halves as RGB images (A, B in file order); BadInput if a file is unreadable."""
-        try:
-            if pair.aligned:
-                ab = load_rgb(pair.a_path)
-                w2 = ab.width // 2
-                a, b = ab.crop((0, 0, w2, ab.height)), ab.crop((w2, 0, 2 * w2, ab.height))
-            else:
-                a, b = load_rgb(pair.a_path), load_rgb(pair.b_path)
-        except (OSError, SyntaxError, ValueError) as e:
-            path = pair.a_path
-            if pair.b_path is not None and pair.a_path.exists():
-                try:
-                    inspect_image(pair.a_path)
-                    path = pair.b_path
-                except ValueError:
-                    pass
-            raise BadInput(f"cannot read {path}: {e}") from None
-        return a, b
-
     def _transform(self, a: Image.Image, b: Image.Image, index: int):
         if not self.augment:
             h, w = self.crop_hw
@@ -413,14 +422,18 @@ class PairedDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         n = len(self.pairs)
         for k in range(n):
-            pair = self.pairs[(index + k) % n]
+            j = (index + k) % n
+            if j in self._unreadable:
+                continue
+            pair = self.pairs[j]
             try:
-                a, b = self._load_halves(pair)
-            except BadInput as e:
+                a, b = load_halves(pair)
+            except UnreadableFile as e:
                 if self.on_bad_file == "error":
                     raise
                 warnings.warn(f"skipping {e}", RuntimeWarning, stacklevel=2)
-                self.bad_files.append((str(pair.a_path), str(e)))
+                self._unreadable.add(j)
+                self.bad_files.append((e.path or str(pair.a_path), str(e)))
                 continue
             if self.direction == "BtoA":
                 a, b = b, a
