@@ -18,10 +18,12 @@ SCRIPT = textwrap.dedent("""
     import importlib, importlib.abc, pkgutil, sys
 
     BLOCKED = ("torch", "train", "export")
+    attempts = []
 
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in BLOCKED:
+                attempts.append(name)
                 raise ImportError(f"blocked by test_no_torch: {name}")
             return None
 
@@ -35,6 +37,7 @@ SCRIPT = textwrap.dedent("""
             pass
         else:
             raise SystemExit(f"{name} imported despite the blocker")
+    attempts.clear()
 
     import runtime
     modules = [m.name for m in pkgutil.walk_packages(runtime.__path__, "runtime.")]
@@ -54,6 +57,8 @@ SCRIPT = textwrap.dedent("""
     bad = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
     if bad:
         raise SystemExit(f"imported: {bad}")
+    if attempts:   # even a guarded `try: import torch` breaks the rule
+        raise SystemExit(f"tried to import: {sorted(set(attempts))}")
     print("OK", len(modules), "modules")
 """)
 
