@@ -1,113 +1,82 @@
 """Quality vs speed: the edge trade-off between generator width and image quality.
 
-Generators of width ``ngf`` 16 / 32 / 64 are trained *the same short way* with the project's own
-training loop (``train.loop.train``) on the shared facades (labels -> photo, direction BtoA,
-unet_128 = depth 7 at 128x128, resize 143 -> random crop 128 + flip, reference optimiser and
-losses, the same number of iterations and seed for every width). The last 40 pairs are held out
-and never trained on. Then, per width:
-
-* held-out L1 / PSNR / SSIM with ``train.evaluate`` (per-image normalisation, the recorded
-  inference choice), and the same metrics for the untrained network as a baseline;
-* latency of the trained model at 128x128, exported with ``export.to_onnx.export_model`` and run
-  by ONNX Runtime FP32 (CPU), interleaved with PyTorch FP32 eager, all widths in one timing loop.
+Generators of width ``ngf`` 16 / 32 / 64 are trained *the same short way* by
+``benchmarks/facades_quality.py`` (the training loop's own quality benchmark: shared facades,
+labels -> photo, direction BtoA, unet_128 = depth 7 at 128x128, resize 143 -> random crop 128 +
+flip, basic D, reference losses and optimiser, seed 0, the same number of iterations for every
+width, the last 40 pairs held out and never trained on). It reports held-out L1 / PSNR / SSIM
+before and after training. This module adds, per width, the latency of the trained model at
+128x128: exported with ``export.to_onnx.export_model`` and run by ONNX Runtime FP32 (CPU),
+interleaved with PyTorch FP32 eager, all widths in one timing loop.
 
 A short run is far from the paper's 200 epochs: absolute quality is low, the comparison between
 widths under the same budget is the point. Skips with a clear reason where the shared facades
-are absent (they live outside the repository).
+are absent (they live outside the repository) or a piece it calls is missing.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import FACADES, cpu_cores, interleaved, log, optional, summarize
 
-HOLDOUT = 40
+SIDE = 128  # facades_quality trains unet_128 (depth 7) at 128x128
 LEVEL_CONFIG: dict[str, dict[str, Any]] = {
-    # smoke: proves the plumbing in seconds (tests), numbers mean nothing
-    "smoke": dict(widths=[4], depth=5, size=64, load=72, iters=2, holdout=8, reps=3, budget_s=1.0,
-                  workers=0),
-    "quick": dict(widths=[16], depth=7, size=128, load=143, iters=60, holdout=HOLDOUT, reps=10,
-                  budget_s=4.0),
-    "full": dict(widths=[16, 32, 64], depth=7, size=128, load=143, iters=600, holdout=HOLDOUT,
-                 reps=40, budget_s=20.0),
+    # smoke: proves the plumbing, numbers mean nothing
+    "smoke": dict(widths=[4], iters=2, reps=3, budget_s=1.0),
+    "quick": dict(widths=[16], iters=60, reps=10, budget_s=4.0),
+    "full": dict(widths=[16, 32, 64], iters=600, reps=40, budget_s=20.0),
 }
 
 
-def _heldout_dataset(cfg: dict):
-    from train.data import PairedDataset, list_pairs, split_holdout
-
-    files = split_holdout(list_pairs(FACADES, "train"), cfg["holdout"])[1]
-    return PairedDataset(FACADES, "train", direction="BtoA", load_size=cfg["size"],
-                         crop_size=cfg["size"], augment=False, files=files)
-
-
-def train_one(ngf: int, cfg: dict, workdir: Path) -> dict:
-    """Train one width, evaluate it (and its untrained self) on the held-out pairs."""
-    import torch
-    from train.checkpoint import load_generator
-    from train.evaluate import evaluate, evaluate_generator
-    from train.loop import TrainOptions, train
-    from train.models import UNetGenerator, count_parameters, inference_copy, init_weights
-
-    run = workdir / f"ngf{ngf}"
-    opts = TrainOptions(data=str(FACADES), run=str(run), direction="BtoA", load_size=cfg["load"],
-                        crop_size=cfg["size"], holdout_last=cfg["holdout"], depth=cfg["depth"],
-                        ngf=ngf, max_iters=cfg["iters"], seed=0, progress=False,
-                        workers=cfg.get("workers", -1),
-                        tensorboard=False, log_every=max(1, cfg["iters"] // 5), save_every=1000,
-                        inference_norm="per-image")
-    summary = train(opts)
-    metrics = evaluate(run, FACADES, holdout_last=cfg["holdout"], out=workdir / f"eval{ngf}",
-                       log=lambda *a, **k: None)
-    m = metrics["metrics"]["per-image"]
-
-    torch.manual_seed(0)  # the same init train() starts from (seed 0), never trained
-    untrained = inference_copy(init_weights(UNetGenerator(depth=cfg["depth"], ngf=ngf)),
-                               "per-image")
-    base, _, _ = evaluate_generator(untrained, _heldout_dataset(cfg), keep=0)
-    G, _ = load_generator(run)
+def train_one(fq, ngf: int, iters: int, workdir: Path) -> dict:
+    """Train and evaluate one width with benchmarks/facades_quality.py; keep its run."""
+    run, out = workdir / f"ngf{ngf}", workdir / f"quality_ngf{ngf}.json"
+    rc = fq.main(["--ngf", str(ngf), "--iters", str(iters), "--run", str(run), "--json", str(out)])
+    if rc or not out.is_file():
+        raise RuntimeError(f"benchmarks/facades_quality.py --ngf {ngf} exited with {rc}, no result")
+    d = json.loads(out.read_text(encoding="utf-8"))
+    mode = d.get("recorded_norm_mode", "per-image")
+    after, before = d["after"][mode], d["before"][mode]
     return {
-        "ngf": ngf, "depth": cfg["depth"], "size": cfg["size"],
-        "params": count_parameters(G), "iterations": summary["iterations"],
-        "train_s_per_iter": round(summary["seconds_per_iter"] or 0.0, 4),
-        "train_precision": summary.get("precision"),
-        "l1": round(m["l1"], 4), "psnr": round(m["psnr"], 2), "ssim": round(m["ssim"], 4),
-        "l1_untrained": round(base["l1"], 4), "psnr_untrained": round(base["psnr"], 2),
-        "ssim_untrained": round(base["ssim"], 4), "n_heldout": m["n"],
-        "_run": run,
+        "ngf": ngf, "model": d.get("model"), "iterations": d["iterations"],
+        "train_s_per_iter": d.get("seconds_per_iter_median"), "train_precision": d.get("precision"),
+        "norm_mode": mode, "l1": after["l1"], "psnr": after["psnr"], "ssim": after["ssim"],
+        "l1_untrained": before["l1"], "psnr_untrained": before["psnr"],
+        "ssim_untrained": before["ssim"], "n_heldout": d.get("held_out_n"),
+        "psnr_running_stats": (d["after"].get("running") or {}).get("psnr"),
+        "_baseline": d.get("baseline_output_equals_input"), "_run": run,
     }
 
 
 def time_models(rows: list[dict], cfg: dict, workdir: Path) -> None:
     """Latency of every trained model, ORT FP32 and PyTorch FP32, interleaved in one loop."""
-    import onnxruntime as ort
+    import numpy as np
     import torch
+    from benchmarks.inference import ort_session
     from export.to_onnx import count_macs, export_model
     from train.checkpoint import load_generator
     from train.models import inference_copy
 
     threads = cpu_cores()
     torch.set_num_threads(threads)
-    side = cfg["size"]
-    x = torch.from_numpy(__import__("numpy").random.default_rng(0).uniform(
-        -1, 1, (1, 3, side, side)).astype("float32"))
+    side = SIDE
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (1, 3, side, side))
+                         .astype(np.float32))
     x_np = x.numpy()
     fns = {}
     keep = []  # sessions and models stay alive while timing
     for r in rows:
         G, _ = load_generator(r["_run"])
         model = inference_copy(G, "per-image")
+        r["params"] = sum(p.numel() for p in model.parameters())
         r["gflop"] = round(2 * count_macs(model, side, side) / 1e9, 3)
         path = export_model(model, workdir / f"q{r['ngf']}.onnx", height=side, width=side)
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = threads
-        so.log_severity_level = 3
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        sess = ort_session(path, threads)  # the same session set-up as the inference section
         name = sess.get_inputs()[0].name
         keep += [model, sess]
 
@@ -130,35 +99,37 @@ def run(level: str = "full", iters: int | None = None) -> dict[str, Any]:
     if not (FACADES / "train").is_dir():
         return {"skipped": f"shared facades dataset not found at {FACADES} (it lives outside "
                            "the repository; see /work/shared/datasets/README.md)"}
-    for module in ("train.loop", "train.evaluate", "export.to_onnx"):
-        mod, why = optional(module)
-        if mod is None:
-            return {"skipped": why}
+    fq, why = optional("benchmarks.facades_quality")
+    if fq is None:
+        return {"skipped": why}
+    for module in ("export.to_onnx", "onnxruntime"):
+        if optional(module)[0] is None:
+            return {"skipped": optional(module)[1]}
     cfg = dict(LEVEL_CONFIG[level])
     if iters:
         cfg["iters"] = int(iters)
-    setup = (f"unet depth {cfg['depth']} at {cfg['size']}x{cfg['size']}, {cfg['iters']} iterations "
-             f"batch 1 (same seed), last {cfg['holdout']} pairs held out, labels -> photo")
+    setup = (f"unet_128 (depth 7) at {SIDE}x{SIDE}, basic D, {cfg['iters']} iterations batch 1, "
+             f"seed 0, last 40 facades pairs held out, labels -> photo")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         for ngf in cfg["widths"]:
             log(f"quality: training ngf {ngf} ({setup})")
-            r = train_one(ngf, cfg, Path(tmp))
+            r = train_one(fq, ngf, cfg["iters"], Path(tmp))
             log(f"  ngf {ngf}: PSNR {r['psnr']} dB (untrained {r['psnr_untrained']}), "
                 f"SSIM {r['ssim']}, {r['train_s_per_iter']} s/it")
             rows.append(r)
         log("quality: timing the trained models")
         time_models(rows, cfg, Path(tmp))
+    baseline = rows[0]["_baseline"] if rows else None
     for r in rows:
         r.pop("_run")
-    return {"config": cfg, "setup": setup, "rows": rows,
-            "note": "metrics on [0, 1] images; SSIM: 11x11 Gaussian window (train/evaluate.py); "
-                    "latency: trained model, per-image normalisation, ORT FP32 CPU"}
+        r.pop("_baseline")
+    return {"config": cfg, "setup": setup, "rows": rows, "baseline_output_equals_input": baseline,
+            "note": "metrics on [0, 1] images, held-out pairs, per-image normalisation (the "
+                    "recorded inference mode); SSIM: 11x11 Gaussian window (train/evaluate.py); "
+                    "latency: the trained model, ORT FP32 CPU and PyTorch FP32, batch 1"}
 
 
 if __name__ == "__main__":  # python -m benchmarks.quality_vs_speed [level] [iters]
-    import json
-    import sys
-
     print(json.dumps(run(sys.argv[1] if len(sys.argv) > 1 else "quick",
                          int(sys.argv[2]) if len(sys.argv) > 2 else None), indent=1, default=str))

@@ -133,6 +133,10 @@ def to_markdown(result: dict, plots: list[str]) -> str:
                       markdown_table([dict(r, params_m=r["params"] / 1e6) for r in sec["rows"]],
                                      QUALITY_COLUMNS), "",
                       f"- {sec.get('note', '')}"]
+            base = sec.get("baseline_output_equals_input")
+            if isinstance(base, dict):
+                lines.append(f"- trivial baseline (output = input label map): PSNR "
+                             f"{fmt(base.get('psnr'), '.2f')} dB, SSIM {fmt(base.get('ssim'), '.3f')}")
         else:
             rows = _rows_of(sec)
             if rows:
