@@ -61,9 +61,8 @@ def describe_engine(path: Path, device: int = 0) -> dict:
         d["problem"] = str(e)
         return d
     try:
-        shape = be.input_shape
-        d["inputs"] = [_tensor(be.info.input_name, be.info.io_dtype, shape)]
-        d["outputs"] = [_tensor(be.info.output_name, str(be._out_dtype), [None] * 4)]
+        d["inputs"] = [_tensor(be.info.input_name, be.info.io_dtype, be.input_shape)]
+        d["outputs"] = [_tensor(be.info.output_name, be.info.io_dtype, be.output_shape)]
         d["runs_on"] = [f"{be.provider} on {be.gpu_name}"]
     finally:
         be.close()

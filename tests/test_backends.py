@@ -575,3 +575,11 @@ def test_tensorrt_errors_with_fakes(fake_gpu, tmp_path):
     with pytest.raises(Unavailable, match="needs an NVIDIA GPU"):
         open_backend(engine)
     assert cudart.live == {}
+
+
+def test_info_on_an_engine_with_fakes(fake_gpu):
+    make, _ = fake_gpu
+    r = CliRunner().invoke(cli, ["info", str(make(dynamic=True))])
+    assert r.exit_code == 0, r.output
+    assert "input        input  float32  ?x3x?x?" in r.output
+    assert "runs on      TensorRT 10.3.0.30 on Orin" in r.output

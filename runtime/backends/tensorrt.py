@@ -229,7 +229,7 @@ class TensorRTBackend:
             max_in = tuple(in_shape)
         self.info = resolve_info(self.path.name, record, info, self._in_name, in_shape,
                                  self._in_dtype.name, self._out_name, out_shape)
-        self._in_shape = in_shape
+        self._in_shape, self._out_shape = in_shape, out_shape
 
         self._context = engine.create_execution_context()
         if self._dynamic:
@@ -247,6 +247,10 @@ class TensorRTBackend:
     @property
     def input_shape(self):
         return list(self._in_shape)
+
+    @property
+    def output_shape(self):
+        return list(self._out_shape)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         check_batch(batch, self.info, self._in_shape)
