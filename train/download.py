@@ -31,15 +31,16 @@ from runtime.errors import BadInput, CheckFailed, Unavailable
 
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 DATASETS = {
-    "facades": "400 building facades, photo | CMP labels (train labels -> photo with --direction BtoA)",
+    "facades": "400 building facades, photo | CMP labels (labels -> photo: --direction BtoA)",
     "maps": "1096 aerial photos | Google maps",
     "edges2shoes": "50k shoe edges | photos",
     "edges2handbags": "137k handbag edges | photos",
     "night2day": "20k night | day webcam pairs",
 }
 CITYSCAPES_HELP = (
-    "cityscapes cannot be downloaded automatically: register at https://www.cityscapes-dataset.com, "
-    "download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip, then build the aligned "
+    "cityscapes cannot be downloaded automatically: register at "
+    "https://www.cityscapes-dataset.com, download gtFine_trainvaltest.zip and "
+    "leftImg8bit_trainvaltest.zip, then build the aligned "
     "pairs with the reference repo's datasets/prepare_cityscapes_dataset.py "
     "(junyanz/pytorch-CycleGAN-and-pix2pix) and point pix2pix at its output folder")
 CHUNK = 1 << 16
@@ -118,7 +119,8 @@ def _fetch(url: str, part: Path, name: str, to: Path, timeout: float, progress: 
         except (OSError, http.client.HTTPException) as e:
             if isinstance(e, OSError) and e.filename:
                 raise  # a local disk problem, not the network
-            raise Unavailable(f"download of {url} interrupted after {done} bytes ({e or type(e).__name__}); "
+            why = str(e) or type(e).__name__
+            raise Unavailable(f"download of {url} interrupted after {done} bytes ({why}); "
                               f"run the same command again to resume from {part}") from None
     if total is not None and done != total:
         raise Unavailable(f"download of {url} stopped at {done} of {total} bytes; run the same "
@@ -175,7 +177,8 @@ def _safe_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
 
     members = tar.getmembers()
     for m in members:
-        if os.path.isabs(m.name) or ".." in Path(m.name).parts or not inside(os.path.join(root, m.name)):
+        escapes = not inside(os.path.join(root, m.name))
+        if os.path.isabs(m.name) or ".." in Path(m.name).parts or escapes:
             raise BadInput(f"refusing to extract {m.name!r}: it would write outside {dest}")
         if m.issym() and not inside(os.path.join(root, os.path.dirname(m.name), m.linkname)):
             raise BadInput(f"refusing to extract link {m.name!r} -> {m.linkname!r}: it points "

@@ -153,9 +153,11 @@ def _layout(rng: np.random.Generator, h: int, w: int) -> tuple[_Canvas, int]:
                 cv.rect(DECO, x - 0.15 * win_w, wy0 - (0.3 if hoods else 0.18) * win_h,
                         x + 0.15 * win_w, wy0 - (0.14 if hoods else 0.04) * win_h)
             if sills:
-                cv.rect(SILL, x0 - 0.08 * win_w, wy1, x1 + 0.08 * win_w, wy1 + max(1.5, 0.07 * win_h))
+                cv.rect(SILL, x0 - 0.08 * win_w, wy1, x1 + 0.08 * win_w,
+                        wy1 + max(1.5, 0.07 * win_h))
             if balcony_style == "single" and f in balcony_floors:
-                cv.rect(BALCONY, x0 - 0.2 * win_w, wy1 - 0.35 * win_h, x1 + 0.2 * win_w, wy1 + 0.05 * win_h)
+                cv.rect(BALCONY, x0 - 0.2 * win_w, wy1 - 0.35 * win_h,
+                        x1 + 0.2 * win_w, wy1 + 0.05 * win_h)
         if balcony_style == "run" and f in balcony_floors:
             k = int(rng.integers(1, max(2, n_cols // 2)))
             cv.rect(BALCONY, centres[k] - pitch * 0.5, wy1 - 0.35 * win_h,
@@ -184,7 +186,7 @@ def _layout(rng: np.random.Generator, h: int, w: int) -> tuple[_Canvas, int]:
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: tuple[int, int]) -> np.ndarray:
     """Zero-mean, unit-ish noise that varies over about ``cells`` blobs (bicubic upsampling)."""
     grid = rng.standard_normal(cells).astype(np.float32)
-    return np.asarray(Image.fromarray(grid, mode="F").resize((w, h), Image.BICUBIC))
+    return np.asarray(Image.fromarray(grid).resize((w, h), Image.BICUBIC))
 
 
 def _f32(*rgb) -> np.ndarray:
@@ -271,7 +273,8 @@ def _render_photo(rng: np.random.Generator, cv: _Canvas, top: int) -> np.ndarray
     # Shops: big dark glass with warm interior light, sky reflection and a frame.
     p = pixels(SHOP)
     warm = p.r[:, 0] * (p.v > 0.4) * np.exp(-((p.u - 0.5) * 3) ** 2)
-    shop = _f32(28, 26, 24) + _f32(150, 110, 60) * warm[:, None] + _f32(54, 60, 66) * (1 - p.v)[:, None]
+    shop = (_f32(28, 26, 24) + _f32(150, 110, 60) * warm[:, None]
+            + _f32(54, 60, 66) * (1 - p.v)[:, None])
     on_frame = (p.u * p.fw < 1.5 * bar) | ((1 - p.u) * p.fw < 1.5 * bar) | (p.v * p.fh < 1.5 * bar)
     img[p.idx] = np.where(on_frame[:, None], frame * 0.7, shop)
 
@@ -369,7 +372,8 @@ def make_dataset(out, n: int = 200, size=256, seed: int = 0, val: int = 0,
     for split, count, stream in (("train", n, 0), ("val", val, 1)):
         if count:
             (out / split).mkdir(parents=True, exist_ok=True)
-            jobs += [(out / split / f"{i + 1:06d}.png", size, seed, stream, i) for i in range(count)]
+            jobs += [(out / split / f"{i + 1:06d}.png", size, seed, stream, i)
+                     for i in range(count)]
     _write_splits(jobs, workers)
     h, w = (size, size) if np.isscalar(size) else size
     meta = {
