@@ -183,14 +183,17 @@ def plot_latency(sec: dict, path: Path) -> Path | None:
     for key, name in (("fp32_gflop_per_s", "FP32 matmul peak"), ("bf16_gflop_per_s", "BF16 matmul peak")):
         if peak.get(key):
             ax2.axhline(peak[key], color="grey", linestyle=":", linewidth=1)
-            ax2.annotate(f"{name} {peak[key]:.0f}", (ax2.get_xlim()[0], peak[key]), fontsize=7,
-                         textcoords="offset points", xytext=(2, 2), color="grey")
+            ax2.text(0.01, peak[key], f" {name} {peak[key]:.0f}", fontsize=7, color="grey",
+                     va="bottom", transform=ax2.get_yaxis_transform())
     ax.set(xscale="log", yscale="log", xlabel="GFLOP per frame", ylabel="p50 latency (ms)",
            title="Latency vs model size")
     ax2.set(xscale="log", yscale="log", xlabel="GFLOP per frame", ylabel="achieved GFLOP/s",
             title="Achieved throughput vs machine limit")
-    ax.grid(True, which="both", alpha=0.3)
-    ax2.grid(True, which="both", alpha=0.3)
+    from matplotlib.ticker import ScalarFormatter
+    for a in (ax, ax2):
+        a.grid(True, which="both", alpha=0.3)
+        for axis in (a.xaxis, a.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
