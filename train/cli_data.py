@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from train.download import DATASETS
+
 ON_BAD_FILE_HELP = ("What to do with unusable files: skip them (listed by name) or stop "
                     "with exit code 3.")
 
@@ -53,8 +55,7 @@ def synth(out: Path, n: int, size: int, seed: int, val: int):
 
 
 @data.command()
-@click.argument("name", type=click.Choice(["facades", "maps", "edges2shoes", "edges2handbags",
-                                           "night2day", "cityscapes"]))
+@click.argument("name", type=click.Choice([*DATASETS, "cityscapes"]), metavar="NAME")
 @click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path),
               default=Path("datasets"), show_default=True, help="Folder to download into.")
 @click.option("--base-url", default=None, help="A mirror of the pix2pix datasets folder.")
@@ -65,8 +66,13 @@ def synth(out: Path, n: int, size: int, seed: int, val: int):
 def download(name: str, to: Path, base_url: str | None, timeout: float, keep_archive: bool):
     """Download an official pix2pix dataset (resumable, verified, safely extracted).
 
-    facades is stored as [photo | labels]: train labels -> photo with --direction BtoA.
-    cityscapes must be prepared by hand (the command explains how).
+    \b
+    facades         building photo | CMP labels (labels -> photo: --direction BtoA)
+    maps            aerial photo | map
+    edges2shoes     edge drawing | shoe photo
+    edges2handbags  edge drawing | handbag photo
+    night2day       night | day webcam image
+    cityscapes      must be prepared by hand (the command explains how)
     """
     from train.download import BASE_URL, download as fetch
 

@@ -30,12 +30,12 @@ from pathlib import Path
 from runtime.errors import BadInput, CheckFailed, Unavailable
 
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
-DATASETS = {
-    "facades": "400 building facades, photo | CMP labels (labels -> photo: --direction BtoA)",
-    "maps": "1096 aerial photos | Google maps",
-    "edges2shoes": "50k shoe edges | photos",
-    "edges2handbags": "137k handbag edges | photos",
-    "night2day": "20k night | day webcam pairs",
+DATASETS = {  # name -> what its aligned [A | B] files hold
+    "facades": "building photo | CMP label map (labels -> photo needs --direction BtoA)",
+    "maps": "aerial photo | map",
+    "edges2shoes": "edge drawing | shoe photo",
+    "edges2handbags": "edge drawing | handbag photo",
+    "night2day": "night | day webcam image",
 }
 CITYSCAPES_HELP = (
     "cityscapes cannot be downloaded automatically: register at "
