@@ -4,6 +4,8 @@ Sections (each can be chosen with ``--only``):
 
 * ``inference``  generator latency / FPS / GFLOP/s per backend and width (benchmarks/inference.py)
 * ``e2e``        ``pix2pix run`` on the real video vs model-only FPS (benchmarks/end_to_end.py)
+* ``frames``     pre/post-processing cost per frame, runtime.frames vs alternatives
+                 (benchmarks/frames_speed.py)
 * ``train``      seconds per training iteration and speed options (benchmarks/train_speed.py)
 * ``quality``    held-out PSNR/SSIM vs latency for ngf 16/32/64 (benchmarks/quality_vs_speed.py)
 
@@ -25,11 +27,12 @@ from pathlib import Path
 
 from benchmarks.common import RESULTS_DIR, log, machine_info, optional, write_json
 
-SECTIONS = ("inference", "e2e", "train", "quality")
+SECTIONS = ("inference", "e2e", "frames", "train", "quality")
 # section -> (module, names of its entry function to try, in order)
 MODULES = {
     "inference": ("benchmarks.inference", ("run",)),
     "e2e": ("benchmarks.end_to_end", ("run", "bench", "benchmark")),
+    "frames": ("benchmarks.frames_speed", ("run",)),
     "train": ("benchmarks.train_speed", ()),  # see train_section
     "quality": ("benchmarks.quality_vs_speed", ("run",)),
 }
@@ -81,6 +84,8 @@ def call_section(name: str, level: str) -> dict:
         kwargs["quick"] = level != "full"
     if "smoke" in params:
         kwargs["smoke"] = level == "smoke"
+    if "out" in params:
+        kwargs["out"] = None  # the suite writes one JSON for everything, no side files
     out = fn(**kwargs)
     if isinstance(out, list):
         out = {"rows": out}

@@ -237,7 +237,10 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str
     """A GitHub Markdown table; ``columns`` are ``(key, header, format spec)``."""
     head = "| " + " | ".join(h for _, h, _ in columns) + " |"
     sep = "|" + "|".join("---:" if spec else "---" for _, _, spec in columns) + "|"
-    body = ["| " + " | ".join(fmt(r.get(k), spec) for k, _, spec in columns) + " |" for r in rows]
+    def cell(r, k, spec):
+        return fmt(r.get(k), spec).replace("|", "\\|")  # a pipe would split the cell
+
+    body = ["| " + " | ".join(cell(r, k, spec) for k, _, spec in columns) + " |" for r in rows]
     return "\n".join([head, sep, *body])
 
 

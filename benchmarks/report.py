@@ -19,6 +19,7 @@ LATENCY_PNG = "latency_vs_size.png"
 QUALITY_PNG = "quality_vs_latency.png"
 SECTION_TITLES = {"inference": "Inference (generator only, batch 1)",
                   "e2e": "End to end (video file → translate → video file)",
+                  "frames": "Pre- and post-processing per frame",
                   "train": "Training speed", "quality": "Quality vs speed (facades, labels → photo)"}
 
 INFERENCE_COLUMNS = [
@@ -43,7 +44,7 @@ def _generic_table(rows: list[dict]) -> str:
     keys: list[str] = []
     for r in rows:
         for k, v in r.items():
-            if k not in keys and not isinstance(v, (dict, list)):
+            if k not in keys and k not in ("mean_ms", "min_ms") and not isinstance(v, (dict, list)):
                 keys.append(k)
     cols = [(k, k, ".4g" if any(isinstance(r.get(k), float) for r in rows) else "") for k in keys]
     return markdown_table(rows, cols)

@@ -20,7 +20,7 @@ from benchmarks.__main__ import main  # noqa: E402
 
 
 def test_smoke_run_writes_json_markdown_and_plot(tmp_path):
-    rc = main(["--smoke", "--only", "inference,train", "--out", str(tmp_path)])
+    rc = main(["--smoke", "--only", "inference,frames,train", "--out", str(tmp_path)])
     assert rc == 0
     files = list(tmp_path.glob("smoke-*.json"))
     assert len(files) == 1
@@ -48,6 +48,10 @@ def test_smoke_run_writes_json_markdown_and_plot(tmp_path):
     # Training is not run at smoke level, and says so.
     assert "smoke" in result["sections"]["train"].get("skipped", "") or \
         "not present" in result["sections"]["train"].get("skipped", "")
+
+    # Sections written elsewhere are called through the same runner: rows, or a stated skip.
+    frames = result["sections"]["frames"]
+    assert frames.get("rows") or "not present" in frames.get("skipped", "")
 
     md = (tmp_path / "RESULTS.md").read_text()
     assert "## Inference" in md and "| torch-fp32 |" in md and "latency_vs_size.png" in md
@@ -85,6 +89,10 @@ def test_report_renders_quality_table_and_plot(tmp_path):
                            "e2e": {"skipped": "benchmarks/end_to_end.py not present"}}}
     written = report.write_report(result, tmp_path)
     assert {p.name for p in written} == {"RESULTS.md", report.QUALITY_PNG}
+    # Sections written elsewhere are called through the same runner: rows, or a stated skip.
+    frames = result["sections"]["frames"]
+    assert frames.get("rows") or "not present" in frames.get("skipped", "")
+
     md = (tmp_path / "RESULTS.md").read_text()
     assert "| 32 | 13.60 |" in md and "quality_vs_latency.png" in md
     assert "skipped: benchmarks/end_to_end.py not present" in md
