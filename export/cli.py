@@ -55,7 +55,8 @@ def onnx_cmd(source, output, size, dynamic, opset, norm_mode, fp16, fp16_io, no_
 
     report = export_run(source, output, size=parse_size(size), dynamic=dynamic, opset=opset,
                         norm_mode=norm_mode, fp16=fp16, fp16_io=fp16_io, simplify=not no_simplify,
-                        check_images=check_images, log=click.echo)
+                        check_images=check_images,
+                        log=lambda line: click.echo(line, err=True))
     for line in format_report(report):
         click.echo(line)
 
@@ -89,7 +90,7 @@ def trt_cmd(model, output, fp32, workspace, min_shape, opt_shape, max_shape, tim
     output = output or model.with_suffix(".engine")
     report = build_engine(model, output, fp32=fp32, workspace_gib=workspace, min_shape=min_shape,
                           opt_shape=opt_shape, max_shape=max_shape, timing_cache=timing_cache,
-                          verbose=verbose, log=click.echo)
+                          verbose=verbose, log=lambda line: click.echo(line, err=True))
     click.echo(f"wrote {report['engine']} ({report['engine_bytes'] / 2**20:.1f} MiB, "
                f"{report['precision'].upper()}, TensorRT {report['tensorrt_version']}, "
                f"{report['gpu']} sm {report['compute_capability']}) in {report['build_s']:.1f} s")

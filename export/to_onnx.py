@@ -330,6 +330,8 @@ def export_run(source: str | Path, output: str | Path, *, size: tuple[int, int] 
         info32 = make_info(config, record, height=height, width=width, dynamic=dynamic,
                            norm_mode=recorded_mode, source=str(source), opset=opset)
         tmp32 = workdir / "fp32.onnx"
+        log(f"exporting {source} (U-Net depth {config['depth']}, ngf {config['ngf']}, "
+            f"norm {recorded_mode}) at {height}x{width}, opset {opset} ...")
         try:
             export_model(reference, tmp32, height=height, width=width, dynamic=dynamic,
                          opset=opset, simplify=simplify, info=info32)
@@ -341,6 +343,7 @@ def export_run(source: str | Path, output: str | Path, *, size: tuple[int, int] 
             _fail(tmp32, output, f"{ops['BatchNormalization']} BatchNormalization nodes were not "
                                  "folded into the convolutions")
 
+        log(f"checking parity against PyTorch on {image_source} ...")
         infer32, backend = parity.onnx_runner(str(tmp32))
         report["backend"] = backend
         out32 = [infer32(x[None]) for x in images]
