@@ -1,28 +1,33 @@
-"""The frame loop: capture, inference and output overlap in three threads.
+"""The frame loop: capture, inference and output overlap in their own threads.
 
 ::
 
-    capture thread          inference thread          calling (main) thread
+    capture thread          inference thread          output thread
     read -> pre  --[ch1]-->  backend.infer  --[ch2]-->  post -> write / show -> stats
 
 * Files and image sets deliver every frame in order: ``ch1`` is a bounded FIFO, so capture
   blocks while inference is busy and nothing is lost.
 * Live sources (cameras, streams) keep only the newest frame: ``ch1`` holds one frame and a new
   one replaces a stale one (counted as ``dropped``), so latency does not grow behind a slow model.
-* The output stage runs in the calling thread because GUI toolkits want their window calls there
-  and Ctrl-C arrives there. Ctrl-C, end of stream, ``q``/Esc, ``max_frames`` and errors all end
-  the same way: the stop event is set, queues close, workers are joined (with timeouts, as daemon
-  threads they cannot keep the process alive), and the output is closed, which flushes a video
-  file. An error in a worker is raised again in the calling thread as a one-line error.
+* With a window (display://) the output stage runs in the calling thread instead, because GUI
+  toolkits want their window calls there; otherwise the calling thread only waits, so Ctrl-C
+  lands there at once. Ctrl-C, end of stream, ``q``/Esc, ``max_frames`` and errors all end the
+  same way: the stop event is set, queues close, frames already inferred are still written,
+  workers are joined (with timeouts; as daemon threads they cannot keep the process alive) and
+  the output is closed, which flushes a video file. An error in a worker is raised again in the
+  calling thread as a one-line error.
 
-On a CPU the workers' own costs (decode, resize, colour conversion, encode) compete with the
-inference threads for cores; OpenCV's own thread pool is set to one thread for the run
-(``cv_threads``) because splitting a 640x480 resize over cores costs more than it saves.
+On a CPU the helpers' own work (decode, resize, colour conversion, encode) competes with the
+inference threads for the cores. OpenCV's thread pool is set to one thread for the run
+(``cv_threads``), because splitting a 640x480 resize over cores costs more than it saves, and
+``helper_priority`` can run the capture and output threads at idle priority so that they fill
+the gaps inference leaves instead of preempting it (benchmarks/end_to_end.py measures both).
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ from runtime.frames import (FITS, Geometry, Postprocessor, Preprocessor, draw_ov
 from runtime.video import Frame, Sink, Source, open_sink, open_source
 
 STAGES = ("capture", "pre", "infer", "post", "output")
+HELPER_PRIORITY: str | None = None   # default scheduling of the capture / output threads
 _END = object()
 _EMPTY = object()
 
@@ -195,16 +201,18 @@ def run_pipeline(backend, source_uri, output_uri=None, *, fit: str = "crop",
                  size: tuple[int, int] | None = None, queue_size: int = 4,
                  cv_threads: int | None = 1, decode_threads: int | None = None,
                  warmup: int = 1, join_timeout: float = 5.0, snapshot_dir: str | Path = ".",
+                 helper_priority: str | None = "default",
                  log: Callable[[str], None] | None = None) -> PipelineStats:
     """Translate every frame of ``source_uri`` with ``backend`` and write it to ``output_uri``.
 
     ``source_uri``/``output_uri`` are URIs (see runtime.video) or ready Source / Sink objects.
     ``output_uri=None`` means no output when ``headless`` (the default), a window otherwise.
     ``size`` (w, h) sets the run size of dynamic models. ``on_frame(frame, output_bgr)`` is
-    called for each written frame in the calling thread; returning False stops the run.
+    called for each written frame in the output stage; returning False stops the run.
     ``cv_threads``: OpenCV's thread pool during the run (None leaves it); ``decode_threads``:
-    FFmpeg decoder threads for files (None: FFmpeg's choice). ``warmup`` inferences run before
-    the clock starts. Returns :class:`PipelineStats`; Ctrl-C ends the run cleanly with
+    FFmpeg decoder threads for files (None: FFmpeg's choice). ``helper_priority``: None, "low"
+    or "idle" for the capture and output threads ("default": the module's HELPER_PRIORITY).
+    ``warmup`` inferences run before the clock starts. Returns :class:`PipelineStats`; Ctrl-C ends the run cleanly with
     ``stopped_by == "interrupt"`` (the caller decides the exit code).
     """
     if fit not in FITS:
@@ -245,7 +253,8 @@ def run_pipeline(backend, source_uri, output_uri=None, *, fit: str = "crop",
             backend.infer(np.zeros((1, 3, mh, mw), np.float32))
         _loop(backend, source, sink, stats, processors, max_frames=max_frames,
               overlay=overlay, on_frame=on_frame, queue_size=queue_size,
-              join_timeout=join_timeout, snapshot_dir=Path(snapshot_dir), say=say)
+              join_timeout=join_timeout, snapshot_dir=Path(snapshot_dir), say=say,
+              helper_priority=HELPER_PRIORITY if helper_priority == "default" else helper_priority)
         return stats
     finally:
         if sink is not None:
@@ -255,8 +264,26 @@ def run_pipeline(backend, source_uri, output_uri=None, *, fit: str = "crop",
             cv2.setNumThreads(old_cv_threads)
 
 
+def _lower_priority(mode: str | None) -> None:
+    """Let the inference thread win the cores: run this (helper) thread at a lower priority.
+
+    ``idle`` (Linux SCHED_IDLE): the thread runs only on a core nothing else wants, i.e. in the
+    gaps ONNX Runtime leaves between and inside inferences. ``low``: nice 10. Lowering one's own
+    priority needs no privileges; where the OS refuses, nothing changes."""
+    if not mode:
+        return
+    try:
+        if mode == "idle" and hasattr(os, "SCHED_IDLE"):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        elif mode in ("idle", "low") and hasattr(os, "setpriority"):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (OSError, AttributeError):
+        pass
+
+
 def _loop(backend, source: Source, sink: Sink, stats: PipelineStats, processors, *,
-          max_frames, overlay, on_frame, queue_size, join_timeout, snapshot_dir: Path, say):
+          max_frames, overlay, on_frame, queue_size, join_timeout, snapshot_dir: Path, say,
+          helper_priority):
     live = bool(source.live)
     stop = threading.Event()
     ch1 = _Channel(1 if live else queue_size, latest=live)
@@ -264,6 +291,7 @@ def _loop(backend, source: Source, sink: Sink, stats: PipelineStats, processors,
     errors: list[tuple[str, BaseException]] = []
     counts = {"in": 0}
     limit = int(max_frames) if max_frames else None
+    in_main = sink.is_display        # GUI calls belong to the calling thread
 
     def fail(stage: str, e: BaseException):
         errors.append((stage, e))
@@ -271,6 +299,7 @@ def _loop(backend, source: Source, sink: Sink, stats: PipelineStats, processors,
 
     def capture():
         try:
+            _lower_priority(helper_priority)
             while not stop.is_set():
                 t0 = time.perf_counter()
                 frame = source.read()
@@ -297,13 +326,11 @@ def _loop(backend, source: Source, sink: Sink, stats: PipelineStats, processors,
 
     def infer():
         try:
-            while True:
+            while not stop.is_set():
                 item = ch1.get(0.05)
                 if item is _END:
                     break
                 if item is _EMPTY:
-                    if stop.is_set():
-                        break
                     continue
                 t0 = time.perf_counter()
                 item.out = backend.infer(item.blob)
@@ -316,85 +343,103 @@ def _loop(backend, source: Source, sink: Sink, stats: PipelineStats, processors,
         finally:
             ch2.close()
 
+    recent = collections.deque(maxlen=30)     # output times, for the live FPS overlay
+    state = {"paused": False, "shown": None}
+    done = threading.Event()
+
+    def output():
+        """Post-process and write until the inference stage closes ch2 (frames finished before
+        a stop or an error are still written), or until a key, the callback or max_frames."""
+        try:
+            if not in_main:
+                _lower_priority(helper_priority)
+            while True:
+                if state["paused"]:
+                    if stop.is_set():
+                        break
+                    _keys(sink.poll_key(30))
+                    continue
+                item = ch2.get(0.05)
+                if item is _END:
+                    break
+                if item is _EMPTY:
+                    continue
+                t0 = time.perf_counter()
+                _, _, post = processors((item.frame.image.shape[1], item.frame.image.shape[0]))
+                out = post(item.out)
+                t1 = time.perf_counter()
+                if sink.is_display:
+                    shown = side_by_side(item.frame.image, out)
+                    if overlay:
+                        draw_overlay(shown, _overlay_lines(stats, recent, backend))
+                    sink.write(shown, item.frame.name)
+                    state["shown"] = shown
+                else:
+                    sink.write(out, item.frame.name)
+                t2 = time.perf_counter()
+                stats.stage_ms["post"].append((t1 - t0) * 1e3)
+                stats.stage_ms["output"].append((t2 - t1) * 1e3)
+                stats.latency_ms.append((t2 - item.t0) * 1e3)
+                stats.t_out.append(t2)
+                recent.append(t2)
+                stats.frames_out += 1
+                if on_frame is not None and on_frame(item.frame, out) is False:
+                    stats.stopped_by = "callback"
+                    break
+                if sink.is_display:
+                    _keys(sink.poll_key(1))
+                if limit is not None and stats.frames_out >= limit:
+                    stats.stopped_by = "max_frames"
+                    break
+        except _Stop:
+            stats.stopped_by = "key"
+        except BaseException as e:  # noqa: BLE001
+            if in_main:
+                raise
+            fail("output", e)
+        finally:
+            stop.set()
+            done.set()
+
+    def _keys(key: int):
+        state["paused"], state["shown"] = _handle_key(key, state["paused"], state["shown"],
+                                                      stats, snapshot_dir, say)
+
     threads = [threading.Thread(target=capture, name="pix2pix-capture", daemon=True),
                threading.Thread(target=infer, name="pix2pix-infer", daemon=True)]
-    recent = collections.deque(maxlen=30)     # output times, for the live FPS overlay
-    paused = False
-    last_shown = None
+    if not in_main:
+        threads.append(threading.Thread(target=output, name="pix2pix-output", daemon=True))
     t_start = time.perf_counter()
     for t in threads:
         t.start()
     try:
-        while True:
-            if paused:
-                if errors:
-                    break
-                key = sink.poll_key(30) if sink.is_display else -1
-                paused, last_shown = _handle_key(key, paused, last_shown, stats, snapshot_dir, say)
-                continue
-            # After a worker error the channels close; frames finished before it are still
-            # written, then _END arrives.
-            item = ch2.get(0.05)
-            if item is _END:
-                break
-            if item is _EMPTY:
-                if stop.is_set():
-                    break
-                continue
-            t0 = time.perf_counter()
-            _, _, post = processors((item.frame.image.shape[1], item.frame.image.shape[0]))
-            out = post(item.out)
-            t1 = time.perf_counter()
-            if sink.is_display:
-                shown = side_by_side(item.frame.image, out)
-                if overlay:
-                    draw_overlay(shown, _overlay_lines(stats, recent, backend))
-                sink.write(shown, item.frame.name)
-                last_shown = shown
-            else:
-                sink.write(out, item.frame.name)
-            t2 = time.perf_counter()
-            stats.stage_ms["post"].append((t1 - t0) * 1e3)
-            stats.stage_ms["output"].append((t2 - t1) * 1e3)
-            stats.latency_ms.append((t2 - item.t0) * 1e3)
-            stats.t_out.append(t2)
-            recent.append(t2)
-            stats.frames_out += 1
-            if on_frame is not None and on_frame(item.frame, out) is False:
-                stats.stopped_by = "callback"
-                break
-            if sink.is_display:
-                key = sink.poll_key(1)
-                paused, last_shown = _handle_key(key, paused, last_shown, stats, snapshot_dir, say)
-            if limit is not None and stats.frames_out >= limit:
-                stats.stopped_by = "max_frames"
-                break
-    except _Stop:
-        stats.stopped_by = "key"
+        if in_main:
+            output()
+        else:
+            # Wait on an event, not Thread.join: a Ctrl-C that interrupts join() can leave the
+            # thread looking dead while it still runs (seen with CPython 3.11).
+            while not done.wait(0.1):
+                pass
     except KeyboardInterrupt:
         stats.stopped_by = "interrupt"
     finally:
         stop.set()
         ch1.close()
-        ch2.close()
         deadline = time.perf_counter() + join_timeout
         for t in threads:
             t.join(max(0.0, deadline - time.perf_counter()))
-        stats.elapsed_s = time.perf_counter() - t_start
+        stats.elapsed_s = (stats.t_out[-1] if stats.t_out else time.perf_counter()) - t_start
         stats.frames_in = counts["in"]
         stats.dropped = ch1.dropped
         stats.reconnects = int(getattr(source, "reconnects", 0))
         hung = [t.name for t in threads if t.is_alive()]
         if hung:
             say(f"warning: thread(s) {', '.join(hung)} did not stop within {join_timeout:.0f} s")
-    if errors:
+    if errors and stats.stopped_by != "interrupt":
         stats.stopped_by = "error"
         stage, e = errors[0]
         if isinstance(e, Pix2PixError):
             raise e
-        if isinstance(e, KeyboardInterrupt):
-            stats.stopped_by = "interrupt"
-            return
         msg = (str(e).strip().splitlines() or [""])[0]
         raise Pix2PixError(f"{stage} stage failed: {type(e).__name__}: {msg}") from e
     if stats.stopped_by == "end" and limit is not None and stats.frames_out >= limit:
