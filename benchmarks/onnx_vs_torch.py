@@ -10,6 +10,8 @@ For unet_256 (BatchNorm) at 256x256, batch 1, ``ngf`` 64 / 32 / 16, the model is
 * ``ort-default``  a bare ``onnxruntime.InferenceSession`` (ORT's own defaults);
 * ``ort-tuned``    what the export parity check uses (export/parity.py): ORT_ENABLE_ALL,
                    ORT_SEQUENTIAL, intra-op threads = cores, inter-op 1;
+* ``ort-nospin``   ort-tuned with ``session.intra_op.allow_spinning = 0`` (pool threads sleep
+                   instead of spinning between ops: kinder to a shared CPU);
 * ``ort-backend``  the runtime's OnnxRuntimeBackend (what ``pix2pix run`` uses), if present.
 
 Also records max |ONNX - torch| per model, so a fast but wrong export would show.
@@ -53,10 +55,18 @@ def bench_one(ngf: int, mode: str, side: int, reps: int, budget_s: float, workdi
 
     default = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     tuned = ort_session(str(path))
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = cpu_cores()
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    nospin = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     fns = {
         "torch-eager": lambda: model(xt),
         "ort-default": lambda: default.run(None, {"input": x})[0],
         "ort-tuned": lambda: tuned.run(None, {"input": x})[0],
+        "ort-nospin": lambda: nospin.run(None, {"input": x})[0],
     }
     try:
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
@@ -103,6 +113,7 @@ def main(argv=None) -> dict:
               "all_onnx_not_slower": all(r["onnx_not_slower"] for r in rows)}
     cols = [("ngf", "ngf", ""), ("norm_mode", "norm", ""), ("torch-eager_ms", "torch eager ms", ".1f"),
             ("ort-default_ms", "ORT default ms", ".1f"), ("ort-tuned_ms", "ORT tuned ms", ".1f"),
+            ("ort-nospin_ms", "ORT no-spin ms", ".1f"),
             ("ort-backend_ms", "ORT backend ms", ".1f"), ("speedup_ort_tuned", "torch/ORT", ".2f"),
             ("max_abs_onnx_vs_torch", "max |diff|", ".1e")]
     print(markdown_table(rows, cols))
