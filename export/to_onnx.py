@@ -277,6 +277,9 @@ def export_run(source: str | Path, output: str | Path, *, size: tuple[int, int] 
     from train.checkpoint import load_generator
 
     output = Path(output)
+    if Path(source).suffix.lower() == ".onnx":
+        raise BadInput(f"{source} is already an ONNX file: `export onnx` takes a run directory or "
+                       f"checkpoint (for an engine: pix2pix export trt {source})")
     if fp16_io and not fp16:
         raise BadInput("--fp16-io needs --fp16 (an FP32 model has FP32 inputs and outputs)")
     if opset < 17:

@@ -223,6 +223,10 @@ def test_fp16_io_needs_fp16(trained_run, tmp_path):
     _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--fp16-io"), 3, "--fp16-io needs --fp16")
 
 
+def test_onnx_file_as_source(tiny_onnx, tmp_path):
+    _one_line_error(_invoke(tiny_onnx, "-o", tmp_path / "m.onnx"), 3, "already an ONNX file")
+
+
 def test_library_errors_are_typed(tmp_path):
     with pytest.raises(ModelMismatch):
         path = tmp_path / "x.pt"
