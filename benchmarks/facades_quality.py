@@ -8,7 +8,7 @@ SSIM of the held-out images before training (the initial generator: same seed, s
 and after, with the recorded per-image BatchNorm mode (and running statistics for comparison),
 plus the trivial baseline "output = input label map".
 
-    python -m benchmarks.facades_quality               # 1000 iterations (~10+ min on 2 cores)
+    python -m benchmarks.facades_quality               # 500 iterations (~10 min on 2 quiet cores)
     python -m benchmarks.facades_quality --iters 200   # shorter
 
 Writes benchmarks/results/facades_quality.json. Skips with a message when the dataset is absent.
@@ -32,9 +32,11 @@ HOLDOUT = 40
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--iters", type=int, default=1000)
+    ap.add_argument("--iters", type=int, default=500)
     ap.add_argument("--quick", action="store_true", help="200 iterations")
     ap.add_argument("--ngf", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0: default; 1 is faster when other processes load the CPU)")
     ap.add_argument("--data", type=Path, default=FACADES)
     ap.add_argument("--run", type=Path, default=None, help="keep the run here (default: a temp dir)")
     ap.add_argument("--json", type=Path, default=RESULTS)
@@ -54,7 +56,9 @@ def main(argv=None) -> int:
 
     opts = dict(direction="BtoA", depth=7, load_size=143, crop_size=128, ngf=args.ngf, ndf=64,
                 holdout_last=HOLDOUT, max_iters=iters, log_every=50, save_every=1000,
-                progress=False, tensorboard=False, seed=0)
+                progress=False, tensorboard=False, seed=0, threads=args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     held = split_holdout(list_pairs(args.data, "train"), HOLDOUT)[1]
     ds = PairedDataset(args.data, "train", direction="BtoA", load_size=128, crop_size=128,
                        augment=False, files=held)

@@ -32,15 +32,18 @@ RESULTS = REPO / "benchmarks" / "results" / "train_speed.json"
 REFERENCE_S = 0.74
 TARGET_S = 0.8 * REFERENCE_S
 
-# name -> (amp, channels_last, compile)
+# name -> (amp, channels_last, compile, adam_impl). "reference-like" approximates the reference
+# implementation's set-up (FP32, contiguous, Adam's per-tensor loop) and is measured side by side,
+# so the speed-up holds even when other processes load the machine.
 VARIANTS = {
-    "fp32": ("off", "off", False),
-    "fp32 + channels_last": ("off", "on", False),
-    "bf16 autocast": ("bf16", "off", False),
-    "bf16 + channels_last": ("bf16", "on", False),
-    "auto (default)": ("auto", "auto", False),
-    "bf16 + channels_last + compile": ("bf16", "on", True),
+    "reference-like: fp32, for-loop Adam": ("off", "off", False, "for-loop"),
+    "fp32": ("off", "off", False, "fused"),
+    "fp32 + channels_last": ("off", "on", False, "fused"),
+    "bf16 autocast": ("bf16", "off", False, "fused"),
+    "bf16 + channels_last": ("bf16", "on", False, "fused"),
+    "bf16 + channels_last + compile": ("bf16", "on", True, "fused"),
 }
+REFERENCE_LIKE = "reference-like: fp32, for-loop Adam"
 
 
 def dataset(tmp: Path) -> Path:
@@ -61,13 +64,21 @@ def dataset(tmp: Path) -> Path:
 def measure(data: Path, tmp: Path, name: str, iters: int, warmup: int, threads: int) -> list[float]:
     from train.loop import TrainOptions, train
 
-    amp, cl, comp = VARIANTS[name]
+    amp, cl, comp, adam = VARIANTS[name]
     opts = TrainOptions(data=str(data), run=str(tmp / "run"), amp=amp, channels_last=cl,
-                        compile=comp, max_iters=iters + warmup, workers=0 if threads else -1,
+                        compile=comp, adam_impl=adam, max_iters=iters + warmup, workers=0 if threads else -1,
                         threads=threads, progress=False, tensorboard=False,
                         log_every=1000, direction="BtoA")
     summary = train(opts)
     return summary["seconds"][warmup:]
+
+
+def _loadavg():
+    try:
+        import os
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def main(argv=None) -> int:
@@ -85,7 +96,7 @@ def main(argv=None) -> int:
     names = [n for n in VARIANTS if args.compile or not VARIANTS[n][2]]
     rounds, iters, warmup = args.rounds, args.iters, 3
     if args.quick:
-        names, rounds, iters, warmup = ["fp32", "auto (default)"], 1, 5, 2
+        names, rounds, iters, warmup = [REFERENCE_LIKE, "bf16 + channels_last"], 1, 4, 2
     times: dict[str, list[float]] = {n: [] for n in names}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="train_speed_") as tmp_s:
@@ -101,21 +112,32 @@ def main(argv=None) -> int:
     from train.loop import TrainOptions, resolve_precision
 
     dtype, cl = resolve_precision(TrainOptions(data=""), torch.device("cpu"))
+    default = {(torch.bfloat16, True): "bf16 + channels_last", (torch.bfloat16, False): "bf16 autocast",
+               (None, False): "fp32", (None, True): "fp32 + channels_last"}[(dtype, cl)]
+    ref = statistics.median(times[REFERENCE_LIKE]) if REFERENCE_LIKE in times else None
     rows = []
     print(f"\nunet_256 ngf 64 + basic D, batch 1, 256x256, CPU, {torch.get_num_threads()} threads "
-          f"(reference FP32 ~{REFERENCE_S} s/it; target <= {TARGET_S:.3f} s/it)")
-    print(f"{'variant':34s} {'median s/it':>11s} {'min':>7s} {'n':>4s} {'vs ref':>7s}")
+          f"(reference implementation FP32 ~{REFERENCE_S} s/it on a quiet machine; target <= "
+          f"{TARGET_S:.3f} s/it, i.e. <= 0.8x the reference-like variant measured here)")
+    print(f"{'variant':40s} {'median s/it':>11s} {'min':>7s} {'n':>4s} {'vs ref-like':>11s}")
     for name in names:
         t = times[name]
         med = statistics.median(t)
         rows.append({"variant": name, "amp": VARIANTS[name][0], "channels_last": VARIANTS[name][1],
-                     "compile": VARIANTS[name][2], "median_s": round(med, 4),
-                     "min_s": round(min(t), 4), "n": len(t), "all_s": [round(x, 4) for x in t]})
-        print(f"{name:34s} {med:11.3f} {min(t):7.3f} {len(t):4d} {REFERENCE_S / med:6.2f}x")
-    auto = statistics.median(times["auto (default)"])
-    print(f"--amp auto on this CPU = {str(dtype).replace('torch.', '') if dtype else 'fp32'}"
-          f"{' + channels_last' if cl else ''}: {auto:.3f} s/it -> "
-          f"{'meets' if auto <= TARGET_S else 'MISSES'} the {TARGET_S:.3f} s target")
+                     "compile": VARIANTS[name][2], "adam_impl": VARIANTS[name][3],
+                     "default": name == default, "median_s": round(med, 4), "min_s": round(min(t), 4),
+                     "n": len(t), "all_s": [round(x, 4) for x in t],
+                     "ratio_to_reference_like": round(med / ref, 3) if ref else None})
+        mark = "  <- --amp auto" if name == default else ""
+        print(f"{name:40s} {med:11.3f} {min(t):7.3f} {len(t):4d} "
+              f"{(med / ref if ref else float('nan')):10.2f}x{mark}")
+    auto = statistics.median(times[default]) if default in times else None
+    verdict = None
+    if auto is not None:
+        verdict = {"absolute": auto <= TARGET_S, "relative": bool(ref and auto <= 0.8 * ref)}
+        print(f"--amp auto on this CPU = {default}: {auto:.3f} s/it; absolute target {TARGET_S:.3f} "
+              f"s/it {'met' if verdict['absolute'] else 'NOT met'}; <= 0.8x reference-like "
+              f"{'met' if verdict['relative'] else 'NOT met'}")
     result = {"benchmark": "train_speed", "config": "unet_256 ngf64, basic D, batch 1, 286->256",
               "device": "cpu", "cpu": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -124,7 +146,8 @@ def main(argv=None) -> int:
               "iters_per_run": iters, "warmup_dropped": warmup,
               "auto_resolves_to": {"autocast": str(dtype).replace("torch.", "") if dtype else "fp32",
                                    "channels_last": cl},
-              "variants": rows, "meets_target": auto <= TARGET_S,
+              "default_variant": default, "variants": rows, "meets_target": verdict,
+              "load_average_1min": _loadavg(),
               "wall_s": round(time.perf_counter() - started, 1),
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     args.json.parent.mkdir(parents=True, exist_ok=True)

