@@ -296,7 +296,7 @@ def _render_photo(rng: np.random.Generator, cv: _Canvas, top: int) -> np.ndarray
     p = pixels(DECO)
     img[p.idx] = stone * (0.8 + 0.35 * np.abs(np.sin(p.u * 9) * np.sin(p.v * 7)))[:, None]
     p = pixels(PILLAR)
-    img[p.idx] = stone * (0.7 + 0.45 * np.sin(np.pi * p.u))[:, None]
+    img[p.idx] = np.minimum(stone * 1.1, 255) * (0.5 + 0.6 * np.sin(np.pi * p.u))[:, None]
 
     # Balconies: a metal railing in front of a dark opening, a stone slab at the bottom.
     p = pixels(BALCONY)
