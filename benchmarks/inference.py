@@ -6,7 +6,8 @@ backend runs the same input, interleaved per repetition (benchmarks.common.inter
 * ``torch-fp32``   PyTorch eager, FP32, contiguous NCHW (what training code would call);
 * ``torch-bf16``   PyTorch eager under CPU autocast to bfloat16 with channels_last (REFERENCE.md:
                    measure it, this CPU has AVX-512 BF16 / AMX);
-* ``ort-fp32``     ONNX Runtime, CPU provider, all graph optimisations, one thread per core;
+* ``ort-fp32``     ONNX Runtime through the runtime's own backend (runtime.backends, what
+                   ``pix2pix run`` uses): CPU provider, all graph optimisations, a thread per core;
 * ``ort-fp16``     ONNX Runtime on an FP16 graph (norms kept in FP32). On a CPU this runs through
                    inserted casts (no FP16 convolution on x86): the row is there for its accuracy
                    (PSNR against FP32), not its speed;
@@ -101,63 +102,39 @@ def sample_input(side: int, batch: int = 1, seed: int = 0):
 
 # --------------------------------------------------------------------------- ONNX
 def export_onnx(model, path: Path, side: int) -> Path:
-    """Export for ONNX Runtime: export/to_onnx.py when present, else the legacy exporter
-    directly (opset 17, eval-mode BatchNorm folded into the convolutions)."""
+    """Export the way ``pix2pix export onnx`` does (export/to_onnx.py: BatchNorm folded into the
+    convolutions for ``running``, onnxslim, metadata), static 1x3xSxS input."""
     import torch
+    from export.to_onnx import export_model
+    from runtime.model_info import ModelInfo
 
-    to_onnx, _ = optional("export.to_onnx")
-    fn = getattr(to_onnx, "export_model", None) if to_onnx else None
-    if fn is not None:
-        from runtime.model_info import ModelInfo
-
-        c = model.config
-        norm = "per-image" if any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.modules()) \
-            else "running"
-        # The metadata lets TensorRT and the runtime open the file like a user's export.
-        info = ModelInfo(height=side, width=side, multiple=2 ** c["depth"], depth=c["depth"],
-                         ngf=c["ngf"], norm_mode=norm, source_run="benchmarks")
-        return Path(fn(model, path, height=side, width=side, info=info))
-    torch.onnx.export(model, (torch.zeros(1, 3, side, side),), str(path), dynamo=False,
-                      opset_version=17, input_names=["input"], output_names=["output"],
-                      do_constant_folding=True)
-    return path
+    c = model.config
+    norm = "per-image" if any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.modules()) \
+        else "running"
+    # The metadata lets TensorRT and the runtime open the file like a user's export.
+    info = ModelInfo(height=side, width=side, multiple=2 ** c["depth"], depth=c["depth"],
+                     ngf=c["ngf"], norm_mode=norm, source_run="benchmarks")
+    return Path(export_model(model, path, height=side, width=side, info=info))
 
 
 def fp16_onnx(src: Path, dst: Path) -> Path:
-    """An FP16 copy with FP32 input/output and normalisations kept in FP32 (REFERENCE.md:
-    InstanceNorm in FP16 loses accuracy). export/fp16.py when present, else ONNX Runtime's own
-    float16 converter."""
-    import onnx
+    """The FP16 graph ``pix2pix export onnx --fp16`` writes (export/fp16.py): FP32 I/O,
+    normalisations and reductions kept in FP32 (REFERENCE.md: InstanceNorm in FP16 loses
+    accuracy)."""
+    from export.fp16 import convert_file
 
-    fp16, _ = optional("export.fp16")
-    fn = getattr(fp16, "convert_file", None) if fp16 else None
-    if fn is not None:
-        try:
-            return Path(fn(src, dst))
-        except TypeError:
-            pass
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    model = convert_float_to_float16(
-        onnx.load(str(src)), keep_io_types=True,
-        op_block_list=["InstanceNormalization", "BatchNormalization", "ReduceMean",
-                       "LayerNormalization"])
-    onnx.save(model, str(dst))
-    return dst
+    return Path(convert_file(src, dst))
 
 
 def ort_session(path: Path, threads: int):
-    """A CPU ONNX Runtime session set up the way the runtime would use it."""
-    import onnxruntime as ort
+    """The ONNX Runtime CPU backend exactly as ``pix2pix run`` opens it (runtime.backends):
+    all graph optimisations, one intra-op thread per core. Call ``.infer(batch)``.
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    # Interleaved timing: an idle ORT pool that keeps spinning would steal the cores the next
-    # backend (PyTorch) needs; without spinning each backend gets the machine to itself.
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    (Its idle pool threads may spin after a run; in the interleaved timing the untimed
+    ``settle`` call that precedes every timed call absorbs that, see common.interleaved.)"""
+    from runtime.backends import open_backend
+
+    return open_backend(path, "onnxruntime", providers=["cpu"], threads=threads)
 
 
 def tensorrt_status() -> str | None:
@@ -218,14 +195,12 @@ def _backends(model_running, model_per_image, side: int, workdir: Path, threads:
     else:
         p32 = export_onnx(model_running, workdir / f"g{side}.onnx", side)
         s32 = ort_session(p32, threads)
-        name = s32.get_inputs()[0].name
-        out["ort-fp32"] = dict(run=lambda: s32.run(None, {name: x_np})[0], backend="ort-fp32",
+        out["ort-fp32"] = dict(run=lambda: s32.infer(x_np), backend="ort-fp32",
                                precision="fp32", norm_mode="running")
         try:
             p16 = fp16_onnx(p32, workdir / f"g{side}_fp16.onnx")
             s16 = ort_session(p16, threads)
-            n16 = s16.get_inputs()[0].name
-            out["ort-fp16"] = dict(run=lambda: s16.run(None, {n16: x_np})[0], backend="ort-fp16",
+            out["ort-fp16"] = dict(run=lambda: s16.infer(x_np), backend="ort-fp16",
                                    precision="fp16", norm_mode="running",
                                    note="CPU runs FP16 through casts: accuracy check, not speed")
         except Exception as e:  # noqa: BLE001
@@ -233,8 +208,7 @@ def _backends(model_running, model_per_image, side: int, workdir: Path, threads:
         if per_image:
             pp = export_onnx(model_per_image, workdir / f"g{side}_pi.onnx", side)
             sp = ort_session(pp, threads)
-            npi = sp.get_inputs()[0].name
-            out["ort-fp32 per-image"] = dict(run=lambda: sp.run(None, {npi: x_np})[0],
+            out["ort-fp32 per-image"] = dict(run=lambda: sp.infer(x_np),
                                              backend="ort-fp32", precision="fp32",
                                              norm_mode="per-image")
     if per_image:

@@ -76,15 +76,14 @@ def time_models(rows: list[dict], cfg: dict, workdir: Path) -> None:
         r["params"] = sum(p.numel() for p in model.parameters())
         r["gflop"] = round(2 * count_macs(model, side, side) / 1e9, 3)
         path = export_model(model, workdir / f"q{r['ngf']}.onnx", height=side, width=side)
-        sess = ort_session(path, threads)  # the same session set-up as the inference section
-        name = sess.get_inputs()[0].name
+        sess = ort_session(path, threads)  # the runtime's backend, as in the inference section
         keep += [model, sess]
 
         def run_torch(m=model):
             with torch.inference_mode():
                 return m(x)
 
-        fns[f"ort {r['ngf']}"] = lambda s=sess, n=name: s.run(None, {n: x_np})
+        fns[f"ort {r['ngf']}"] = lambda s=sess: s.infer(x_np)
         fns[f"torch {r['ngf']}"] = run_torch
     samples = interleaved(fns, reps=cfg["reps"], warmup=2, budget_s=cfg["budget_s"])
     for r in rows:
