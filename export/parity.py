@@ -29,7 +29,8 @@ def cpu_threads() -> int:
 def ort_session(path: str, threads: int | None = None):
     """A CPU ONNX Runtime session: all graph optimisations, one intra-op thread per core,
     sequential execution (a U-Net is one chain of big convolutions: inter-op parallelism only
-    adds scheduling overhead)."""
+    adds scheduling overhead), no spinning pool threads (measured in
+    benchmarks/onnx_vs_torch.py: spinning costs time on a shared CPU; same as the runtime)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -37,6 +38,7 @@ def ort_session(path: str, threads: int | None = None):
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.intra_op_num_threads = threads or cpu_threads()
     opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # errors only
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
