@@ -89,16 +89,33 @@ def machine_lines(machine: dict) -> list[str]:
     ]
 
 
+def inference_summary(rows: list[dict]) -> str:
+    """One line per model and input size, one column per backend: "p50 ms (GFLOP/s)"."""
+    cols: list[str] = []
+    groups: dict[tuple, dict] = {}
+    for r in rows:
+        col = r["backend"] + ("" if r["norm_mode"] == "running" else f" {r['norm_mode']}")
+        if col not in cols:
+            cols.append(col)
+        g = groups.setdefault((r["ngf"], r["size"]), {
+            "model": r["model"], "size": f"{r['size']}²", "params_m": r["params"] / 1e6,
+            "gflop": r["gflop"]})
+        g[col] = f"{r['p50_ms']:.1f} ({r['gflop_per_s']:.0f})"
+    columns = [("model", "model", ""), ("size", "input", ""), ("params_m", "params (M)", ".1f"),
+               ("gflop", "GFLOP", ".2f")] + [(c, c, "") for c in cols]
+    return markdown_table(list(groups.values()), columns)
+
+
 def inference_markdown(sec: dict) -> list[str]:
     rows = [dict(r, params_m=r["params"] / 1e6) for r in sec.get("rows", [])]
     out = []
     peak = sec.get("machine_peak") or {}
     if peak:
-        out.append(f"Machine limit measured in the same run (2048² matmul): "
-                   f"FP32 {fmt(peak.get('fp32_gflop_per_s'), '.0f')} GFLOP/s, "
-                   f"BF16 {fmt(peak.get('bf16_gflop_per_s'), '.0f')} GFLOP/s.")
-        out.append("")
-    out.append(markdown_table(rows, INFERENCE_COLUMNS))
+        out += [f"Machine limit measured in the same run (2048² matmul): "
+                f"FP32 {fmt(peak.get('fp32_gflop_per_s'), '.0f')} GFLOP/s, "
+                f"BF16 {fmt(peak.get('bf16_gflop_per_s'), '.0f')} GFLOP/s.", ""]
+    out += ["Median latency in ms (achieved GFLOP/s), batch 1:", "", inference_summary(rows), "",
+            "All statistics:", "", markdown_table(rows, INFERENCE_COLUMNS)]
     out.append("")
     conv = (sec.get("config") or {}).get("flop_convention")
     if conv:
