@@ -37,7 +37,7 @@ from torch import nn
 from export import parity
 from runtime.errors import BadInput, CheckFailed
 from runtime.model_info import DIRECTIONS, ModelInfo
-from train.models import UNetGenerator, count_parameters, inference_copy
+from train.models import count_parameters, inference_copy
 
 DEFAULT_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "output"

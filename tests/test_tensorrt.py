@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import types
 
-import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
