@@ -201,7 +201,7 @@ def run_pipeline(backend, source_uri, output_uri=None, *, fit: str = "crop",
                  size: tuple[int, int] | None = None, queue_size: int = 4,
                  cv_threads: int | None = 1, decode_threads: int | None = None,
                  warmup: int = 1, join_timeout: float = 5.0, snapshot_dir: str | Path = ".",
-                 helper_priority: str | None = "default",
+                 helper_priority: str | None = "default", start_frame: int = 0,
                  log: Callable[[str], None] | None = None) -> PipelineStats:
     """Translate every frame of ``source_uri`` with ``backend`` and write it to ``output_uri``.
 
@@ -221,8 +221,9 @@ def run_pipeline(backend, source_uri, output_uri=None, *, fit: str = "crop",
     info = backend.info
     say = log or (lambda msg: None)
     source = open_source(source_uri, size=source_size, fps=source_fps, loop=loop,
-                         decode_threads=decode_threads)
+                         decode_threads=decode_threads, start_frame=start_frame)
     sink = None
+    ctx = {"capture_alive": False}
     old_cv_threads = cv2.getNumThreads()
     try:
         src_size = source.size
@@ -254,12 +255,14 @@ def run_pipeline(backend, source_uri, output_uri=None, *, fit: str = "crop",
         _loop(backend, source, sink, stats, processors, max_frames=max_frames,
               overlay=overlay, on_frame=on_frame, queue_size=queue_size,
               join_timeout=join_timeout, snapshot_dir=Path(snapshot_dir), say=say,
-              helper_priority=HELPER_PRIORITY if helper_priority == "default" else helper_priority)
+              helper_priority=HELPER_PRIORITY if helper_priority == "default" else helper_priority,
+              ctx=ctx)
         return stats
     finally:
         if sink is not None:
             sink.close()        # flushes a video file on every exit path
-        source.close()
+        if not ctx["capture_alive"]:   # never release a capture another thread is reading
+            source.close()
         if cv_threads is not None:
             cv2.setNumThreads(old_cv_threads)
 
@@ -283,7 +286,7 @@ def _lower_priority(mode: str | None) -> None:
 
 def _loop(backend, source: Source, sink: Sink, stats: PipelineStats, processors, *,
           max_frames, overlay, on_frame, queue_size, join_timeout, snapshot_dir: Path, say,
-          helper_priority):
+          helper_priority, ctx):
     live = bool(source.live)
     stop = threading.Event()
     ch1 = _Channel(1 if live else queue_size, latest=live)
@@ -427,7 +430,10 @@ def _loop(backend, source: Source, sink: Sink, stats: PipelineStats, processors,
         ch1.close()
         deadline = time.perf_counter() + join_timeout
         for t in threads:
+            if t.name == "pix2pix-output":
+                ch2.close()       # the inference stage is done (or hung): let output finish
             t.join(max(0.0, deadline - time.perf_counter()))
+        ctx["capture_alive"] = threads[0].is_alive()
         stats.elapsed_s = (stats.t_out[-1] if stats.t_out else time.perf_counter()) - t_start
         stats.frames_in = counts["in"]
         stats.dropped = ch1.dropped

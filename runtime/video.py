@@ -198,7 +198,8 @@ class CaptureSource(Source):
     """
 
     def __init__(self, uri: str, kind: str, target, *, size=None, fps=None, loop=False,
-                 retries: int = 6, backoff: float = 0.25, decode_threads: int | None = None):
+                 retries: int = 6, backoff: float = 0.25, decode_threads: int | None = None,
+                 start_frame: int = 0):
         self.uri, self.kind, self.target = str(uri), kind, target
         self.live = kind in ("v4l2", "stream", "csi", "gstreamer")
         self.loop = loop and not self.live
@@ -210,6 +211,8 @@ class CaptureSource(Source):
         self._since_open = 0
         self.reconnects = 0
         self._cap = self._open(first=True)
+        if start_frame and not self.live:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, int(start_frame))
         ok, img = self._cap.read()
         if not ok or img is None:
             self._cap.release()
@@ -408,24 +411,27 @@ def _image_paths(kind: str, target) -> list[Path]:
 
 
 def open_source(uri, *, size: tuple[int, int] | None = None, fps: float | None = None,
-                loop: bool = False, decode_threads: int | None = None) -> Source:
+                loop: bool = False, decode_threads: int | None = None,
+                start_frame: int = 0) -> Source:
     """Open a source named by ``uri`` (see the module docstring); fails at once, naming it.
 
     ``size`` (w, h) and ``fps`` are requests for cameras; ``loop`` repeats files and image sets;
-    ``decode_threads`` caps FFmpeg's decoder threads for files (None: FFmpeg's choice).
+    ``decode_threads`` caps FFmpeg's decoder threads for files (None: FFmpeg's choice);
+    ``start_frame`` skips into a file or image set (benchmarks use it to cover a video in parts).
     """
     if isinstance(uri, Source):
         return uri
     kind, target = _uri_kind(str(uri))
     if kind in ("image", "dir", "glob"):
-        return ImageSource(str(uri), _image_paths(kind, target), loop=loop)
+        paths = _image_paths(kind, target)
+        return ImageSource(str(uri), paths[int(start_frame):] if start_frame else paths, loop=loop)
     if kind == "file" and Path(target).suffix.lower() not in VIDEO_EXTS and not _looks_like_video(target):
         # FFmpeg "decodes" almost anything (a .txt file becomes ANSI-art frames): without a video
         # extension, insist on a container signature.
         raise BadInput(f"{target} is not a video or image file (unknown extension "
                        f"{Path(target).suffix or '(none)'} and no video container signature)")
     return CaptureSource(str(uri), kind, target, size=size, fps=fps, loop=loop,
-                         decode_threads=decode_threads)
+                         decode_threads=decode_threads, start_frame=start_frame)
 
 
 # ---------------------------------------------------------------------------- sinks
