@@ -175,6 +175,13 @@ def run(level: str = "full", ngf: int | None = None, rounds: int | None = None,
             "summary": summary,
             "best_variant": best,
             "parts": parts,
+            # Flat, one per part, for the suite's Markdown report.
+            "rows": [{"variant": v, "part": p["part"], "frames": p["frames"],
+                      "pipeline_fps": p["pipeline_fps"], "model_fps_before": p["model_fps_before"],
+                      "model_fps_after": p["model_fps_after"], "ratio": p["ratio"],
+                      "infer_p50_ms": p["stages"]["infer"]["p50_ms"],
+                      "load_1min": p["load_average_1min"]}
+                     for v, rows in parts.items() for p in rows],
         }
         if out is not None and level != "smoke":
             write_json(out, result)
