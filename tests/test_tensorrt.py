@@ -316,8 +316,9 @@ def test_gpu_build_fp32_engine_static(tiny_onnx, tmp_path):
     assert result["max_abs"] <= 1e-2, result  # TF32 convolutions may be allowed by default
 
 
-def test_export_help_imports_no_torch_onnx_or_tensorrt():
-    """`pix2pix export --help` / `export trt --help` stay instant: heavy imports are lazy."""
+def test_export_help_imports_no_torch_onnx_or_tensorrt(tiny_onnx):
+    """`pix2pix export --help` / `export trt --help` stay instant: heavy imports are lazy; and
+    `export trt` itself never imports torch (a Jetson builds engines without PyTorch)."""
     import subprocess
     import sys
 
@@ -326,7 +327,10 @@ def test_export_help_imports_no_torch_onnx_or_tensorrt():
             "['export', 'onnx', '--help']):\n"
             "    assert CliRunner().invoke(cli, args).exit_code == 0, args\n"
             "heavy = [m for m in ('torch', 'onnx', 'tensorrt', 'onnxruntime') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+            "assert not heavy, heavy\n"
+            f"r = CliRunner().invoke(cli, ['export', 'trt', {str(tiny_onnx)!r}, '--opt', '1x1'])\n"
+            "assert r.exit_code == 3, r.output\n"
+            "assert 'torch' not in sys.modules and 'onnx' in sys.modules\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert res.returncode == 0, res.stderr[-2000:]
