@@ -379,9 +379,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
             cache_path = Path(timing_cache)
             blob = cache_path.read_bytes() if cache_path.is_file() else b""
             cache = config.create_timing_cache(blob)
-            if not config.set_timing_cache(cache, False):
+            if not config.set_timing_cache(cache, ignore_mismatch=False):
                 cache_note = "timing cache from another TensorRT version or GPU: started a new one"
-                config.set_timing_cache(config.create_timing_cache(b""), False)
+                config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
             elif blob:
                 cache_note = f"reused timing cache {cache_path}"
         monitor = None if verbose else _progress_monitor(trt, log)
