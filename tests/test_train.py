@@ -126,6 +126,25 @@ def test_ctrl_c_saves_and_reraises(data, tmp_path):
     assert (run / "generator.pt").is_file()
 
 
+def test_max_minutes_stops_and_saves(data, tmp_path):
+    run = tmp_path / "run"
+    summary = train(TrainOptions(data=str(data), run=str(run), **TINY, max_minutes=1e-6))
+    assert summary["stopped"] == "time" and summary["iterations"] == 1
+    assert load_training_checkpoint(run / "checkpoints" / "latest.pt")["iteration"] == 1
+    assert (run / "generator.pt").is_file()
+
+
+def test_train_help_does_not_import_torch():
+    import subprocess
+    import sys
+    code = ("import sys; from click.testing import CliRunner; from runtime.cli import cli; "
+            "r = CliRunner().invoke(cli, ['train', '--help']); assert r.exit_code == 0, r.output; "
+            "assert '--amp' in r.output; r = CliRunner().invoke(cli, ['eval', '--help']); "
+            "assert '--norm-mode' in r.output; assert 'torch' not in sys.modules")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["{missing}"], 3, "data directory not found"),
     (["{empty}"], 3, "no usable image pairs"),

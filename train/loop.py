@@ -207,6 +207,19 @@ def _versions() -> dict:
     return out
 
 
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 class _StopFlag:
     """SIGINT sets a flag; the loop finishes the current iteration, saves, then stops (exit 130).
     A second Ctrl-C interrupts at once."""
@@ -401,8 +414,7 @@ def _train(o: TrainOptions, callback=None) -> dict:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         cfg = {"options": asdict(o), "models": config,
                "parameters": {"G": count_parameters(G), "D": count_parameters(D)},
-               "device": str(device), "device_name": (torch.cuda.get_device_name(device)
-                                                      if device.type == "cuda" else platform.processor() or platform.machine()),
+               "device": str(device), "device_name": _device_name(device),
                "precision": {"autocast": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
                              "channels_last": channels_last, "grad_scaler": scaler.is_enabled()},
                "world_size": world, "torch_threads": torch.get_num_threads(), "workers": workers,
