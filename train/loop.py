@@ -282,7 +282,7 @@ def _train(o: TrainOptions, callback=None) -> dict:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise Unavailable("--device cuda was asked for but PyTorch sees no CUDA GPU")
     if device.type == "cuda":
-        if ddp and device.index is None:
+        if device.index is None:  # under torchrun: one GPU per local rank
             device = torch.device(f"cuda:{local_rank}")
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
