@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmarks.common import fmt, markdown_table
 
 LATENCY_PNG = "latency_vs_size.png"
@@ -129,6 +131,45 @@ def inference_markdown(sec: dict) -> list[str]:
     return out
 
 
+def e2e_markdown(sec: dict) -> list[str]:
+    """benchmarks/end_to_end.py's result: per-variant summary, then per-stage latencies."""
+    model = sec.get("model") or {}
+    backend = sec.get("backend") or {}
+    video = sec.get("video") or {}
+    mo = sec.get("model_only") or {}
+    out = [f"Model: {model.get('arch')} ngf {model.get('ngf')} at {model.get('size')} "
+           f"({model.get('norm')}), {backend.get('provider')} x{backend.get('intra_op_threads')} "
+           f"threads. Video: {Path(str(video.get('path', ''))).name}, {video.get('frames_used')} "
+           f"frames in {video.get('parts')} parts, fit {video.get('fit')}, output "
+           f"{video.get('output')}. Model-only: {fmt(mo.get('fps_median'), '.2f')} FPS "
+           f"(p50 {fmt(mo.get('latency_p50_ms'), '.1f')} ms), measured between the parts.", ""]
+    rows = [{"variant": v, **d} for v, d in (sec.get("summary") or {}).items()]
+    out += [markdown_table(rows, [
+        ("variant", "helper threads", ""), ("frames", "frames", "d"),
+        ("pipeline_fps", "pipeline FPS", ".2f"), ("median_ratio", "pipeline / model-only", ".3f"),
+        ("whole_video_ratio", "whole video ratio", ".3f"), ("median_cpu_ratio", "CPU-time ratio", ".3f"),
+        ("meets_target", f"≥ {sec.get('target_ratio')}", "")]), ""]
+    stage_rows = []
+    for variant, parts in (sec.get("parts") or {}).items():
+        stages: dict[str, list[float]] = {}
+        for p in parts:
+            for name, st in (p.get("stages") or {}).items():
+                stages.setdefault(name, []).append(st["p50_ms"])
+            stages.setdefault("frame latency", []).append((p.get("latency") or {}).get("p50_ms"))
+        row = {"variant": variant}
+        row.update({k: float(np.median([x for x in v if x is not None])) for k, v in stages.items()
+                    if any(x is not None for x in v)})
+        stage_rows.append(row)
+    if stage_rows:
+        names = [k for k in stage_rows[0] if k != "variant"]
+        out += ["Per-stage p50 latency (ms, median over the parts; stages overlap in threads, "
+                "frame latency = capture to written):", "",
+                markdown_table(stage_rows, [("variant", "helper threads", "")] +
+                               [(k, k, ".2f") for k in names]), ""]
+    out += [f"- best variant: {sec.get('best_variant')}"]
+    return out
+
+
 def to_markdown(result: dict, plots: list[str]) -> str:
     lines = ["# Benchmark results", "", "Produced by `python -m benchmarks` "
              f"(level: {result.get('level')}). Every figure below comes from the JSON beside this file.",
@@ -146,6 +187,8 @@ def to_markdown(result: dict, plots: list[str]) -> str:
             continue
         if name == "inference":
             lines += inference_markdown(sec)
+        elif name == "e2e" and sec.get("summary"):
+            lines += e2e_markdown(sec)
         elif name == "quality" and sec.get("rows"):
             lines += [f"Setup: {sec.get('setup', '')}.", "",
                       markdown_table([dict(r, params_m=r["params"] / 1e6) for r in sec["rows"]],

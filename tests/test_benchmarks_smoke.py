@@ -20,7 +20,7 @@ from benchmarks.__main__ import main  # noqa: E402
 
 
 def test_smoke_run_writes_json_markdown_and_plot(tmp_path):
-    rc = main(["--smoke", "--only", "inference,frames,train", "--out", str(tmp_path)])
+    rc = main(["--smoke", "--only", "inference,e2e,frames,train", "--out", str(tmp_path)])
     assert rc == 0
     files = list(tmp_path.glob("smoke-*.json"))
     assert len(files) == 1
@@ -52,10 +52,13 @@ def test_smoke_run_writes_json_markdown_and_plot(tmp_path):
     # Sections written elsewhere are called through the same runner: rows, or a stated skip.
     frames = result["sections"]["frames"]
     assert frames.get("rows") or "not present" in frames.get("skipped", "")
+    e2e = result["sections"]["e2e"]
+    assert e2e.get("summary") or e2e.get("skipped")
 
     md = (tmp_path / "RESULTS.md").read_text()
     assert "## Inference" in md and "| torch-fp32 |" in md and "latency_vs_size.png" in md
     assert "skipped tensorrt-fp16" in md or gpu
+    assert "pipeline / model-only" in md or "skipped" in md.split("## End to end")[1][:400]
     png = tmp_path / report.LATENCY_PNG
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
