@@ -62,7 +62,7 @@ def train_section(level: str) -> dict:
             "auto_resolves_to": data.get("auto_resolves_to")}
 
 
-def call_section(name: str, level: str) -> dict:
+def call_section(name: str, level: str, extra: dict | None = None) -> dict:
     """Import a section's module and call its entry with the level it understands.
 
     Sections written by other parts of the project may take ``level`` ("smoke" | "quick" |
@@ -86,6 +86,7 @@ def call_section(name: str, level: str) -> dict:
         kwargs["smoke"] = level == "smoke"
     if "out" in params:
         kwargs["out"] = None  # the suite writes one JSON for everything, no side files
+    kwargs.update({k: v for k, v in (extra or {}).items() if k in params and v is not None})
     out = fn(**kwargs)
     if isinstance(out, list):
         out = {"rows": out}
@@ -101,6 +102,9 @@ def main(argv=None) -> int:
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tests: seconds
     ap.add_argument("--only", default=",".join(SECTIONS),
                     help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
+    ap.add_argument("--quality-iters", type=int, default=None, metavar="N",
+                    help="training iterations per width in the quality section "
+                         "(default: 600 full, 60 quick)")
     ap.add_argument("--out", type=Path, default=None,
                     help="output directory (default: benchmarks/results, or results/quick for --quick)")
     args = ap.parse_args(argv)
@@ -120,7 +124,8 @@ def main(argv=None) -> int:
     for name in only:
         t0 = time.perf_counter()
         try:
-            section = call_section(name, level)
+            extra = {"iters": args.quality_iters} if name == "quality" else None
+            section = call_section(name, level, extra)
         except Exception as e:  # noqa: BLE001 - one failing section must not lose the others
             traceback.print_exc()
             section = {"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300]}
