@@ -250,11 +250,12 @@ def plot_latency(sec: dict, path: Path) -> Path | None:
            title="Latency vs model size")
     ax2.set(xscale="log", yscale="log", xlabel="GFLOP per frame", ylabel="achieved GFLOP/s",
             title="Achieved throughput vs machine limit")
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
     for a in (ax, ax2):
         a.grid(True, which="both", alpha=0.3)
         for axis in (a.xaxis, a.yaxis):
             axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
