@@ -59,7 +59,8 @@ def train_section(level: str) -> dict:
     for r in rows:
         r["vs_reference"] = round(data.get("reference_s", 0) / r["median_s"], 2) if r.get("median_s") else None
     return {"rows": rows, **{k: v for k, v in data.items() if not isinstance(v, (dict, list))},
-            "auto_resolves_to": data.get("auto_resolves_to")}
+            "compile": "not run by the suite (each training run recompiles for minutes on 2 "
+                       "cores): python -m benchmarks.train_speed --compile measures it"}
 
 
 def call_section(name: str, level: str, extra: dict | None = None) -> dict:
