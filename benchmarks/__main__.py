@@ -56,8 +56,9 @@ def train_section(level: str) -> dict:
             return {"error": f"benchmarks/train_speed.py exited with {rc} and wrote no result"}
         data = json.loads(path.read_text(encoding="utf-8"))
     rows = [{k: v for k, v in r.items() if k != "all_s"} for r in data.pop("variants", [])]
+    ref = data.get("reference_s")  # the reference PyTorch code on these machines (REFERENCE.md)
     for r in rows:
-        r["vs_reference"] = round(data.get("reference_s", 0) / r["median_s"], 2) if r.get("median_s") else None
+        r["speedup_vs_reference_code"] = round(ref / r["median_s"], 2) if ref and r.get("median_s") else None
     return {"rows": rows, **{k: v for k, v in data.items() if not isinstance(v, (dict, list))},
             "compile": "not run by the suite (each training run recompiles for minutes on 2 "
                        "cores): python -m benchmarks.train_speed --compile measures it"}
