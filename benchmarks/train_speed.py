@@ -93,6 +93,8 @@ def main(argv=None) -> int:
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)  # train() restores the count it found: keep it here
     names = [n for n in VARIANTS if args.compile or not VARIANTS[n][2]]
     rounds, iters, warmup = args.rounds, args.iters, 3
     if args.quick:
