@@ -126,6 +126,19 @@ def test_ctrl_c_saves_and_reraises(data, tmp_path):
     assert (run / "generator.pt").is_file()
 
 
+def test_health_warns_when_one_side_wins():
+    from train.loop import Health
+    h = Health(window=10)
+    balanced = [h.update((0.7, 10.0, 0.69, 0.69)) for _ in range(50)]
+    assert not any(balanced)
+    h = Health(window=10)
+    warnings = [w for _ in range(20) for w in h.update((0.7, 10.0, 0.02, 0.03))]
+    assert len(warnings) == 1 and "discriminator has won" in warnings[0]  # once only
+    h = Health(window=10)
+    warnings = [w for g in range(1, 60) for w in h.update((0.7 * 1.1 ** g, 10.0, 0.3, 0.3))]
+    assert len(warnings) == 1 and "keeps growing" in warnings[0]
+
+
 def test_max_minutes_stops_and_saves(data, tmp_path):
     run = tmp_path / "run"
     summary = train(TrainOptions(data=str(data), run=str(run), **TINY, max_minutes=1e-6))

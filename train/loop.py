@@ -165,6 +165,37 @@ def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
     return nn.functional.binary_cross_entropy_with_logits(logits, target)
 
 
+class Health:
+    """Warnings (once each) that one side of the GAN has won, judged per window of iterations:
+    the D loss averaging < 0.05 (the reference value is log 2 = 0.69), or the generator's GAN
+    loss growing over 4 windows in a row to more than 3x its start."""
+
+    def __init__(self, window: int = 200):
+        self.window, self.d, self.g, self.g_means, self.warned = window, [], [], [], set()
+
+    def update(self, values) -> list[str]:
+        """``values`` = (G_GAN, G_L1, D_real, D_fake) of one iteration; returns new warnings."""
+        self.d.append(0.5 * (values[2] + values[3]))
+        self.g.append(values[0])
+        if len(self.d) < self.window:
+            return []
+        out = []
+        if np.mean(self.d) < 0.05 and "D" not in self.warned:
+            self.warned.add("D")
+            out.append(f"warning: the discriminator has won: D loss < 0.05 on average over the "
+                       f"last {self.window} iterations (reference ~0.69); the generator gets no "
+                       "useful GAN signal. Consider --gan-mode lsgan or a smaller --lr")
+        self.g_means.append(float(np.mean(self.g)))
+        m = self.g_means
+        if (len(m) >= 4 and all(a < b for a, b in zip(m[-4:], m[-3:]))
+                and m[-1] > 3 * max(m[0], 0.69) and "G" not in self.warned):
+            self.warned.add("G")
+            out.append(f"warning: the generator's GAN loss keeps growing (mean {m[-1]:.2f} over "
+                       f"the last {self.window} iterations): the discriminator is winning")
+        self.d, self.g = [], []
+        return out
+
+
 class SkipSampler(torch.utils.data.Sampler):
     """A sampler that drops the first ``skip`` indices of another: how a resumed run skips the
     batches of the interrupted epoch it already trained on (the order itself is seeded)."""
@@ -474,10 +505,7 @@ def _train(o: TrainOptions, callback=None) -> dict:
     seconds: list[float] = []           # per-iteration wall time, data included (benchmarks)
     window = np.zeros(4)                # loss sums since the last log row
     in_window = 0
-    d_history: list[float] = []         # D loss per iteration, for the health warnings
-    g_history: list[float] = []         # G_GAN per iteration
-    g_means: list[float] = []           # G_GAN means per health window
-    warned: set[str] = set()
+    health = Health(o.health_window)
     started = time.perf_counter()
     stop_reason = "done"
     autocast = torch.autocast(device.type, dtype=amp_dtype or torch.float32,
@@ -539,25 +567,10 @@ def _train(o: TrainOptions, callback=None) -> dict:
                         raise CheckFailed(f"training diverged at iteration {iteration} (epoch "
                                           f"{epoch + 1}): non-finite loss ({named}); stopped, {kept}. "
                                           "Try a lower --lr or --amp off")
-                    d_history.append(0.5 * (values[2] + values[3]))
-                    g_history.append(values[0])
+                    for warning in health.update(values):
+                        say(warning)
                     window += np.array(values)
                     in_window += 1
-                    if len(d_history) >= o.health_window and len(d_history) % o.health_window == 0:
-                        if np.mean(d_history[-o.health_window:]) < 0.05 and "D" not in warned:
-                            warned.add("D")
-                            say(f"warning: the discriminator has won: D loss < 0.05 on average over "
-                                f"the last {o.health_window} iterations (reference ~0.69); the "
-                                "generator gets no useful GAN signal. Consider --gan-mode lsgan or "
-                                "a smaller --lr")
-                        g_means.append(float(np.mean(g_history[-o.health_window:])))
-                        if (len(g_means) >= 4 and all(a < b for a, b in zip(g_means[-4:], g_means[-3:]))
-                                and g_means[-1] > 3 * max(g_means[0], 0.69) and "G" not in warned):
-                            warned.add("G")
-                            say(f"warning: the generator's GAN loss keeps growing (mean "
-                                f"{g_means[-1]:.2f} over the last {o.health_window} iterations): "
-                                "the discriminator is winning")
-                        del d_history[:-o.health_window], g_history[:-o.health_window]
 
                     if master:
                         bar.update(1)
