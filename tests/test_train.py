@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from runtime.cli import cli
-from runtime.errors import BadInput, CheckFailed, Unavailable
+from runtime.errors import CheckFailed
 from train.checkpoint import load_generator, load_training_checkpoint
 from train.loop import TrainOptions, lr_factor, train
 
