@@ -530,16 +530,17 @@ class ImageSink(Sink):
         else:
             self.path = Path(s)
             self.ext = ext
-        if self.path and not self.path.exists():
-            if self.single is None and self.pattern is None:
-                self.path.mkdir(parents=True, exist_ok=True)
-            else:
-                raise BadInput(f"output directory {self.path} does not exist")
+        if self.single is not None and not self.path.exists():
+            raise BadInput(f"output directory {self.path} does not exist")
+        if self.single is None and self.pattern is None:   # a directory of images: make it
+            self.path.mkdir(parents=True, exist_ok=True)
         if self.pattern is not None:
             try:
                 self.pattern % 0
             except (TypeError, ValueError):
                 raise BadInput(f"output pattern {uri!r} needs one integer field like %06d") from None
+            if self.path and not self.path.exists():
+                self.path.mkdir(parents=True, exist_ok=True)
 
     def write(self, image: np.ndarray, name: str | None = None) -> None:
         if self.single is not None:

@@ -158,11 +158,14 @@ def test_image_and_null_sinks(tmp_path):
     d.write(np.zeros((8, 8, 3), np.uint8), name="x")
     d.write(np.zeros((8, 8, 3), np.uint8))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000001.png", "x.png"]
-    pat = open_sink(str(tmp_path / "out" / "f%03d.jpg"))
+    pat = open_sink(str(tmp_path / "new" / "f%03d.jpg"))       # the directory is made
     pat.write(np.zeros((8, 8, 3), np.uint8))
-    assert (tmp_path / "out" / "f000.jpg").is_file()
+    assert (tmp_path / "new" / "f000.jpg").is_file()
     with pytest.raises(BadInput, match="integer field"):
-        open_sink(str(tmp_path / "out" / "f%s%s.png"))
+        open_sink(str(tmp_path / "other" / "f%s%s.png"))
+    assert not (tmp_path / "other").exists()
+    with pytest.raises(BadInput, match="output directory .* does not exist"):
+        open_sink(str(tmp_path / "missing" / "one.png"))
     n = open_sink(None)
     assert isinstance(n, NullSink) and isinstance(open_sink("none"), NullSink)
     n.write(np.zeros((2, 2, 3), np.uint8))
