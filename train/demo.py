@@ -93,7 +93,8 @@ def demo(out: Path, minutes: float, pairs: int, ngf: int, video: Path | None):
     _run(f"2/7 train a small U-Net for about {minutes:g} min",
          ["train", str(data), "--run", str(run), "--depth", "7", "--ngf", str(ngf),
           "--load-size", str(MODEL_SIZE), "--crop-size", str(MODEL_SIZE), "--batch-size", "4",
-          "--max-minutes", f"{minutes:g}", "--epochs", "1000", "--epochs-decay", "0"])
+          "--max-minutes", f"{minutes:g}", "--epochs", "1000", "--epochs-decay", "0",
+          "--threads", "1"])
     _run("3/7 evaluate on the held-out pairs",
          ["eval", str(run), str(data), "--split", "val"])
     _run("4/7 export to ONNX (FP32) with a parity check against PyTorch",
