@@ -173,7 +173,12 @@ def e2e_markdown(sec: dict) -> list[str]:
 def to_markdown(result: dict, plots: list[str]) -> str:
     lines = ["# Benchmark results", "", "Produced by `python -m benchmarks` "
              f"(level: {result.get('level')}). Every figure below comes from the JSON beside this file.",
-             "", "## Machine", "", *machine_lines(result.get("machine", {})), ""]
+             "", "## Machine", "", *machine_lines(result.get("machine", {}))]
+    for run in result.get("merged_runs", []):
+        lines.append(f"- Sections {', '.join(run['sections'])}: run of {run['date']} "
+                     f"(`python -m benchmarks {' '.join(run.get('argv') or [])}`, git "
+                     f"{run.get('git_commit')}, load average at start {run.get('load_average_1_5_15')})")
+    lines.append("")
     for name, title in SECTION_TITLES.items():
         sec = result.get("sections", {}).get(name)
         if sec is None:
@@ -309,10 +314,18 @@ def write_report(result: dict, out_dir: str | Path) -> list[Path]:
 
 
 def merge(results: list[dict]) -> dict:
+    """Sections of several runs in one report; later runs win. Records which run gave what."""
     merged: dict[str, Any] = {}
+    runs = []
     for r in results:
         sections = {**merged.get("sections", {}), **r.get("sections", {})}
         merged = {**merged, **r, "sections": sections}
+        m = r.get("machine", {})
+        runs.append({"date": m.get("date"), "argv": m.get("argv"), "git_commit": m.get("git_commit"),
+                     "load_average_1_5_15": m.get("load_average_1_5_15"),
+                     "sections": list(r.get("sections", {}))})
+    if len(runs) > 1:
+        merged["merged_runs"] = runs
     return merged
 
 
