@@ -110,6 +110,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quality-iters", type=int, default=None, metavar="N",
                     help="training iterations per width in the quality section "
                          "(default: 300 full, 60 quick)")
+    ap.add_argument("--quality-widths", default=None, metavar="NGF,...",
+                    help="generator widths in the quality section (default: 16,32,64 full)")
     ap.add_argument("--out", type=Path, default=None,
                     help="output directory (default: benchmarks/results, or results/quick for --quick)")
     args = ap.parse_args(argv)
@@ -129,7 +131,8 @@ def main(argv=None) -> int:
     for name in only:
         t0 = time.perf_counter()
         try:
-            extra = {"iters": args.quality_iters} if name == "quality" else None
+            widths = args.quality_widths.split(",") if args.quality_widths else None
+            extra = {"iters": args.quality_iters, "widths": widths} if name == "quality" else None
             section = call_section(name, level, extra)
         except Exception as e:  # noqa: BLE001 - one failing section must not lose the others
             traceback.print_exc()

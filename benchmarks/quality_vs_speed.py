@@ -93,8 +93,8 @@ def time_models(rows: list[dict], cfg: dict, workdir: Path) -> None:
                  torch_latency_ms=torch_s["p50_ms"], latency_n=ort_s["n"])
 
 
-def run(level: str = "full", iters: int | None = None) -> dict[str, Any]:
-    """The quality-vs-speed section. ``iters`` overrides the level's training length."""
+def run(level: str = "full", iters: int | None = None, widths=None) -> dict[str, Any]:
+    """The quality-vs-speed section. ``iters`` / ``widths`` override the level's settings."""
     if not (FACADES / "train").is_dir():
         return {"skipped": f"shared facades dataset not found at {FACADES} (it lives outside "
                            "the repository; see /work/shared/datasets/README.md)"}
@@ -107,6 +107,8 @@ def run(level: str = "full", iters: int | None = None) -> dict[str, Any]:
     cfg = dict(LEVEL_CONFIG[level])
     if iters:
         cfg["iters"] = int(iters)
+    if widths:
+        cfg["widths"] = [int(w) for w in widths]
     setup = (f"unet_128 (depth 7) at {SIDE}x{SIDE}, basic D, {cfg['iters']} iterations batch 1, "
              f"seed 0, last 40 facades pairs held out, labels -> photo")
     rows = []
