@@ -235,12 +235,14 @@ def plot_latency(sec: dict, path: Path) -> Path | None:
     series: dict[tuple, list[dict]] = {}
     for r in rows:
         series.setdefault((r["backend"], r["norm_mode"], r["size"]), []).append(r)
-    for (backend, norm, size), rs in sorted(series.items()):
+    colors = plt.get_cmap("tab20").colors  # 20 distinct colours: no two series share one
+    for i, ((backend, norm, size), rs) in enumerate(sorted(series.items())):
         rs = sorted(rs, key=lambda r: r["gflop"])
         label = f"{backend}{'' if norm == 'running' else ' ' + norm} @{size}"
         style = "-" if size == 256 else "--"
         x = [r["gflop"] for r in rs]
-        line, = ax.plot(x, [r["p50_ms"] for r in rs], style, marker="o", label=label)
+        line, = ax.plot(x, [r["p50_ms"] for r in rs], style, marker="o", label=label,
+                        color=colors[i % len(colors)])
         ax2.plot(x, [r["gflop_per_s"] for r in rs], style, marker="o", color=line.get_color())
         for r in rs:
             ax.annotate(f"ngf{r['ngf']}", (r["gflop"], r["p50_ms"]), fontsize=7,
