@@ -176,3 +176,21 @@ def test_cli_errors_are_one_line(data, tmp_path, args, code, message):
     assert r.exit_code == code, r.output
     assert message in r.output and "Traceback" not in r.output
     assert r.output.strip().count("\n") == 0 or r.output.strip().splitlines()[-1].startswith("Error:")
+
+
+def test_unpaired_file_is_fatal_with_on_bad_file_error(tmp_path):
+    """Paired folders: a file without its partner stops training under --on-bad-file error."""
+    import numpy as np
+    from PIL import Image
+
+    for side in ("A", "B"):
+        (tmp_path / "pairs" / side).mkdir(parents=True)
+    for i in range(3):
+        for side in ("A", "B"):
+            Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(
+                tmp_path / "pairs" / side / f"{i}.png")
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "pairs" / "A" / "lonely.png")
+    r = CliRunner().invoke(cli, ["train", str(tmp_path / "pairs"), "--run", str(tmp_path / "run"),
+                                 *TINY_FLAGS, "--max-iters", "1", "--on-bad-file", "error"])
+    assert r.exit_code == 3, r.output
+    assert "lonely.png" in r.output and "missing half" in r.output

@@ -350,6 +350,9 @@ def _train(o: TrainOptions, callback=None) -> dict:
         raise BadInput(f"data directory not found: {root}")
     missing: list = []
     pairs = list_pairs(root, "train", bad=missing)
+    if missing and o.on_bad_file == "error":
+        path, why = missing[0]
+        raise BadInput(f"{path}: {why} (--on-bad-file error; {len(missing)} unpaired file(s))")
     held_out: list = []
     if o.holdout_last:
         pairs, held_out = split_holdout(pairs, o.holdout_last)
