@@ -36,6 +36,7 @@ from torch import nn
 
 from export import parity
 from runtime.errors import BadInput, CheckFailed
+from runtime.files import check_writable
 from runtime.model_info import DIRECTIONS, ModelInfo
 from train.models import count_parameters, inference_copy
 
@@ -255,19 +256,6 @@ def synthetic_images(n: int, height: int, width: int, seed: int = 0) -> np.ndarr
 
 
 # --------------------------------------------------------------------------- the full export
-def _check_output(output: Path) -> None:
-    if output.is_dir():
-        raise BadInput(f"output {output} is a directory; give a file name like model.onnx")
-    parent = output.parent if str(output.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise BadInput(f"cannot write to {output}: {e.strerror or e}") from None
-
-
 def export_run(source: str | Path, output: str | Path, *, size: tuple[int, int] | None = None,
                dynamic: bool = False, opset: int = DEFAULT_OPSET, norm_mode: str | None = None,
                fp16: bool = False, fp16_io: bool = False, simplify: bool = True,
@@ -286,7 +274,7 @@ def export_run(source: str | Path, output: str | Path, *, size: tuple[int, int] 
         raise BadInput(f"--opset {opset}: pix2pix-edge exports need opset 17 or newer")
     if check_images is not None and not Path(check_images).is_dir():
         raise BadInput(f"--check-images {check_images}: not a directory")
-    _check_output(output)
+    check_writable(output, "model.onnx")
 
     generator, record = load_generator(source)
     config = generator.config

@@ -30,7 +30,6 @@ checks is built from that metadata. A reference-code checkpoint can be exported 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import tempfile
 import time
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Callable
 
 from runtime.errors import BadInput, ModelMismatch, Pix2PixError, Unavailable
+from runtime.files import atomic_write, check_writable
 from runtime.model_info import MAX_SIDE, ModelInfo, write_engine_record
 
 MIN_VERSION = (8, 5)
@@ -308,22 +308,6 @@ def _progress_monitor(trt, log: Callable[[str], None]):
     return Monitor()
 
 
-def _atomic_write(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool = False,
                  workspace_gib: float = DEFAULT_WORKSPACE_GIB, min_shape: str | None = None,
                  opt_shape: str | None = None, max_shape: str | None = None,
@@ -338,7 +322,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
         raise BadInput(f"--workspace {workspace_gib}: must be a positive number of GiB")
     if fp32 and facts.precision == "fp16":
         build_plan((10, 0, 0), facts.precision, fp32)  # raises the --fp32 message
-    _check_writable(engine_path)
+    check_writable(engine_path, "model.engine")
 
     trt = import_tensorrt()
     version = parse_version(trt.__version__)
@@ -394,9 +378,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
         if serialized is None:
             raise Pix2PixError(f"TensorRT {trt.__version__} failed to build an engine from "
                                f"{onnx_path}; rerun with --verbose for the builder log")
-        _atomic_write(engine_path, serialized)
+        atomic_write(engine_path, lambda f: f.write(serialized))
         if timing_cache:
-            _atomic_write(Path(timing_cache), config.get_timing_cache().serialize())
+            atomic_write(Path(timing_cache), lambda f: f.write(config.get_timing_cache().serialize()))
 
     info = engine_info(facts, plan, tensorrt_version=str(trt.__version__), gpu_name=gpu_name,
                        compute_capability=capability, profile=profile,
@@ -407,16 +391,3 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
             "tensorrt_version": str(trt.__version__), "gpu": gpu_name,
             "compute_capability": capability, "profile": profile,
             "strongly_typed": plan.strongly_typed, "timing_cache": cache_note}
-
-
-def _check_writable(path: Path) -> None:
-    if path.is_dir():
-        raise BadInput(f"output {path} is a directory; give a file name like model.engine")
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise BadInput(f"cannot write to {path}: {e.strerror or e}") from None

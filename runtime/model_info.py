@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import ModelMismatch
+from runtime.files import atomic_write
 
 FORMAT_VERSION = 1
 METADATA_KEY = "pix2pix_edge"   # ONNX metadata_props key
@@ -161,8 +162,5 @@ def read_engine_record(engine_path: str | Path) -> ModelInfo | None:
 
 
 def write_engine_record(engine_path: str | Path, info: ModelInfo) -> Path:
-    path = engine_record_path(engine_path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(info.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    text = json.dumps(info.to_dict(), indent=2, sort_keys=True) + "\n"
+    return atomic_write(engine_record_path(engine_path), lambda f: f.write(text.encode("utf-8")))

@@ -10,9 +10,7 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import torch
 
 from runtime.errors import BadInput, ModelMismatch
+from runtime.files import atomic_write
 from train.models import NORM_MODES, UNetGenerator
 
 GENERATOR_FORMAT = "pix2pix-edge-generator"
@@ -29,22 +28,7 @@ GENERATOR_FILE = "generator.pt"
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to ``path`` atomically: the old file stays intact until the new one is whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def safe_load(path: str | Path, what: str = "checkpoint") -> Any:

@@ -1,0 +1,51 @@
+"""Writing files safely: one mechanism for checkpoints, engines, timing caches and records.
+
+Lives in the runtime (stdlib only) because train/, export/ and runtime/ all write files and the
+runtime is the package every part may import.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from runtime.errors import BadInput
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(f)`` on a temp file beside ``path``, fsync, then rename over ``path``.
+
+    A crash or a full disk never leaves a half-written file in place of a good one; the temp
+    file is removed on any failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def check_writable(path: Path, example: str) -> None:
+    """Fail early, in one line, when ``path`` cannot be written (before minutes of work)."""
+    if path.is_dir():
+        raise BadInput(f"output {path} is a directory; give a file name like {example}")
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise BadInput(f"cannot write to {path}: {e.strerror or e}") from None
