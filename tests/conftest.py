@@ -74,3 +74,14 @@ def tiny_onnx(tmp_path_factory) -> Path:
         model.metadata_props.add(key=k, value=v)
     onnx.save(model, str(path))
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread while a module's tests run: on a shared 2-core machine OpenMP threads
+    that spin against other processes make tiny models 50x slower. Restored afterwards."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

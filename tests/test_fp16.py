@@ -16,14 +16,7 @@ from train.checkpoint import save_generator
 from train.models import UNetGenerator, init_weights
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread while these tests run: on a shared 2-core machine OpenMP threads that
-    spin against other processes make tiny models 50x slower. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sess(model_or_path):
