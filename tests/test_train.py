@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from runtime.cli import cli
 from runtime.errors import CheckFailed
 from train.checkpoint import load_generator, load_training_checkpoint
-from train.loop import TrainOptions, lr_factor, train
+from train.loop import TrainOptions, lr_factor, resolve_precision, train
 
 TINY = dict(depth=5, ngf=4, ndf=4, load_size=36, crop_size=32, workers=0, progress=False,
             tensorboard=False, amp="off", threads=1)
@@ -76,8 +76,18 @@ def test_tiny_run_writes_every_file(data, tmp_path):
     assert record["config"]["depth"] == 5 and record["config"]["ngf"] == 4
 
 
+def test_auto_precision_on_cpu_is_contiguous_and_explicit_choices_win():
+    """--amp auto on a CPU: bf16 where the CPU has native BF16, else FP32; never channels_last
+    (slower on these CPUs in both precisions, benchmarks/train_speed.py). Explicit flags win."""
+    cpu = torch.device("cpu")
+    dtype, cl = resolve_precision(TrainOptions(data=""), cpu)
+    assert dtype in (torch.bfloat16, None) and cl is False
+    assert resolve_precision(TrainOptions(data="", amp="off", channels_last="on"), cpu) == (None, True)
+    assert resolve_precision(TrainOptions(data="", amp="bf16"), cpu) == (torch.bfloat16, False)
+
+
 def test_losses_go_down_with_the_default_precision(data, tmp_path):
-    """Real steps with --amp auto (bf16 + channels_last on a CPU with native BF16): the L1 loss
+    """Real steps with --amp auto (bf16 autocast on a CPU with native BF16): the L1 loss
     falls on a fixed, unaugmented pair set."""
     seen = []
     opts = TrainOptions(data=str(data), run=str(tmp_path / "run"), **{**TINY, "amp": "auto", "ngf": 8, "load_size": 32},

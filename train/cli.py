@@ -48,7 +48,7 @@ TRAIN_OPTIONS = [
     ("amp", click.Choice(["auto", "off", "bf16", "fp16"]), "auto",
      "Mixed precision. auto: bf16 on GPUs that have it (else fp16) and on CPUs with native BF16."),
     ("channels-last", click.Choice(["auto", "on", "off"]), "auto",
-     "Memory format. auto: on with mixed precision (FP32 channels_last is slower on CPU)."),
+     "Memory format. auto: on with mixed precision on CUDA, off on CPU (slower there)."),
     ("compile/--no-compile", bool, False, "torch.compile G and D (slow start, faster steps)."),
     ("adam-impl", click.Choice(["fused", "foreach", "for-loop"]), "fused",
      "torch.optim.Adam implementation (fused: one kernel for all tensors, fastest here)."),

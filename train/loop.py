@@ -131,8 +131,9 @@ def resolve_precision(o: TrainOptions, device: torch.device) -> tuple[torch.dtyp
     """(autocast dtype or None, channels_last) for this device.
 
     ``auto`` follows benchmarks/train_speed.py: on CUDA bf16 where supported (else fp16 with a
-    GradScaler) plus channels_last; on a CPU with native BF16 (AVX-512 BF16 / AMX) bf16 autocast
-    plus channels_last; elsewhere FP32 contiguous (channels_last alone is slower in FP32 on CPU)."""
+    GradScaler) plus channels_last (tensor cores want NHWC); on a CPU with native BF16 (AVX-512
+    BF16 / AMX) bf16 autocast, contiguous; elsewhere FP32 contiguous. On the 2-core AVX-512 CPUs
+    here channels_last made training slower both in FP32 and in BF16 (README, Performance)."""
     if device.type == "cuda":
         auto = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     else:
@@ -140,7 +141,7 @@ def resolve_precision(o: TrainOptions, device: torch.device) -> tuple[torch.dtyp
     dtype = {"auto": auto, "off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[o.amp]
     if dtype is torch.float16 and device.type != "cuda":
         raise Unavailable("--amp fp16 needs a CUDA GPU; on a CPU use --amp bf16 or --amp off")
-    channels_last = {"on": True, "off": False, "auto": dtype is not None}[o.channels_last]
+    channels_last = {"on": True, "off": False, "auto": dtype is not None and device.type == "cuda"}[o.channels_last]
     return dtype, channels_last
 
 
