@@ -15,7 +15,7 @@ from runtime.backends import open_backend
 from runtime.errors import BadInput, Pix2PixError
 from runtime.frames import Postprocessor, Preprocessor, plan
 from runtime.pipeline import STAGES, run_pipeline
-from runtime.video import Frame, Source
+from runtime.video import Frame, Sink, Source
 
 
 def write_video(path, n=30, w=96, h=64, fps=24):
@@ -215,3 +215,49 @@ def test_max_frames_and_loop(backend, tmp_path):
     assert stats.frames_out == 25 and stats.stopped_by == "max_frames"
     stats = run_pipeline(backend, src, None, max_frames=4)
     assert stats.frames_in == stats.frames_out == 4
+
+
+class ScriptedWindow(Sink):
+    """Stands in for display://0, which needs a screen this machine does not have: records what
+    the pipeline shows and answers poll_key from a script {frames shown: key}. The pipeline code
+    it drives (side-by-side view, overlay, key handling, pause, snapshot) is the real one."""
+
+    is_display = True
+    uri = "display://scripted"
+
+    def __init__(self, keys: dict[int, str], paused_polls: int = 3):
+        self.frames, self.shown, self.keys = 0, [], keys
+        self.polls_while_paused, self.paused_polls = 0, paused_polls
+        self.thread = None
+
+    def write(self, image, name=None):
+        self.thread = threading.current_thread().name
+        self.shown.append(image.copy())
+        self.frames += 1
+
+    def poll_key(self, wait_ms=1):
+        if wait_ms > 1:            # the pipeline polls with a longer wait only while paused
+            self.polls_while_paused += 1
+            return ord(" ") if self.polls_while_paused == self.paused_polls else -1
+        key = self.keys.get(self.frames)
+        return -1 if key is None else (27 if key == "esc" else ord(key))
+
+
+@pytest.mark.parametrize("quit_key", ["q", "esc"])
+def test_window_keys_snapshot_pause_and_quit(backend, tmp_path, quit_key):
+    src = str(write_video(tmp_path / "v.mp4", n=30))
+    window = ScriptedWindow({2: "s", 3: " ", 5: quit_key})
+    said = []
+    stats = run_pipeline(backend, src, window, snapshot_dir=tmp_path / "snaps", log=said.append)
+    assert stats.stopped_by == "key" and stats.frames_out == window.frames == 5
+    assert window.polls_while_paused == 3                       # space paused, space resumed
+    assert window.thread == "MainThread"                         # GUI calls stay in one thread
+    shown = window.shown[0]
+    assert shown.shape == (64, 96 + 64, 3)            # input | output (the 64x64 centre crop)
+    first = decode_all(src)[0]
+    assert not np.array_equal(shown[:, :96], first)              # FPS / latency overlay drawn
+    assert np.array_equal(shown[-8:, :96], first[-8:])           # under it: the camera frame
+    assert (len(stats.snapshots) == 1 and said == [f"snapshot saved: {stats.snapshots[0]}"])
+    snap = cv2.imread(stats.snapshots[0])
+    assert np.array_equal(snap, window.shown[1])                 # the window as shown at 's'
+    assert not pix2pix_threads()
