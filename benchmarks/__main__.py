@@ -51,9 +51,9 @@ def train_section(level: str) -> dict:
         return {"skipped": "not run at smoke level (unet_256 training takes seconds per iteration)"}
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         path = Path(tmp) / "train_speed.json"
-        # Full level: every speed option once, 6 timed iterations each (~2-3 min on 2 cores);
-        # `python -m benchmarks.train_speed` alone does 3 rounds x 8.
-        args = ["--quick"] if level == "quick" else ["--rounds", "1", "--iters", "6"]
+        # Full level: every speed option in 3 interleaved rounds x 8 timed iterations, as
+        # `python -m benchmarks.train_speed` alone (~2.5 min on the 2-core AVX-512 CPUs here).
+        args = ["--quick"] if level == "quick" else ["--rounds", "3", "--iters", "8"]
         rc = module.main(["--json", str(path), *args])
         if rc or not path.is_file():
             return {"error": f"benchmarks/train_speed.py exited with {rc} and wrote no result"}
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
                     help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
     ap.add_argument("--quality-iters", type=int, default=None, metavar="N",
                     help="training iterations per width in the quality section "
-                         "(default: 300 full, 60 quick)")
+                         "(default: 1000 full, 60 quick)")
     ap.add_argument("--quality-widths", default=None, metavar="NGF,...",
                     help="generator widths in the quality section (default: 16,32,64 full)")
     ap.add_argument("--out", type=Path, default=None,

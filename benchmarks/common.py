@@ -213,13 +213,11 @@ def _jsonable(obj):
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(obj), indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """Write ``obj`` as indented JSON atomically (runtime.files.atomic_write: temp file + rename)."""
+    from runtime.files import atomic_write
+
+    text = json.dumps(_jsonable(obj), indent=1, sort_keys=False) + "\n"
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def fmt(value: Any, spec: str = "") -> str:

@@ -17,7 +17,6 @@ Writes benchmarks/results/facades_quality.json. Skips with a message when the da
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -102,8 +101,9 @@ def main(argv=None) -> int:
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    from benchmarks.common import write_json
+
+    write_json(args.json, result)
     print(f"wrote {args.json}")
     return 0
 

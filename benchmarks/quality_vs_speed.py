@@ -29,7 +29,7 @@ LEVEL_CONFIG: dict[str, dict[str, Any]] = {
     # smoke: proves the plumbing, numbers mean nothing
     "smoke": dict(widths=[4], iters=2, reps=3, budget_s=1.0),
     "quick": dict(widths=[16], iters=60, reps=10, budget_s=4.0),
-    "full": dict(widths=[16, 32, 64], iters=300, reps=40, budget_s=20.0),
+    "full": dict(widths=[16, 32, 64], iters=1000, reps=40, budget_s=20.0),
 }
 
 

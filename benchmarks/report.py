@@ -225,6 +225,16 @@ def _plt():
     return plt
 
 
+def _plain_log_ticks(*axes) -> None:
+    """Log axes labelled 1, 2, 5, 10, 20, ... in plain numbers (not 10^0 or nothing at all)."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    for axis in axes:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
+
+
 def plot_latency(sec: dict, path: Path) -> Path | None:
     """p50 latency vs GFLOP/frame, one line per backend / norm / input size (log-log)."""
     rows = sec.get("rows") or []
@@ -236,6 +246,9 @@ def plot_latency(sec: dict, path: Path) -> Path | None:
     for r in rows:
         series.setdefault((r["backend"], r["norm_mode"], r["size"]), []).append(r)
     colors = plt.get_cmap("tab20").colors  # 20 distinct colours: no two series share one
+    # Width labels once per input size (on one series), not on every point: they would overlap.
+    labelled = {size: next((k for k in sorted(series) if k[2] == size and k[:2] == ("ort-fp32", "running")),
+                           next(k for k in sorted(series) if k[2] == size)) for _, _, size in series}
     for i, ((backend, norm, size), rs) in enumerate(sorted(series.items())):
         rs = sorted(rs, key=lambda r: r["gflop"])
         label = f"{backend}{'' if norm == 'running' else ' ' + norm} @{size}"
@@ -244,9 +257,9 @@ def plot_latency(sec: dict, path: Path) -> Path | None:
         line, = ax.plot(x, [r["p50_ms"] for r in rs], style, marker="o", label=label,
                         color=colors[i % len(colors)])
         ax2.plot(x, [r["gflop_per_s"] for r in rs], style, marker="o", color=line.get_color())
-        for r in rs:
-            ax.annotate(f"ngf{r['ngf']}", (r["gflop"], r["p50_ms"]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
+        for r in rs if labelled[size] == (backend, norm, size) else ():
+            ax.annotate(f"ngf{r['ngf']} @{size}", (r["gflop"], r["p50_ms"]), fontsize=7,
+                        textcoords="offset points", xytext=(4, -10))
     peak = sec.get("machine_peak") or {}
     for key, name in (("fp32_gflop_per_s", "FP32 matmul peak"), ("bf16_gflop_per_s", "BF16 matmul peak")):
         if peak.get(key):
@@ -257,12 +270,9 @@ def plot_latency(sec: dict, path: Path) -> Path | None:
            title="Latency vs model size")
     ax2.set(xscale="log", yscale="log", xlabel="GFLOP per frame", ylabel="achieved GFLOP/s",
             title="Achieved throughput vs machine limit")
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
     for a in (ax, ax2):
         a.grid(True, which="both", alpha=0.3)
-        for axis in (a.xaxis, a.yaxis):
-            axis.set_major_formatter(ScalarFormatter())
-            axis.set_minor_formatter(NullFormatter())
+        _plain_log_ticks(a.xaxis, a.yaxis)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -289,6 +299,7 @@ def plot_quality(sec: dict, path: Path) -> Path | None:
             ax.legend(fontsize=8)
         ax.set(xscale="log", xlabel=f"latency (ms, {rows[0].get('latency_backend', '')})",
                ylabel=label)
+        _plain_log_ticks(ax.xaxis)
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("Quality vs speed: " + str(sec.get("setup", "")), fontsize=9)
     fig.tight_layout()

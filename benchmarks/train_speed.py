@@ -17,7 +17,6 @@ Writes benchmarks/results/train_speed.json. The reference implementation (FP32) 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -152,8 +151,9 @@ def main(argv=None) -> int:
               "load_average_1min": _loadavg(),
               "wall_s": round(time.perf_counter() - started, 1),
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    from benchmarks.common import write_json
+
+    write_json(args.json, result)
     print(f"wrote {args.json}")
     return 0
 
