@@ -261,3 +261,50 @@ def test_window_keys_snapshot_pause_and_quit(backend, tmp_path, quit_key):
     snap = cv2.imread(stats.snapshots[0])
     assert np.array_equal(snap, window.shown[1])                 # the window as shown at 's'
     assert not pix2pix_threads()
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A real local HTTP server (the network-stream case: FFmpeg reads http:// like rtsp://)."""
+    import functools
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+
+    def stop():
+        if thread.is_alive():
+            srv.shutdown()
+            srv.server_close()
+
+    yield f"http://127.0.0.1:{srv.server_address[1]}", stop
+    stop()
+
+
+def test_http_stream_reconnects_then_a_dead_stream_ends_with_one_error_and_a_flushed_file(
+        backend, tmp_path, http_server):
+    from runtime.errors import Unavailable
+    from runtime.video import open_source
+
+    url, stop_server = http_server
+    write_video(tmp_path / "cam.mp4", n=20)
+    src = open_source(f"{url}/cam.mp4")
+    assert src.live and src.size == (96, 64)
+    src.retries, src.backoff = 2, 0.05          # the CLI waits 0.25 s doubling, 6 tries
+    out, written = tmp_path / "out.mp4", []
+
+    def on_frame(frame, img):
+        written.append(frame.index)
+        if src.reconnects >= 1 and len(written) >= 25:
+            stop_server()                        # the stream dies for good
+
+    with pytest.raises(Unavailable, match=r"lost stream .*could not reopen it after 2 tries"):
+        run_pipeline(backend, src, str(out), on_frame=on_frame)
+    assert src.reconnects >= 1 and len(written) >= 25
+    assert len(decode_all(out)) == len(written)  # every translated frame is in the file
+    assert not pix2pix_threads()
