@@ -204,3 +204,20 @@ def test_unpaired_file_is_fatal_with_on_bad_file_error(tmp_path):
                                  *TINY_FLAGS, "--max-iters", "1", "--on-bad-file", "error"])
     assert r.exit_code == 3, r.output
     assert "lonely.png" in r.output and "missing half" in r.output
+
+
+def test_tensorboard_gets_the_same_scalars_as_log_csv(data, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard not installed (it is in the dev extra)")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    train(TrainOptions(data=str(data), run=str(run), **{**TINY, "tensorboard": True},
+                       log_every=2, max_iters=6))
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    assert sorted(acc.Tags()["scalars"]) == ["train/D_fake", "train/D_real", "train/G_GAN", "train/G_L1", "train/lr"]
+    for tag in ("G_GAN", "G_L1", "lr"):
+        events = acc.Scalars(f"train/{tag}")
+        assert [e.step for e in events] == [int(r["iteration"]) for r in rows] == [2, 4, 6]
+        assert [e.value for e in events] == pytest.approx([float(r[tag]) for r in rows], rel=1e-5)
