@@ -337,8 +337,11 @@ def merge(results: list[dict]) -> dict:
         runs.append({"date": m.get("date"), "argv": m.get("argv"), "git_commit": m.get("git_commit"),
                      "load_average_1_5_15": m.get("load_average_1_5_15"),
                      "sections": list(r.get("sections", {}))})
+    for i, run in enumerate(runs):   # credit each section to the run whose figures are shown
+        later = {name for r in runs[i + 1:] for name in r["sections"]}
+        run["sections"] = [name for name in run["sections"] if name not in later]
     if len(runs) > 1:
-        merged["merged_runs"] = runs
+        merged["merged_runs"] = [r for r in runs if r["sections"]]
     return merged
 
 

@@ -101,3 +101,13 @@ def test_unknown_section_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["--smoke", "--only", "inference,frobnicate", "--out", str(tmp_path)])
     assert e.value.code == 2
+
+
+def test_merged_report_credits_each_section_to_the_run_it_came_from():
+    first = {"level": "full", "machine": {"date": "d1", "git_commit": "a"},
+             "sections": {"inference": {"rows": [1]}, "train": {"rows": ["old"]}}}
+    second = {"level": "full", "machine": {"date": "d2", "git_commit": "b"},
+              "sections": {"train": {"rows": ["new"]}}}
+    merged = report.merge([first, second])
+    assert merged["sections"]["train"] == {"rows": ["new"]} and merged["sections"]["inference"] == {"rows": [1]}
+    assert [(r["date"], r["sections"]) for r in merged["merged_runs"]] == [("d1", ["inference"]), ("d2", ["train"])]
