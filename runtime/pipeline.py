@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -408,6 +409,21 @@ def _loop(backend, source: Source, sink: Sink, stats: PipelineStats, processors,
         state["paused"], state["shown"] = _handle_key(key, state["paused"], state["shown"],
                                                       stats, snapshot_dir, say)
 
+    # Ctrl-C: a handler that only sets flags, so the stop cannot be lost (a KeyboardInterrupt
+    # raised while the main thread happens to run a finaliser is swallowed by Python). The
+    # stages then wind down as at the end of a stream; a second Ctrl-C interrupts at once.
+    sigint = threading.Event()
+
+    def on_sigint(signum, frame):
+        if sigint.is_set():
+            raise KeyboardInterrupt
+        sigint.set()
+        stop.set()
+
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGINT, on_sigint)
+
     threads = [threading.Thread(target=capture, name="pix2pix-capture", daemon=True),
                threading.Thread(target=infer, name="pix2pix-infer", daemon=True)]
     if not in_main:
@@ -424,8 +440,12 @@ def _loop(backend, source: Source, sink: Sink, stats: PipelineStats, processors,
             while not done.wait(0.1):
                 pass
     except KeyboardInterrupt:
-        stats.stopped_by = "interrupt"
+        sigint.set()
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+        if sigint.is_set():
+            stats.stopped_by = "interrupt"
         stop.set()
         ch1.close()
         deadline = time.perf_counter() + join_timeout

@@ -141,3 +141,31 @@ def test_run_works_where_torch_cannot_be_imported(tiny_onnx, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert count_frames(tmp_path / "o.mp4") == 5
+
+
+def test_ctrl_c_ends_a_run_with_130_a_summary_and_a_playable_file(tiny_onnx, tmp_path):
+    """A real SIGINT to a real `pix2pix run` process translating a looping video."""
+    import signal
+    import time
+
+    src = write_video(tmp_path / "v.mp4", n=10)
+    out, js = tmp_path / "o.mp4", tmp_path / "stats.json"
+    proc = subprocess.Popen([sys.executable, "-c", "from runtime.cli import main; main()", "run",
+                             str(tiny_onnx), "--source", src, "--loop", "--output", str(out),
+                             "--stats-json", str(js)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stderr.readline().startswith("model ")    # the model is loaded
+        deadline = time.time() + 30
+        while not out.is_file() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)                # the output is opened just before the frame loop
+        time.sleep(1.0)                     # frames are being written
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()                         # never leave a looping run behind
+    assert proc.returncode == 130, stderr + stdout
+    assert "Traceback" not in stderr and "(interrupt," in stdout
+    written = json.loads(js.read_text())["frames_out"]
+    assert written > 0 and count_frames(out) == written    # flushed: every frame is in the file

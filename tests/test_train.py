@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from runtime.cli import cli
 from runtime.errors import CheckFailed
 from train.checkpoint import load_generator, load_training_checkpoint
-from train.loop import TrainOptions, lr_factor, resolve_precision, train
+from train.loop import TrainOptions, busy_cpu_note, lr_factor, resolve_precision, train
 
 TINY = dict(depth=5, ngf=4, ndf=4, load_size=36, crop_size=32, workers=0, progress=False,
             tensorboard=False, amp="off", threads=1)
@@ -221,3 +221,13 @@ def test_tensorboard_gets_the_same_scalars_as_log_csv(data, tmp_path):
         events = acc.Scalars(f"train/{tag}")
         assert [e.step for e in events] == [int(r["iteration"]) for r in rows] == [2, 4, 6]
         assert [e.value for e in events] == pytest.approx([float(r[tag]) for r in rows], rel=1e-5)
+
+
+def test_busy_cpu_note_only_when_other_load_would_hurt_several_threads(monkeypatch):
+    monkeypatch.setattr("os.getloadavg", lambda: (3.2, 1.0, 0.5))
+    note = busy_cpu_note(2, cores=2)
+    assert note and "load average 3.2 on 2 cores" in note and "--threads 1" in note
+    assert busy_cpu_note(1, cores=2) is None               # one thread: nothing to fight over
+    monkeypatch.setattr("os.getloadavg", lambda: (0.4, 0.3, 0.2))
+    assert busy_cpu_note(2, cores=2) is None               # idle machine
+    assert busy_cpu_note(16, cores=16) is None

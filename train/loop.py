@@ -145,6 +145,22 @@ def resolve_precision(o: TrainOptions, device: torch.device) -> tuple[torch.dtyp
     return dtype, channels_last
 
 
+def busy_cpu_note(threads: int, cores: int | None = None) -> str | None:
+    """A hint when other processes already keep the CPU busy: torch's OpenMP threads spin-wait
+    for each other, and on shared cores a step can take several times longer (up to 8x was
+    measured on the 2-core machines here), where one thread would not suffer."""
+    cores = cores or os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):    # not on every platform
+        return None
+    if threads <= 1 or load < max(1.0, 0.75 * cores):
+        return None
+    return (f"note: the CPU is already busy (load average {load:.1f} on {cores} cores); torch's "
+            f"{threads} threads slow down sharply on shared cores: if iterations are slow, "
+            f"try --threads 1")
+
+
 def _cpu_has_native_bf16() -> bool:
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
@@ -474,6 +490,10 @@ def _train(o: TrainOptions, callback=None) -> dict:
                 tb = SummaryWriter(str(run / "tensorboard"), purge_step=iteration or None)
             except ImportError:
                 say("(TensorBoard not installed: logging to log.csv only)")
+        if device.type == "cpu" and o.threads == 0:
+            note = busy_cpu_note(torch.get_num_threads())
+            if note:
+                say(note)
         say(f"G {count_parameters(G):,} params, D {count_parameters(D):,} params on {device}, "
             f"{cfg['precision']['autocast']}{' channels_last' if channels_last else ''}, "
             f"{len(pairs)} pairs, {iters_per_epoch} it/epoch")
