@@ -10,7 +10,8 @@ Model: pix2pix ``unet_256`` (depth 8, BatchNorm folded, running statistics, no d
 (benchmarks may import torch; the runtime never does) into a temporary ONNX file with
 pix2pix-edge metadata. Random weights: speed does not depend on the weights.
 
-Method (interleaved, so a busy neighbour hits both sides alike): the video is split into
+Method (interleaved, so a busy neighbour hits both sides alike): after one short untimed
+pipeline run (the process's first decode / encode loads the codecs), the video is split into
 ``--rounds`` consecutive parts that together cover it once. Before each part and after the last,
 a model-only block times ``backend.infer`` on a ready tensor (the same backend object, i.e. the
 same session and threads the pipeline uses). Each part runs the full pipeline
