@@ -7,18 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
+from tests.videos import count_frames
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def frames(path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 def test_demo_runs_every_step_and_writes_what_it_lists(tmp_path):
@@ -36,7 +27,7 @@ def test_demo_runs_every_step_and_writes_what_it_lists(tmp_path):
     m = metrics["metrics"]["per-image"]
     assert metrics["n"] == m["n"] == 24 and 5 < m["psnr"] < 60 and 0 < m["ssim"] <= 1
     assert (out / "model.onnx").is_file() and (out / "model_fp16.onnx").is_file()
-    n_in = frames(out / "street_labels.mp4")
-    assert n_in > 0 and frames(out / "translated.mp4") == n_in
+    n_in = count_frames(out / "street_labels.mp4")
+    assert n_in > 0 and count_frames(out / "translated.mp4") == n_in
     bench = json.loads((out / "bench.json").read_text())
     assert bench["video"]["frames"] == n_in and bench["results"][0]["fps"] > 0

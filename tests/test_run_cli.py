@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from runtime.cli import cli
 from runtime.errors import EXIT_BAD_INPUT, EXIT_UNAVAILABLE
 from runtime.video import has_gstreamer
+from tests.videos import count_frames
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,14 +27,6 @@ def write_video(path, n=30, w=96, h=64, fps=24):
         wr.write(np.full((h, w, 3), (i * 8, 100, 200), np.uint8))
     wr.release()
     return str(path)
-
-
-def count_frames(path):
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    return n
 
 
 def invoke(*args):

@@ -11,6 +11,7 @@ import pytest
 from runtime.errors import BadInput, Unavailable
 from runtime.video import (CaptureSource, DisplaySink, ImageSink, NullSink, VideoFileSink,
                            has_gstreamer, open_sink, open_source, parse_size)
+from tests.videos import count_frames
 
 
 def write_video(path, n=30, w=96, h=64, fps=24):
@@ -21,15 +22,6 @@ def write_video(path, n=30, w=96, h=64, fps=24):
         wr.write(np.full((h, w, 3), (i * 8 % 256, 128, 255 - i * 8 % 256), np.uint8))
     wr.release()
     return path
-
-
-def count_frames(path):
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 def test_video_file_source_delivers_every_frame_in_order(tmp_path):
