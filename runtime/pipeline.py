@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import numpy as np
 from runtime.errors import Pix2PixError
 from runtime.frames import (FITS, Geometry, Postprocessor, Preprocessor, draw_overlay,
                             model_size_for, plan, side_by_side)
+from runtime.interrupt import StopOnCtrlC
 from runtime.video import Frame, Sink, Source, open_sink, open_source
 
 STAGES = ("capture", "pre", "infer", "post", "output")
@@ -409,58 +409,43 @@ def _loop(backend, source: Source, sink: Sink, stats: PipelineStats, processors,
         state["paused"], state["shown"] = _handle_key(key, state["paused"], state["shown"],
                                                       stats, snapshot_dir, say)
 
-    # Ctrl-C: a handler that only sets flags, so the stop cannot be lost (a KeyboardInterrupt
-    # raised while the main thread happens to run a finaliser is swallowed by Python). The
-    # stages then wind down as at the end of a stream; a second Ctrl-C interrupts at once.
-    sigint = threading.Event()
-
-    def on_sigint(signum, frame):
-        if sigint.is_set():
-            raise KeyboardInterrupt
-        sigint.set()
-        stop.set()
-
-    previous_handler = None
-    if threading.current_thread() is threading.main_thread():
-        previous_handler = signal.signal(signal.SIGINT, on_sigint)
-
     threads = [threading.Thread(target=capture, name="pix2pix-capture", daemon=True),
                threading.Thread(target=infer, name="pix2pix-infer", daemon=True)]
     if not in_main:
         threads.append(threading.Thread(target=output, name="pix2pix-output", daemon=True))
-    t_start = time.perf_counter()
-    for t in threads:
-        t.start()
-    try:
-        if in_main:
-            output()
-        else:
-            # Wait on an event, not Thread.join: a Ctrl-C that interrupts join() can leave the
-            # thread looking dead while it still runs (seen with CPython 3.11).
-            while not done.wait(0.1):
-                pass
-    except KeyboardInterrupt:
-        sigint.set()
-    finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
-        if sigint.is_set():
-            stats.stopped_by = "interrupt"
-        stop.set()
-        ch1.close()
-        deadline = time.perf_counter() + join_timeout
+    # Ctrl-C: the stages wind down as at the end of a stream; a second one interrupts at once.
+    with StopOnCtrlC(on_stop=stop.set) as ctrl_c:
+        t_start = time.perf_counter()
         for t in threads:
-            if t.name == "pix2pix-output":
-                ch2.close()       # the inference stage is done (or hung): let output finish
-            t.join(max(0.0, deadline - time.perf_counter()))
-        ctx["capture_alive"] = threads[0].is_alive()
-        stats.elapsed_s = (stats.t_out[-1] if stats.t_out else time.perf_counter()) - t_start
-        stats.frames_in = counts["in"]
-        stats.dropped = ch1.dropped
-        stats.reconnects = int(getattr(source, "reconnects", 0))
-        hung = [t.name for t in threads if t.is_alive()]
-        if hung:
-            say(f"warning: thread(s) {', '.join(hung)} did not stop within {join_timeout:.0f} s")
+            t.start()
+        try:
+            if in_main:
+                output()
+            else:
+                # Wait on an event, not Thread.join: a Ctrl-C that interrupts join() can leave
+                # the thread looking dead while it still runs (seen with CPython 3.11).
+                while not done.wait(0.1):
+                    pass
+        except KeyboardInterrupt:
+            ctrl_c.requested = True
+        finally:
+            if ctrl_c.requested:
+                stats.stopped_by = "interrupt"
+            stop.set()
+            ch1.close()
+            deadline = time.perf_counter() + join_timeout
+            for t in threads:
+                if t.name == "pix2pix-output":
+                    ch2.close()       # the inference stage is done (or hung): let output finish
+                t.join(max(0.0, deadline - time.perf_counter()))
+            ctx["capture_alive"] = threads[0].is_alive()
+            stats.elapsed_s = (stats.t_out[-1] if stats.t_out else time.perf_counter()) - t_start
+            stats.frames_in = counts["in"]
+            stats.dropped = ch1.dropped
+            stats.reconnects = int(getattr(source, "reconnects", 0))
+            hung = [t.name for t in threads if t.is_alive()]
+            if hung:
+                say(f"warning: thread(s) {', '.join(hung)} did not stop within {join_timeout:.0f} s")
     if errors and stats.stopped_by != "interrupt":
         stats.stopped_by = "error"
         stage, e = errors[0]

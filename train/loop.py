@@ -26,7 +26,6 @@ import json
 import math
 import os
 import platform
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 
 from runtime.errors import BadInput, CheckFailed, ModelMismatch, Unavailable
+from runtime.interrupt import StopOnCtrlC
 from train import checkpoint as ckpt
 from train.models import (NORM_MODES, NORMS, PatchDiscriminator, UNetGenerator, count_parameters,
                           inference_copy, init_weights)
@@ -266,34 +266,6 @@ def _device_name(device: torch.device) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-class _StopFlag:
-    """SIGINT sets a flag; the loop finishes the current iteration, saves, then stops (exit 130).
-    A second Ctrl-C interrupts at once."""
-
-    def __init__(self):
-        self.set = False
-        self.previous = None
-
-    def _handler(self, signum, frame):
-        if self.set:
-            raise KeyboardInterrupt
-        self.set = True
-
-    def __enter__(self):
-        if hasattr(signal, "SIGINT") and _in_main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-
-def _in_main_thread() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -536,7 +508,7 @@ def _train(o: TrainOptions, callback=None) -> dict:
                               enabled=amp_dtype is not None)
     loader_rng = torch.Generator()      # keeps the DataLoader from drawing on the global RNG
 
-    with _StopFlag() as interrupted:
+    with StopOnCtrlC() as interrupted:
         try:
             while epoch < total_epochs and iteration < total_iters and stop_reason == "done":
                 sampler.set_epoch(epoch)
@@ -617,7 +589,7 @@ def _train(o: TrainOptions, callback=None) -> dict:
                     if o.save_every_iters and iteration % o.save_every_iters == 0 \
                             and step_in_epoch < iters_per_epoch:
                         save("iters")
-                    if interrupted.set:
+                    if interrupted.requested:
                         raise KeyboardInterrupt
                     if iteration >= total_iters:
                         break
