@@ -23,6 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from runtime.files import atomic_write
+
 LEVELS = ("smoke", "quick", "full")
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -214,8 +216,6 @@ def _jsonable(obj):
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically (runtime.files.atomic_write: temp file + rename)."""
-    from runtime.files import atomic_write
-
     text = json.dumps(_jsonable(obj), indent=1, sort_keys=False) + "\n"
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
