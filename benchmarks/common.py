@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtime.files import atomic_write
+from pix2pix_edge.runtime.files import atomic_write
 
 LEVELS = ("smoke", "quick", "full")
 BENCH_DIR = Path(__file__).resolve().parent

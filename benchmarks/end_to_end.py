@@ -64,8 +64,8 @@ def export_model(path: Path, ngf: int, size: int = 256, depth: int = 8) -> Path:
     import onnx
     import torch
 
-    from runtime.model_info import ModelInfo
-    from train.models import UNetGenerator, inference_copy, init_weights
+    from pix2pix_edge.runtime.model_info import ModelInfo
+    from pix2pix_edge.train.models import UNetGenerator, inference_copy, init_weights
 
     torch.manual_seed(0)
     g = inference_copy(init_weights(UNetGenerator(depth=depth, ngf=ngf)), "running")
@@ -106,8 +106,8 @@ def run(level: str = "full", ngf: int | None = None, rounds: int | None = None,
         return skipped(f"the real video {video} is not here")
     import cv2
 
-    from runtime.backends import open_backend
-    from runtime.pipeline import run_pipeline
+    from pix2pix_edge.runtime.backends import open_backend
+    from pix2pix_edge.runtime.pipeline import run_pipeline
 
     cap = cv2.VideoCapture(str(video))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))

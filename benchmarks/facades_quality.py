@@ -48,10 +48,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    from train.data import PairedDataset, list_pairs, split_holdout
-    from train.evaluate import evaluate_generator, l1_per_image, psnr_per_image, ssim_per_image, to_unit
-    from train.loop import TrainOptions, train
-    from train.models import UNetGenerator, inference_copy, init_weights
+    from pix2pix_edge.train.data import PairedDataset, list_pairs, split_holdout
+    from pix2pix_edge.train.evaluate import evaluate_generator, l1_per_image, psnr_per_image, ssim_per_image, to_unit
+    from pix2pix_edge.train.loop import TrainOptions, train
+    from pix2pix_edge.train.models import UNetGenerator, inference_copy, init_weights
 
     opts = dict(direction="BtoA", depth=7, load_size=143, crop_size=128, ngf=args.ngf, ndf=64,
                 holdout_last=HOLDOUT, max_iters=iters, log_every=50, save_every=1000,
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         summary = train(TrainOptions(data=str(args.data), run=str(run), **opts))
         wall = time.perf_counter() - started
-        from train.checkpoint import load_generator
+        from pix2pix_edge.train.checkpoint import load_generator
         G, record = load_generator(run)
         after = {"per-image": metrics(G, "per-image"), "running": metrics(G, "running")}
         import csv

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, log, machine_info, summarize, write_json
-from runtime.frames import FITS, Postprocessor, Preprocessor, plan
+from pix2pix_edge.runtime.frames import FITS, Postprocessor, Preprocessor, plan
 
 BUDGET_MS = 2.0
 

@@ -49,7 +49,7 @@ def count_macs(model, shape: tuple[int, ...]) -> int:
     """Multiply-adds of all Conv2d / ConvTranspose2d for one forward pass of ``shape`` (NCHW),
     transposed convolutions at input resolution: export/to_onnx.py's counter, the one the
     exporter reports, so every GFLOP figure of the project uses one convention."""
-    from export.to_onnx import count_macs as macs
+    from pix2pix_edge.export.to_onnx import count_macs as macs
 
     return macs(model, shape[2], shape[3])
 
@@ -62,7 +62,7 @@ def make_generator(ngf: int, depth: int = DEPTH, seed: int = 0):
     passes over real (or smooth random) images give the running statistics a trained model has.
     """
     import torch
-    from train.models import UNetGenerator, init_weights
+    from pix2pix_edge.train.models import UNetGenerator, init_weights
 
     torch.manual_seed(seed)
     g = init_weights(UNetGenerator(depth=depth, ngf=ngf, norm="batch"))
@@ -105,8 +105,8 @@ def export_onnx(model, path: Path, side: int) -> Path:
     """Export the way ``pix2pix export onnx`` does (export/to_onnx.py: BatchNorm folded into the
     convolutions for ``running``, onnxslim, metadata), static 1x3xSxS input."""
     import torch
-    from export.to_onnx import export_model
-    from runtime.model_info import ModelInfo
+    from pix2pix_edge.export.to_onnx import export_model
+    from pix2pix_edge.runtime.model_info import ModelInfo
 
     c = model.config
     norm = "per-image" if any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.modules()) \
@@ -121,7 +121,7 @@ def fp16_onnx(src: Path, dst: Path) -> Path:
     """The FP16 graph ``pix2pix export onnx --fp16`` writes (export/fp16.py): FP32 I/O,
     normalisations and reductions kept in FP32 (REFERENCE.md: InstanceNorm in FP16 loses
     accuracy)."""
-    from export.fp16 import convert_file
+    from pix2pix_edge.export.fp16 import convert_file
 
     return Path(convert_file(src, dst))
 
@@ -132,7 +132,7 @@ def ort_session(path: Path, threads: int):
 
     (Its idle pool threads may spin after a run; in the interleaved timing the untimed
     ``settle`` call that precedes every timed call absorbs that, see common.interleaved.)"""
-    from runtime.backends import open_backend
+    from pix2pix_edge.runtime.backends import open_backend
 
     return open_backend(path, "onnxruntime", providers=["cpu"], threads=threads)
 
@@ -221,8 +221,8 @@ def _backends(model_running, model_per_image, side: int, workdir: Path, threads:
         # Untested on this project's CPU machines: built the way `pix2pix export trt` builds it
         # and run through the runtime's own TensorRT backend.
         try:
-            from export.to_tensorrt import build_engine
-            from runtime.backends import open_backend
+            from pix2pix_edge.export.to_tensorrt import build_engine
+            from pix2pix_edge.runtime.backends import open_backend
 
             engine = workdir / f"g{side}_fp16.engine"
             build_engine(p16, engine, log=lambda *a, **k: None)
@@ -249,7 +249,7 @@ def _as_numpy(y) -> np.ndarray:
 def measure_group(ngf: int, side: int, cfg: dict, threads: int) -> tuple[list[dict], list[dict]]:
     """All backends for one (ngf, side), timed side by side. Returns (rows, skipped)."""
     import torch
-    from train.models import count_parameters, inference_copy
+    from pix2pix_edge.train.models import count_parameters, inference_copy
 
     depth = cfg.get("depth", DEPTH)
     g = make_generator(ngf, depth)

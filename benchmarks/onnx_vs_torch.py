@@ -39,9 +39,9 @@ def bench_one(ngf: int, mode: str, side: int, reps: int, budget_s: float, workdi
     import onnxruntime as ort
     import torch
 
-    from export.parity import ort_session
-    from export.to_onnx import export_model, synthetic_images
-    from train.models import UNetGenerator, inference_copy, init_weights
+    from pix2pix_edge.export.parity import ort_session
+    from pix2pix_edge.export.to_onnx import export_model, synthetic_images
+    from pix2pix_edge.train.models import UNetGenerator, inference_copy, init_weights
 
     torch.manual_seed(0)
     g = init_weights(UNetGenerator(depth=8, ngf=ngf, norm="batch")).train()
@@ -68,7 +68,7 @@ def bench_one(ngf: int, mode: str, side: int, reps: int, budget_s: float, workdi
         "ort-tuned": lambda: tuned.run(None, {"input": x})[0],
     }
     try:
-        from runtime.backends.onnxruntime import OnnxRuntimeBackend
+        from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
         backend = OnnxRuntimeBackend(str(path), providers=["CPUExecutionProvider"])
         fns["ort-backend"] = lambda: backend.infer(x)

@@ -40,7 +40,7 @@ from benchmarks.common import RESULTS_DIR, interleaved, machine_info, summarize,
 def export_generator(path: Path, ngf: int, size: int, depth: int = 8) -> Path:
     import torch
 
-    from train.models import UNetGenerator, inference_copy, init_weights
+    from pix2pix_edge.train.models import UNetGenerator, inference_copy, init_weights
     torch.manual_seed(0)
     g = inference_copy(init_weights(UNetGenerator(depth=depth, ngf=ngf)), "running")
     torch.onnx.export(g, (torch.randn(1, 3, size, size),), str(path), dynamo=False,
@@ -54,7 +54,7 @@ SEPARATE = {"spin, 1 thread/core": (True, None), "no-spin, 1 thread/core": (Fals
 
 def child(model: str, size: int, variant: str, reps: int) -> None:
     """Time one variant through the runtime's own backend, in this process; print JSON."""
-    from runtime.backends.onnxruntime import OnnxRuntimeBackend
+    from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
     spin, threads = SEPARATE[variant]
     be = OnnxRuntimeBackend(model, providers=["cpu"], threads=threads, spin=spin)
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32)
@@ -87,8 +87,8 @@ def pipeline_spin(model: Path, frames: int, rounds: int) -> dict:
     import os
 
     from benchmarks.common import VIDEO
-    from runtime.backends.onnxruntime import OnnxRuntimeBackend
-    from runtime.pipeline import run_pipeline
+    from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+    from pix2pix_edge.runtime.pipeline import run_pipeline
     if not VIDEO.is_file():
         return {"skipped": f"{VIDEO} not found"}
     fps: dict[str, list[float]] = {"spin": [], "no-spin": []}
@@ -122,8 +122,8 @@ def main(argv=None):
 
     import onnxruntime as ort
 
-    from runtime.backends import open_backend
-    from runtime.backends.onnxruntime import physical_cores
+    from pix2pix_edge.runtime.backends import open_backend
+    from pix2pix_edge.runtime.backends.onnxruntime import physical_cores
 
     tmp = tempfile.TemporaryDirectory()
     model = export_generator(Path(tmp.name) / "g.onnx", args.ngf, args.size)

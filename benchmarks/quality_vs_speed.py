@@ -58,9 +58,9 @@ def time_models(rows: list[dict], cfg: dict, workdir: Path) -> None:
     import numpy as np
     import torch
     from benchmarks.inference import ort_session
-    from export.to_onnx import count_macs, export_model
-    from train.checkpoint import load_generator
-    from train.models import inference_copy
+    from pix2pix_edge.export.to_onnx import count_macs, export_model
+    from pix2pix_edge.train.checkpoint import load_generator
+    from pix2pix_edge.train.models import inference_copy
 
     threads = cpu_cores()
     torch.set_num_threads(threads)

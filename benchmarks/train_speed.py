@@ -61,7 +61,7 @@ def dataset(tmp: Path) -> Path:
 
 
 def measure(data: Path, tmp: Path, name: str, iters: int, warmup: int, threads: int) -> list[float]:
-    from train.loop import TrainOptions, train
+    from pix2pix_edge.train.loop import TrainOptions, train
 
     amp, cl, comp, adam = VARIANTS[name]
     opts = TrainOptions(data=str(data), run=str(tmp / "run"), amp=amp, channels_last=cl,
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)  # train() restores the count it found: keep it here
-    from train.loop import TrainOptions, resolve_precision
+    from pix2pix_edge.train.loop import TrainOptions, resolve_precision
 
     # The variant that `--amp auto` / `--channels-last auto` pick on this CPU.
     dtype, cl = resolve_precision(TrainOptions(data=""), torch.device("cpu"))

@@ -51,7 +51,7 @@ def onnx_cmd(source, output, size, dynamic, opset, norm_mode, fp16, fp16_io, no_
     max |diff| <= 1e-4 for FP32, and FP16 vs FP32 PSNR >= 40 dB for --fp16. A failed check
     exits with code 6 and leaves no OUTPUT file.
     """
-    from export.to_onnx import export_run, format_report, parse_size
+    from pix2pix_edge.export.to_onnx import export_run, format_report, parse_size
 
     report = export_run(source, output, size=parse_size(size), dynamic=dynamic, opset=opset,
                         norm_mode=norm_mode, fp16=fp16, fp16_io=fp16_io, simplify=not no_simplify,
@@ -85,7 +85,7 @@ def trt_cmd(model, output, fp32, workspace, min_shape, opt_shape, max_shape, tim
     TensorRT 8.5/8.6 (JetPack 5): FP32 ONNX + BuilderFlag.FP16. TensorRT 10/11: a strongly
     typed network from the FP16 ONNX (an FP32 ONNX is converted on the fly).
     """
-    from export.to_tensorrt import build_engine
+    from pix2pix_edge.export.to_tensorrt import build_engine
 
     output = output or model.with_suffix(".engine")
     report = build_engine(model, output, fp32=fp32, workspace_gib=workspace, min_shape=min_shape,

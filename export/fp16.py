@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from runtime.model_info import METADATA_KEY
+from pix2pix_edge.runtime.model_info import METADATA_KEY
 
 FP32_OPS = frozenset({
     "InstanceNormalization", "BatchNormalization", "LayerNormalization", "GroupNormalization",

@@ -46,7 +46,7 @@ def ort_session(path: str, threads: int | None = None):
 def onnx_runner(path: str, threads: int | None = None) -> tuple[Runner, str]:
     """``(infer, description)`` for an ONNX file: the runtime backend when it exists."""
     try:
-        from runtime.backends.onnxruntime import OnnxRuntimeBackend
+        from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
     except ImportError:
         OnnxRuntimeBackend = None
     if OnnxRuntimeBackend is not None:

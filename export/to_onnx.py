@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from export import parity
-from runtime.errors import BadInput, CheckFailed
-from runtime.files import check_writable
-from runtime.model_info import DIRECTIONS, ModelInfo
-from train.models import count_parameters, inference_copy
+from pix2pix_edge.export import parity
+from pix2pix_edge.runtime.errors import BadInput, CheckFailed
+from pix2pix_edge.runtime.files import check_writable
+from pix2pix_edge.runtime.model_info import DIRECTIONS, ModelInfo
+from pix2pix_edge.train.models import count_parameters, inference_copy
 
 DEFAULT_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "output"
@@ -262,7 +262,7 @@ def export_run(source: str | Path, output: str | Path, *, size: tuple[int, int] 
                check_images: str | Path | None = None,
                log: Callable[[str], None] = print) -> dict:
     """``pix2pix export onnx``: load, export, check, write. Returns the report as a dict."""
-    from train.checkpoint import load_generator
+    from pix2pix_edge.train.checkpoint import load_generator
 
     output = Path(output)
     if Path(source).suffix.lower() == ".onnx":
@@ -351,7 +351,7 @@ def export_run(source: str | Path, output: str | Path, *, size: tuple[int, int] 
                                  f"(PSNR {p32['psnr_db']:.1f} dB) on {image_source}")
         final, infer = tmp32, infer32
         if fp16:
-            from export import fp16 as fp16_mod
+            from pix2pix_edge.export import fp16 as fp16_mod
 
             tmp16 = workdir / "fp16.onnx"
             fp16_mod.convert_file(tmp32, tmp16, keep_io_types=not fp16_io)

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from runtime.errors import BadInput, ModelMismatch, Pix2PixError, Unavailable
-from runtime.files import atomic_write, check_writable
-from runtime.model_info import MAX_SIDE, ModelInfo, write_engine_record
+from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Pix2PixError, Unavailable
+from pix2pix_edge.runtime.files import atomic_write, check_writable
+from pix2pix_edge.runtime.model_info import MAX_SIDE, ModelInfo, write_engine_record
 
 MIN_VERSION = (8, 5)
 DEFAULT_WORKSPACE_GIB = 2.0
@@ -334,7 +334,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
     with tempfile.TemporaryDirectory(prefix=".trt-build-", dir=engine_path.parent) as tmp:
         source = onnx_path
         if plan.convert_to_fp16:
-            from export.fp16 import convert_file
+            from pix2pix_edge.export.fp16 import convert_file
 
             source = convert_file(onnx_path, Path(tmp) / "fp16.onnx",
                                   keep_io_types=facts.io_dtype == "float32")

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.backends import backend_for
-from runtime.errors import BadInput
-from runtime.model_info import ModelInfo
+from pix2pix_edge.runtime.backends import backend_for
+from pix2pix_edge.runtime.errors import BadInput
+from pix2pix_edge.runtime.model_info import ModelInfo
 
 SCHEMA = "pix2pix-edge-bench/1"
 DEFINITIONS = {
@@ -124,7 +124,7 @@ def gpu_name() -> str | None:
 
 
 def machine_info() -> dict:
-    from runtime.backends.onnxruntime import physical_cores
+    from pix2pix_edge.runtime.backends.onnxruntime import physical_cores
     return {
         "hostname": platform.node(),
         "os": platform.platform(),
@@ -256,7 +256,7 @@ def plan_configs(model, backend: str = "auto", providers=None, fp16_model=None) 
             configs.append({"path": str(path), "backend": "tensorrt", "providers": None,
                             "trt_fp16": None})
             continue
-        from runtime.backends.onnxruntime import TRT_EP, resolve_providers
+        from pix2pix_edge.runtime.backends.onnxruntime import TRT_EP, resolve_providers
         eps = resolve_providers(providers)
         for i, ep in enumerate(eps):
             chain = [ep] + [p for p in eps[i + 1:]]   # lesser providers take unsupported nodes
@@ -278,8 +278,8 @@ def _open(cfg: dict, info, sizes, **kw):
     """Open one configuration. Files whose metadata or static shape says the size need no
     flags; a dynamic model without metadata takes its size from ``info`` or the first of
     ``sizes``."""
-    from runtime.backends import open_backend
-    from runtime.backends.onnxruntime import _largest_pow2_dividing
+    from pix2pix_edge.runtime.backends import open_backend
+    from pix2pix_edge.runtime.backends.onnxruntime import _largest_pow2_dividing
 
     def go(i):
         return open_backend(cfg["path"], cfg["backend"], info=i, fp16=bool(cfg["trt_fp16"]),
@@ -365,7 +365,7 @@ def run_video(cfg: dict, model_row: dict, video, *, frames=None, info=None, thre
     least 10) ``infer`` calls on the pipeline's own backend right before and right after the
     pipeline; ``pipeline_vs_model`` uses their mean, so a machine that changes speed between
     the latency table and the video run does not skew it."""
-    from runtime.pipeline import run_pipeline
+    from pix2pix_edge.runtime.pipeline import run_pipeline
     log = log or (lambda msg: None)
     if not Path(video).is_file():
         raise BadInput(f"video file not found: {video}")

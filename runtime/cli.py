@@ -14,18 +14,18 @@ import sys
 
 import click
 
-from runtime.errors import EXIT_ERROR, EXIT_INTERRUPTED, Pix2PixError
+from pix2pix_edge.runtime.errors import EXIT_ERROR, EXIT_INTERRUPTED, Pix2PixError
 
 # name -> (module:attribute, one-line help). Order is the order of the workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("train.cli_data:data", "Make, download and check paired datasets."),
-    "train": ("train.cli:train", "Train a pix2pix generator (CPU, one GPU, or torchrun DDP)."),
-    "eval": ("train.cli:evaluate", "L1 / PSNR / SSIM of a trained run on held-out pairs."),
-    "export": ("export.cli:export", "Export a generator to ONNX (FP32/FP16) or a TensorRT engine."),
-    "info": ("runtime.cli_info:info", "Show a model file's metadata, inputs and outputs."),
-    "run": ("runtime.cli_run:run", "Translate a camera, stream, video or images in real time."),
-    "bench": ("runtime.cli_bench:bench", "Latency of a model alone and of the full video pipeline."),
-    "demo": ("train.demo:demo", "Synthetic data -> train -> export -> translate a video, end to end."),
+    "data": ("pix2pix_edge.train.cli_data:data", "Make, download and check paired datasets."),
+    "train": ("pix2pix_edge.train.cli:train", "Train a pix2pix generator (CPU, one GPU, or torchrun DDP)."),
+    "eval": ("pix2pix_edge.train.cli:evaluate", "L1 / PSNR / SSIM of a trained run on held-out pairs."),
+    "export": ("pix2pix_edge.export.cli:export", "Export a generator to ONNX (FP32/FP16) or a TensorRT engine."),
+    "info": ("pix2pix_edge.runtime.cli_info:info", "Show a model file's metadata, inputs and outputs."),
+    "run": ("pix2pix_edge.runtime.cli_run:run", "Translate a camera, stream, video or images in real time."),
+    "bench": ("pix2pix_edge.runtime.cli_bench:bench", "Latency of a model alone and of the full video pipeline."),
+    "demo": ("pix2pix_edge.train.demo:demo", "Synthetic data -> train -> export -> translate a video, end to end."),
 }
 
 

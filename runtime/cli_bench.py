@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from runtime.backends import BACKENDS
+from pix2pix_edge.runtime.backends import BACKENDS
 
 
 @click.command("bench")
@@ -55,7 +55,7 @@ def bench(model, backend, providers, fp16_model, warmup, runs, sizes, batches, t
       pix2pix bench model.onnx --fp16 model_fp16.onnx --sizes 256,512 --batch 1,4
       pix2pix bench model.engine --video clip.mp4 --frames 300 --json bench.json
     """
-    from runtime.bench import format_table, parse_ints, parse_sizes, run_bench, write_json
+    from pix2pix_edge.runtime.bench import format_table, parse_ints, parse_sizes, run_bench, write_json
 
     def log(msg):
         click.echo(msg, err=True)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from runtime.backends import BACKENDS, backend_for
-from runtime.errors import BadInput, Pix2PixError
-from runtime.model_info import ModelInfo, engine_record_path, read_engine_record
+from pix2pix_edge.runtime.backends import BACKENDS, backend_for
+from pix2pix_edge.runtime.errors import BadInput, Pix2PixError
+from pix2pix_edge.runtime.model_info import ModelInfo, engine_record_path, read_engine_record
 
 
 def _tensor(name, dtype, shape) -> dict:
@@ -21,7 +21,7 @@ def _tensor(name, dtype, shape) -> dict:
 
 def describe_onnx(path: Path) -> dict:
     """Read an ONNX file with ONNX Runtime's CPU provider (cheap: no GPU is touched)."""
-    from runtime.backends.onnxruntime import _ORT_DTYPES, _ort, _one_line, usable_providers
+    from pix2pix_edge.runtime.backends.onnxruntime import _ORT_DTYPES, _ort, _one_line, usable_providers
     ort = _ort()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -54,7 +54,7 @@ def describe_engine(path: Path, device: int = 0) -> dict:
     d = {"format": "TensorRT engine", "record": str(engine_record_path(path)),
          "metadata": record.to_dict() if record else None, "inputs": [], "outputs": []}
     try:
-        from runtime.backends.tensorrt import TensorRTBackend
+        from pix2pix_edge.runtime.backends.tensorrt import TensorRTBackend
         be = TensorRTBackend(path, device=device)
     except Pix2PixError as e:
         d["runs_on"] = []
@@ -88,7 +88,7 @@ def _summary(m: dict) -> str:
 
 
 def render(path: Path, d: dict) -> str:
-    from runtime.bench import sha256_prefix
+    from pix2pix_edge.runtime.bench import sha256_prefix
     lines = [f"model        {path.name} ({path.stat().st_size / 1e6:.2f} MB, "
              f"sha256 {sha256_prefix(path)})",
              f"format       {d['format']}" + (f" (producer {d['producer']})"

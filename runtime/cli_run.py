@@ -20,7 +20,7 @@ OUTPUT_HELP = ("display://0 (window, the default unless --headless), a video fil
 
 def parse_model_size(text: str | None):
     """--size: '256' or 'HxW' (e.g. 256x512) -> (h, w)."""
-    from runtime.errors import BadInput
+    from pix2pix_edge.runtime.errors import BadInput
     if not text:
         return None
     m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
@@ -86,11 +86,11 @@ def run(ctx, model, source, output, headless, backend, fit, size, source_size, s
     sets translate every frame in order. With crop the output has the size of the cropped
     region; with letterbox or stretch, the source's size.
     """
-    from runtime.backends import open_backend
-    from runtime.errors import EXIT_INTERRUPTED, BadInput
-    from runtime.model_info import ModelInfo
-    from runtime.pipeline import run_pipeline
-    from runtime.video import parse_size
+    from pix2pix_edge.runtime.backends import open_backend
+    from pix2pix_edge.runtime.errors import EXIT_INTERRUPTED, BadInput
+    from pix2pix_edge.runtime.model_info import ModelInfo
+    from pix2pix_edge.runtime.pipeline import run_pipeline
+    from pix2pix_edge.runtime.video import parse_size
 
     def log(msg):
         click.echo(msg, err=True)

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from runtime.errors import BadInput
+from pix2pix_edge.runtime.errors import BadInput
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:

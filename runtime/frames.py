@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from runtime.errors import BadInput
+from pix2pix_edge.runtime.errors import BadInput
 
 FITS = ("crop", "letterbox", "stretch")
 

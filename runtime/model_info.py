@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import ModelMismatch
-from runtime.files import atomic_write
+from pix2pix_edge.runtime.errors import ModelMismatch
+from pix2pix_edge.runtime.files import atomic_write
 
 FORMAT_VERSION = 1
 METADATA_KEY = "pix2pix_edge"   # ONNX metadata_props key

@@ -37,11 +37,11 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from runtime.errors import Pix2PixError
-from runtime.frames import (FITS, Geometry, Postprocessor, Preprocessor, draw_overlay,
+from pix2pix_edge.runtime.errors import Pix2PixError
+from pix2pix_edge.runtime.frames import (FITS, Geometry, Postprocessor, Preprocessor, draw_overlay,
                             model_size_for, plan, side_by_side)
-from runtime.interrupt import StopOnCtrlC
-from runtime.video import Frame, Sink, Source, open_sink, open_source
+from pix2pix_edge.runtime.interrupt import StopOnCtrlC
+from pix2pix_edge.runtime.video import Frame, Sink, Source, open_sink, open_source
 
 STAGES = ("capture", "pre", "infer", "post", "output")
 HELPER_PRIORITY: str | None = None   # default scheduling of the capture / output threads
@@ -217,7 +217,7 @@ def run_pipeline(backend, source_uri, output_uri=None, *, fit: str = "crop",
     ``stopped_by == "interrupt"`` (the caller decides the exit code).
     """
     if fit not in FITS:
-        from runtime.errors import BadInput
+        from pix2pix_edge.runtime.errors import BadInput
         raise BadInput(f"unknown fit {fit!r}: expected one of {', '.join(FITS)}")
     info = backend.info
     say = log or (lambda msg: None)

@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.errors import BadInput, Unavailable
+from pix2pix_edge.runtime.errors import BadInput, Unavailable
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",

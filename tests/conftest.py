@@ -60,8 +60,8 @@ def tiny_onnx(tmp_path_factory) -> Path:
     Built with the legacy exporter directly so runtime tests do not depend on export/."""
     torch = pytest.importorskip("torch")
     onnx = pytest.importorskip("onnx")
-    from runtime.model_info import ModelInfo
-    from train.models import UNetGenerator, inference_copy, init_weights
+    from pix2pix_edge.runtime.model_info import ModelInfo
+    from pix2pix_edge.train.models import UNetGenerator, inference_copy, init_weights
 
     torch.manual_seed(0)
     g = inference_copy(init_weights(UNetGenerator(depth=5, ngf=4)), "running")

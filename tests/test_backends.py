@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from runtime.backends import backend_for, open_backend
-from runtime.backends import onnxruntime as ortb
-from runtime.backends import tensorrt as trtb
-from runtime.cli import cli
-from runtime.errors import BadInput, ModelMismatch, Unavailable
-from runtime.model_info import ModelInfo, write_engine_record
+from pix2pix_edge.runtime.backends import backend_for, open_backend
+from pix2pix_edge.runtime.backends import onnxruntime as ortb
+from pix2pix_edge.runtime.backends import tensorrt as trtb
+from pix2pix_edge.runtime.cli import cli
+from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Unavailable
+from pix2pix_edge.runtime.model_info import ModelInfo, write_engine_record
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

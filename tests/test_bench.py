@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from runtime import bench
-from runtime.cli import cli
-from runtime.errors import BadInput
+from pix2pix_edge.runtime import bench
+from pix2pix_edge.runtime.cli import cli
+from pix2pix_edge.runtime.errors import BadInput
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -20,7 +20,7 @@ pytest.importorskip("onnxruntime")
 @pytest.fixture(scope="module")
 def dynamic_onnx(tiny_onnx, tmp_path_factory):
     """The tiny generator with symbolic N, H, W axes and its metadata marked dynamic."""
-    from runtime.model_info import ModelInfo
+    from pix2pix_edge.runtime.model_info import ModelInfo
     model = onnx.load(str(tiny_onnx))
     del model.graph.value_info[:]
     for t in list(model.graph.input) + list(model.graph.output):

@@ -66,7 +66,7 @@ def test_smoke_run_writes_json_markdown_and_plot(tmp_path):
 def test_flop_convention_matches_reference():
     """unet_256 ngf 64 at 256x256: 6.05 G multiply-adds (transposed convs at input resolution)."""
     from benchmarks.inference import count_macs
-    from train.models import UNetGenerator
+    from pix2pix_edge.train.models import UNetGenerator
 
     macs = count_macs(UNetGenerator(depth=8, ngf=64).eval(), (1, 3, 256, 256))
     assert round(macs / 1e9, 2) == 6.05

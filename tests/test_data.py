@@ -14,9 +14,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from runtime.cli import cli
-from runtime.errors import BadInput
-from train.data import (PairedDataset, Pair, label_side, list_pairs, natural_sorted, scan,
+from pix2pix_edge.runtime.cli import cli
+from pix2pix_edge.runtime.errors import BadInput
+from pix2pix_edge.train.data import (PairedDataset, Pair, label_side, list_pairs, natural_sorted, scan,
                         scan_report, split_holdout)
 
 
@@ -283,7 +283,7 @@ def test_real_facades(facades_dir):
     item = PairedDataset(facades_dir, direction="BtoA", files=pairs[:4])[0]
     assert item["A"].shape == item["B"].shape == (3, 256, 256)
     # BtoA: the input is the label map (saturated CMP colours), the target the photo.
-    from train.data import palette_share
+    from pix2pix_edge.train.data import palette_share
 
     def share(t):
         return palette_share(Image.fromarray(((t.permute(1, 2, 0) + 1) * 127.5).byte().numpy()))

@@ -15,7 +15,7 @@ ITERS = 4
 def _worker(rank: int, world: int, data: str, tmp: str) -> None:
     import torch.distributed as dist
 
-    from train.loop import TrainOptions, train
+    from pix2pix_edge.train.loop import TrainOptions, train
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     dist.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous", rank=rank,
@@ -37,7 +37,7 @@ def _worker(rank: int, world: int, data: str, tmp: str) -> None:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from train.synth import make_dataset
+    from pix2pix_edge.train.synth import make_dataset
     return make_dataset(tmp_path_factory.mktemp("synth") / "d", n=6, size=32, seed=2)
 
 
@@ -51,7 +51,7 @@ def test_two_gloo_ranks_end_identical_and_only_rank0_writes(data, tmp_path):
     w1 = torch.load(tmp_path / "weights_1.pt", weights_only=True)
     init = {}
     torch.manual_seed(0)
-    from train.models import UNetGenerator, init_weights
+    from pix2pix_edge.train.models import UNetGenerator, init_weights
     init = dict(init_weights(UNetGenerator(depth=6, ngf=4)).named_parameters())
     for part in ("G", "D"):
         for name in w0[part]:

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_demo_runs_every_step_and_writes_what_it_lists(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "demo", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "pix2pix_edge.runtime.cli", "demo", "--out", str(out),
                            "--minutes", "0.05", "--pairs", "16", "--ngf", "4"],
                           cwd=REPO, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from runtime.cli import cli
-from runtime.errors import BadInput, CheckFailed, Unavailable
-from train.download import download, sha256_of
+from pix2pix_edge.runtime.cli import cli
+from pix2pix_edge.runtime.errors import BadInput, CheckFailed, Unavailable
+from pix2pix_edge.train.download import download, sha256_of
 
 
 def _tar_gz(members: dict[str, bytes], links: dict[str, tuple[str, bytes]] | None = None) -> bytes:

@@ -10,8 +10,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from runtime.cli import cli
-from train.evaluate import psnr_per_image, ssim_per_image, l1_per_image
+from pix2pix_edge.runtime.cli import cli
+from pix2pix_edge.train.evaluate import psnr_per_image, ssim_per_image, l1_per_image
 
 
 def naive_ssim(x: np.ndarray, y: np.ndarray) -> float:
@@ -62,8 +62,8 @@ def test_psnr_and_l1_known_values():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny real run (depth 5) on synthetic data with a val split."""
-    from train.loop import TrainOptions, train
-    from train.synth import make_dataset
+    from pix2pix_edge.train.loop import TrainOptions, train
+    from pix2pix_edge.train.synth import make_dataset
     root = tmp_path_factory.mktemp("eval")
     data = make_dataset(root / "d", n=4, size=32, seed=3, val=3)
     train(TrainOptions(data=str(data), run=str(root / "run"), depth=5, ngf=4, ndf=4, load_size=36,
@@ -95,10 +95,10 @@ def test_eval_writes_metrics_html_and_grid(trained, tmp_path):
 
 def test_eval_uses_the_shared_inference_definition(trained):
     """The recorded mode is what inference_copy computes: recompute one image's PSNR by hand."""
-    from train.checkpoint import load_generator
-    from train.data import PairedDataset
-    from train.evaluate import evaluate, to_unit
-    from train.models import inference_copy
+    from pix2pix_edge.train.checkpoint import load_generator
+    from pix2pix_edge.train.data import PairedDataset
+    from pix2pix_edge.train.evaluate import evaluate, to_unit
+    from pix2pix_edge.train.models import inference_copy
     data, run = trained
     m = evaluate(run, data, split="val", log=lambda *_: None)
     G, _ = load_generator(run)

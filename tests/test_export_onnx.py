@@ -9,13 +9,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from export import to_onnx
-from export.to_onnx import count_macs, export_run, parse_size
-from runtime.cli import cli
-from runtime.errors import BadInput, CheckFailed, ModelMismatch
-from runtime.model_info import ModelInfo
-from train.checkpoint import save_generator
-from train.models import UNetGenerator, init_weights, inference_copy
+from pix2pix_edge.export import to_onnx
+from pix2pix_edge.export.to_onnx import count_macs, export_run, parse_size
+from pix2pix_edge.runtime.cli import cli
+from pix2pix_edge.runtime.errors import BadInput, CheckFailed, ModelMismatch
+from pix2pix_edge.runtime.model_info import ModelInfo
+from pix2pix_edge.train.checkpoint import save_generator
+from pix2pix_edge.train.models import UNetGenerator, init_weights, inference_copy
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -230,8 +230,8 @@ def test_library_errors_are_typed(tmp_path):
 def test_export_from_pix2pix_train_run(tmp_path):
     """End to end with the real training loop (train/loop.py): a 4-iteration run on synthetic
     data, exported through the CLI; the parity check uses the run's own dataset images."""
-    loop = pytest.importorskip("train.loop")
-    synth = pytest.importorskip("train.synth")
+    loop = pytest.importorskip("pix2pix_edge.train.loop")
+    synth = pytest.importorskip("pix2pix_edge.train.synth")
     data = synth.make_dataset(tmp_path / "d", n=4, size=32, seed=3, val=2)
     run = tmp_path / "run"
     loop.train(loop.TrainOptions(data=str(data), run=str(run), depth=5, ngf=4, ndf=4,

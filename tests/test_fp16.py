@@ -9,11 +9,11 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from export.fp16 import FP32_OPS, convert_model, is_fp16
-from export.to_onnx import export_run, synthetic_images
-from runtime.model_info import ModelInfo
-from train.checkpoint import save_generator
-from train.models import UNetGenerator, init_weights
+from pix2pix_edge.export.fp16 import FP32_OPS, convert_model, is_fp16
+from pix2pix_edge.export.to_onnx import export_run, synthetic_images
+from pix2pix_edge.runtime.model_info import ModelInfo
+from pix2pix_edge.train.checkpoint import save_generator
+from pix2pix_edge.train.models import UNetGenerator, init_weights
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.errors import BadInput
-from runtime.frames import (Geometry, Postprocessor, Preprocessor, draw_overlay, model_size_for,
+from pix2pix_edge.runtime.errors import BadInput
+from pix2pix_edge.runtime.frames import (Geometry, Postprocessor, Preprocessor, draw_overlay, model_size_for,
                             plan, side_by_side)
-from runtime.model_info import ModelInfo
+from pix2pix_edge.runtime.model_info import ModelInfo
 
 
 def frame(w=640, h=360, seed=0):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from runtime.interrupt import StopOnCtrlC
+from pix2pix_edge.runtime.interrupt import StopOnCtrlC
 
 
 def ctrl_c():

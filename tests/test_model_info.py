@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from runtime.errors import ModelMismatch
-from runtime.model_info import (METADATA_KEY, ModelInfo, read_engine_record,
+from pix2pix_edge.runtime.errors import ModelMismatch
+from pix2pix_edge.runtime.model_info import (METADATA_KEY, ModelInfo, read_engine_record,
                                 write_engine_record)
 
 

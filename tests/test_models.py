@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from runtime.errors import BadInput, ModelMismatch
-from train.checkpoint import load_generator, save_generator
-from train.models import (PatchDiscriminator, UNetGenerator, count_parameters, inference_copy,
+from pix2pix_edge.runtime.errors import BadInput, ModelMismatch
+from pix2pix_edge.train.checkpoint import load_generator, save_generator
+from pix2pix_edge.train.models import (PatchDiscriminator, UNetGenerator, count_parameters, inference_copy,
                           init_weights)
 
 

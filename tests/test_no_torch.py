@@ -1,7 +1,7 @@
 """The runtime never imports PyTorch, train/ or export/.
 
 A subprocess installs an importer at the front of ``sys.meta_path`` that raises ImportError for
-``torch``, ``train`` and ``export``, then imports every runtime module and runs ``pix2pix info``,
+``torch``, ``pix2pix_edge.train`` and ``pix2pix_edge.export``, then imports every runtime module and runs ``pix2pix info``,
 ``pix2pix bench`` and ``pix2pix run --help`` on a real ONNX model. Any import of a blocked
 package anywhere in those paths fails the test."""
 
@@ -17,12 +17,15 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = textwrap.dedent("""
     import importlib, importlib.abc, pkgutil, sys
 
-    BLOCKED = ("torch", "train", "export")
+    BLOCKED = ("torch", "pix2pix_edge.train", "pix2pix_edge.export")
     attempts = []
+
+    def _blocked(name):
+        return any(name == b or name.startswith(b + ".") for b in BLOCKED)
 
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
+            if _blocked(name):
                 attempts.append(name)
                 raise ImportError(f"blocked by test_no_torch: {name}")
             return None
@@ -39,13 +42,13 @@ SCRIPT = textwrap.dedent("""
             raise SystemExit(f"{name} imported despite the blocker")
     attempts.clear()
 
-    import runtime
-    modules = [m.name for m in pkgutil.walk_packages(runtime.__path__, "runtime.")]
+    import pix2pix_edge.runtime as runtime
+    modules = [m.name for m in pkgutil.walk_packages(runtime.__path__, "pix2pix_edge.runtime.")]
     for name in modules:
         importlib.import_module(name)
 
     from click.testing import CliRunner
-    from runtime.cli import cli
+    from pix2pix_edge.runtime.cli import cli
 
     model = sys.argv[1]
     for args in (["info", model], ["bench", model, "--warmup", "1", "--runs", "2"],
@@ -54,7 +57,7 @@ SCRIPT = textwrap.dedent("""
         if r.exit_code != 0:
             raise SystemExit(f"pix2pix {' '.join(args)} -> {r.exit_code}: {r.output} "
                              f"{r.exception!r}")
-    bad = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    bad = sorted(m for m in sys.modules if _blocked(m))
     if bad:
         raise SystemExit(f"imported: {bad}")
     if attempts:   # even a guarded `try: import torch` breaks the rule

@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.backends import open_backend
-from runtime.errors import BadInput, Pix2PixError
-from runtime.frames import Postprocessor, Preprocessor, plan
-from runtime.pipeline import STAGES, run_pipeline
-from runtime.video import Frame, Sink, Source
+from pix2pix_edge.runtime.backends import open_backend
+from pix2pix_edge.runtime.errors import BadInput, Pix2PixError
+from pix2pix_edge.runtime.frames import Postprocessor, Preprocessor, plan
+from pix2pix_edge.runtime.pipeline import STAGES, run_pipeline
+from pix2pix_edge.runtime.video import Frame, Sink, Source
 
 
 def write_video(path, n=30, w=96, h=64, fps=24):
@@ -288,8 +288,8 @@ def http_server(tmp_path):
 
 def test_http_stream_reconnects_then_a_dead_stream_ends_with_one_error_and_a_flushed_file(
         backend, tmp_path, http_server):
-    from runtime.errors import Unavailable
-    from runtime.video import open_source
+    from pix2pix_edge.runtime.errors import Unavailable
+    from pix2pix_edge.runtime.video import open_source
 
     url, stop_server = http_server
     write_video(tmp_path / "cam.mp4", n=20)

@@ -15,10 +15,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from runtime.cli import cli
-from runtime.errors import ModelMismatch
-from train.checkpoint import load_training_checkpoint
-from train.loop import TrainOptions, train
+from pix2pix_edge.runtime.cli import cli
+from pix2pix_edge.runtime.errors import ModelMismatch
+from pix2pix_edge.train.checkpoint import load_training_checkpoint
+from pix2pix_edge.train.loop import TrainOptions, train
 
 REPO = Path(__file__).resolve().parents[1]
 # 6 pairs, batch 2: 3 iterations per epoch; 1 constant + 2 decay epochs = 9 iterations in all.
@@ -29,7 +29,7 @@ TINY = dict(depth=6, ngf=4, ndf=4, load_size=72, crop_size=64, workers=0, progre
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from train.synth import make_dataset
+    from pix2pix_edge.train.synth import make_dataset
     return make_dataset(tmp_path_factory.mktemp("synth") / "d", n=6, size=32, seed=1)
 
 
@@ -90,7 +90,7 @@ def test_sigkill_mid_epoch_then_cli_resume(data, straight, tmp_path):
              "--batch-size", "2", "--epochs", "1", "--epochs-decay", "2", "--log-every", "1",
              "--save-every-iters", "1"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "train", str(data), "--run", str(run),
+    proc = subprocess.Popen([sys.executable, "-m", "pix2pix_edge.runtime.cli", "train", str(data), "--run", str(run),
                              *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     latest = run / "checkpoints" / "latest.pt"
     try:

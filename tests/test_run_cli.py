@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from runtime.cli import cli
-from runtime.errors import EXIT_BAD_INPUT, EXIT_UNAVAILABLE
-from runtime.video import has_gstreamer
+from pix2pix_edge.runtime.cli import cli
+from pix2pix_edge.runtime.errors import EXIT_BAD_INPUT, EXIT_UNAVAILABLE
+from pix2pix_edge.runtime.video import has_gstreamer
 from tests.videos import count_frames
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,7 +114,7 @@ def test_bad_sizes_and_model(tiny_onnx, tmp_path):
 
 
 def test_help_is_instant_and_loads_no_backend():
-    code = ("import sys; from click.testing import CliRunner; from runtime.cli import cli; "
+    code = ("import sys; from click.testing import CliRunner; from pix2pix_edge.runtime.cli import cli; "
             "r = CliRunner().invoke(cli, ['run', '--help']); assert r.exit_code == 0, r.output; "
             "assert '--source' in r.output and '--stats-json' in r.output; "
             "bad = [m for m in ('onnxruntime', 'tensorrt', 'torch', 'cv2') if m in sys.modules]; "
@@ -128,7 +128,7 @@ def test_run_works_where_torch_cannot_be_imported(tiny_onnx, tmp_path):
     src = write_video(tmp_path / "v.mp4", n=5)
     code = ("import sys\n"
             "for m in ('torch', 'train', 'export'): sys.modules[m] = None\n"
-            "from runtime.cli import main\n"
+            "from pix2pix_edge.runtime.cli import main\n"
             f"main(['run', {str(tiny_onnx)!r}, '--source', {src!r}, '--output', "
             f"{str(tmp_path / 'o.mp4')!r}])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
@@ -143,7 +143,7 @@ def test_ctrl_c_ends_a_run_with_130_a_summary_and_a_playable_file(tiny_onnx, tmp
 
     src = write_video(tmp_path / "v.mp4", n=10)
     out, js = tmp_path / "o.mp4", tmp_path / "stats.json"
-    proc = subprocess.Popen([sys.executable, "-c", "from runtime.cli import main; main()", "run",
+    proc = subprocess.Popen([sys.executable, "-c", "from pix2pix_edge.runtime.cli import main; main()", "run",
                              str(tiny_onnx), "--source", src, "--loop", "--output", str(out),
                              "--stats-json", str(js)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

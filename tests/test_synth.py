@@ -1,4 +1,4 @@
-"""train.synth: the procedural facades dataset (deterministic, CMP palette, learnable, no torch)."""
+"""pix2pix_edge.train.synth: the procedural facades dataset (deterministic, CMP palette, learnable, no torch)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from train.synth import (BACKGROUND, CLASSES, DOOR, FACADE, PALETTE, WINDOW, make_dataset,
+from pix2pix_edge.train.synth import (BACKGROUND, CLASSES, DOOR, FACADE, PALETTE, WINDOW, make_dataset,
                          render_pair)
 
 
@@ -78,7 +78,7 @@ def test_worker_processes_write_the_same_bytes(tmp_path):
 
 
 def test_synth_loads_as_a_labels_to_photo_dataset(tmp_path):
-    from train.data import PairedDataset, label_side, list_pairs
+    from pix2pix_edge.train.data import PairedDataset, label_side, list_pairs
 
     make_dataset(tmp_path, n=4, size=64, seed=0)
     ds = PairedDataset(tmp_path, load_size=72, crop_size=64)
@@ -88,7 +88,7 @@ def test_synth_loads_as_a_labels_to_photo_dataset(tmp_path):
 
 def test_no_torch_needed(tmp_path):
     """``pix2pix data synth`` runs with numpy and PIL only."""
-    code = ("import sys; from runtime.cli import main; "
+    code = ("import sys; from pix2pix_edge.runtime.cli import main; "
             f"sys.argv = ['pix2pix', 'data', 'synth', {str(tmp_path)!r}, '--n', '2', '--size', "
             "'32', '--val', '1']\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"

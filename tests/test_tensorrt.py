@@ -10,11 +10,11 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from export.to_tensorrt import (BuildPlan, OnnxFacts, build_plan, compute_profile, engine_info,
+from pix2pix_edge.export.to_tensorrt import (BuildPlan, OnnxFacts, build_plan, compute_profile, engine_info,
                                 inspect_onnx, network_flag_bits, parse_shape, parse_version)
-from runtime.cli import cli
-from runtime.errors import BadInput, ModelMismatch, Unavailable
-from runtime.model_info import ModelInfo, engine_record_path, read_engine_record, write_engine_record
+from pix2pix_edge.runtime.cli import cli
+from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Unavailable
+from pix2pix_edge.runtime.model_info import ModelInfo, engine_record_path, read_engine_record, write_engine_record
 
 
 # --------------------------------------------------------------------------- versions
@@ -80,7 +80,7 @@ def test_network_flag_bits_per_version():
 def test_pin_norms_fp32_on_a_stand_in_network():
     """Stand-in network (TensorRT absent here): normalisation, reduction and an
     InstanceNormalization plugin get FP32 precision and outputs; convolutions do not."""
-    from export.to_tensorrt import pin_norms_fp32
+    from pix2pix_edge.export.to_tensorrt import pin_norms_fp32
 
     class Layer:
         def __init__(self, name, type_):
@@ -154,9 +154,9 @@ def test_inspect_exported_onnx(tiny_onnx):
 def test_inspect_fp16_and_dynamic(tmp_path, tiny_onnx):
     import torch
 
-    from export.fp16 import convert_file
-    from export.to_onnx import export_model, make_info
-    from train.models import UNetGenerator, inference_copy
+    from pix2pix_edge.export.fp16 import convert_file
+    from pix2pix_edge.export.to_onnx import export_model, make_info
+    from pix2pix_edge.train.models import UNetGenerator, inference_copy
 
     f16 = convert_file(tiny_onnx, tmp_path / "f16.onnx")
     facts = inspect_onnx(f16)
@@ -247,7 +247,7 @@ def test_cli_bad_inputs_before_hardware(tiny_onnx, tmp_path):
 
 
 def test_cli_fp32_from_fp16_onnx(tiny_onnx, tmp_path):
-    from export.fp16 import convert_file
+    from pix2pix_edge.export.fp16 import convert_file
 
     f16 = convert_file(tiny_onnx, tmp_path / "f16.onnx")
     res = CliRunner().invoke(cli, ["export", "trt", str(f16), "--fp32"])
@@ -259,8 +259,8 @@ def test_cli_fp32_from_fp16_onnx(tiny_onnx, tmp_path):
 def dynamic_onnx(tmp_path):
     import torch
 
-    from export.to_onnx import export_model, make_info
-    from train.models import UNetGenerator, init_weights, inference_copy
+    from pix2pix_edge.export.to_onnx import export_model, make_info
+    from pix2pix_edge.train.models import UNetGenerator, init_weights, inference_copy
 
     torch.manual_seed(0)
     g = inference_copy(init_weights(UNetGenerator(depth=5, ngf=8)), "per-image")
@@ -272,10 +272,10 @@ def dynamic_onnx(tmp_path):
 @pytest.mark.gpu
 def test_gpu_build_fp16_engine_and_parity_with_onnx(dynamic_onnx, tmp_path):
     pytest.importorskip("tensorrt")
-    from export.parity import compare, onnx_runner
-    from export.to_onnx import synthetic_images
-    from export.to_tensorrt import build_engine
-    from runtime.backends.tensorrt import TensorRTBackend
+    from pix2pix_edge.export.parity import compare, onnx_runner
+    from pix2pix_edge.export.to_onnx import synthetic_images
+    from pix2pix_edge.export.to_tensorrt import build_engine
+    from pix2pix_edge.runtime.backends.tensorrt import TensorRTBackend
 
     engine = tmp_path / "m.engine"
     cache = tmp_path / "timing.cache"
@@ -302,9 +302,9 @@ def test_gpu_build_fp16_engine_and_parity_with_onnx(dynamic_onnx, tmp_path):
 @pytest.mark.gpu
 def test_gpu_build_fp32_engine_static(tiny_onnx, tmp_path):
     pytest.importorskip("tensorrt")
-    from export.parity import compare, onnx_runner
-    from export.to_onnx import synthetic_images
-    from runtime.backends.tensorrt import TensorRTBackend
+    from pix2pix_edge.export.parity import compare, onnx_runner
+    from pix2pix_edge.export.to_onnx import synthetic_images
+    from pix2pix_edge.runtime.backends.tensorrt import TensorRTBackend
 
     engine = tmp_path / "m32.engine"
     res = CliRunner().invoke(cli, ["export", "trt", str(tiny_onnx), "-o", str(engine), "--fp32"])

@@ -11,10 +11,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from runtime.cli import cli
-from runtime.errors import CheckFailed
-from train.checkpoint import load_generator, load_training_checkpoint
-from train.loop import TrainOptions, busy_cpu_note, lr_factor, resolve_precision, train
+from pix2pix_edge.runtime.cli import cli
+from pix2pix_edge.runtime.errors import CheckFailed
+from pix2pix_edge.train.checkpoint import load_generator, load_training_checkpoint
+from pix2pix_edge.train.loop import TrainOptions, busy_cpu_note, lr_factor, resolve_precision, train
 
 TINY = dict(depth=5, ngf=4, ndf=4, load_size=36, crop_size=32, workers=0, progress=False,
             tensorboard=False, amp="off", threads=1)
@@ -24,12 +24,12 @@ TINY_FLAGS = ["--depth", "5", "--ngf", "4", "--ndf", "4", "--load-size", "36", "
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from train.synth import make_dataset
+    from pix2pix_edge.train.synth import make_dataset
     return make_dataset(tmp_path_factory.mktemp("synth") / "d", n=6, size=32, seed=0, val=2)
 
 
 def test_cli_flags_match_train_options():
-    from train.cli import TRAIN_OPTIONS
+    from pix2pix_edge.train.cli import TRAIN_OPTIONS
     defaults = {f.name: f.default for f in fields(TrainOptions)}
     names = set()
     for flag, _, default, _ in TRAIN_OPTIONS:
@@ -137,7 +137,7 @@ def test_ctrl_c_saves_and_reraises(data, tmp_path):
 
 
 def test_health_warns_when_one_side_wins():
-    from train.loop import Health
+    from pix2pix_edge.train.loop import Health
     h = Health(window=10)
     balanced = [h.update((0.7, 10.0, 0.69, 0.69)) for _ in range(50)]
     assert not any(balanced)
@@ -160,7 +160,7 @@ def test_max_minutes_stops_and_saves(data, tmp_path):
 def test_train_help_does_not_import_torch():
     import subprocess
     import sys
-    code = ("import sys; from click.testing import CliRunner; from runtime.cli import cli; "
+    code = ("import sys; from click.testing import CliRunner; from pix2pix_edge.runtime.cli import cli; "
             "r = CliRunner().invoke(cli, ['train', '--help']); assert r.exit_code == 0, r.output; "
             "assert '--amp' in r.output; r = CliRunner().invoke(cli, ['eval', '--help']); "
             "assert '--norm-mode' in r.output; assert 'torch' not in sys.modules")

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.errors import BadInput, Unavailable
-from runtime.video import (CaptureSource, DisplaySink, ImageSink, NullSink, VideoFileSink,
+from pix2pix_edge.runtime.errors import BadInput, Unavailable
+from pix2pix_edge.runtime.video import (CaptureSource, DisplaySink, ImageSink, NullSink, VideoFileSink,
                            has_gstreamer, open_sink, open_source, parse_size)
 from tests.videos import count_frames
 

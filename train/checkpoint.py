@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from runtime.errors import BadInput, ModelMismatch
-from runtime.files import atomic_write
-from train.models import NORM_MODES, UNetGenerator
+from pix2pix_edge.runtime.errors import BadInput, ModelMismatch
+from pix2pix_edge.runtime.files import atomic_write
+from pix2pix_edge.train.models import NORM_MODES, UNetGenerator
 
 GENERATOR_FORMAT = "pix2pix-edge-generator"
 GENERATOR_VERSION = 1

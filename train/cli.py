@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from runtime.errors import BadInput
+from pix2pix_edge.runtime.errors import BadInput
 
 # (flag name, click type, default, help). The defaults are TrainOptions' defaults, repeated here so
 # that --help shows them without importing torch; tests/test_train.py checks they agree.
@@ -92,7 +92,8 @@ def train(ctx, data: Path, run: Path, resume: bool, **options):
     \b
     Writes RUN/config.json, log.csv, samples/epoch_XXX.png, checkpoints/latest.pt (+ epoch_XXX.pt)
     and generator.pt (what `pix2pix export` reads). Several GPUs:
-      torchrun --nproc_per_node 2 -m runtime.cli train DATA --run RUN
+      torchrun --nproc_per_node 2 -m pix2pix_edge.runtime.cli -- train DATA --run RUN
+    (the `--` keeps torchrun from reading --run as its own --run-path)
     Exit codes: 3 bad data, 4 checkpoint of another architecture, 5 missing hardware,
     6 training diverged (NaN/Inf loss; the last good checkpoint is kept), 130 Ctrl-C (saved).
     """
@@ -108,7 +109,7 @@ def train(ctx, data: Path, run: Path, resume: bool, **options):
             if ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT and name in saved:
                 options[name] = saved[name]
 
-    from train.loop import TrainOptions, train as run_training
+    from pix2pix_edge.train.loop import TrainOptions, train as run_training
 
     run_training(TrainOptions(data=str(data), run=str(run), resume=resume, **options))
 
@@ -138,7 +139,7 @@ def evaluate(run: Path, data: Path, split: str, holdout_last: int, norm_mode: st
     """
     if holdout_last < 0:
         raise BadInput("--holdout-last must be >= 0")
-    from train.evaluate import evaluate as run_eval
+    from pix2pix_edge.train.evaluate import evaluate as run_eval
 
     run_eval(run, data, split=split, holdout_last=holdout_last, norm_mode=norm_mode, out=out,
              batch_size=batch_size, device=device, direction=direction, log=click.echo)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from train.download import DATASETS
+from pix2pix_edge.train.download import DATASETS
 
 ON_BAD_FILE_HELP = ("What to do with unusable files: skip them (listed by name) or stop "
                     "with exit code 3.")
@@ -43,7 +43,7 @@ def synth(out: Path, n: int, size: int, seed: int, val: int):
 
     A = CMP-style label map, B = photo, so the default --direction AtoB learns labels -> photo.
     """
-    from train.synth import make_dataset
+    from pix2pix_edge.train.synth import make_dataset
 
     started = time.perf_counter()
     make_dataset(out, n=n, size=size, seed=seed, val=val)
@@ -74,7 +74,7 @@ def download(name: str, to: Path, base_url: str | None, timeout: float, keep_arc
     night2day       night | day webcam image
     cityscapes      must be prepared by hand (the command explains how)
     """
-    from train.download import BASE_URL, download as fetch
+    from pix2pix_edge.train.download import BASE_URL, download as fetch
 
     folder = fetch(name, to, base_url or BASE_URL, timeout=timeout, keep_archive=keep_archive)
     splits = [p.name for p in sorted(folder.iterdir()) if p.is_dir()]
@@ -94,8 +94,8 @@ def download(name: str, to: Path, base_url: str | None, timeout: float, keep_arc
               help="List at most this many bad files and notes.")
 def check(root: Path, split: str, direction: str, on_bad_file: str, show: int):
     """Decode every image of ROOT/SPLIT and report counts, sizes and bad files by name."""
-    from runtime.errors import BadInput
-    from train.data import label_side, scan_report
+    from pix2pix_edge.runtime.errors import BadInput
+    from pix2pix_edge.train.data import label_side, scan_report
 
     started = time.perf_counter()
     r = scan_report(root, split)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from runtime.errors import BadInput
+from pix2pix_edge.runtime.errors import BadInput
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 SPLITS = ("train", "val", "test")
@@ -263,7 +263,7 @@ def scan(root: str | Path, split: str = "train", min_side: int = MIN_SIDE,
 
 def palette_share(img: Image.Image, tolerance: int = 40) -> float:
     """Share of pixels within ``tolerance`` of a CMP facades label colour (photos: ~0)."""
-    from train.synth import PALETTE
+    from pix2pix_edge.train.synth import PALETTE
 
     a = np.asarray(img.convert("RGB").resize((64, 64), Image.NEAREST), np.int32).reshape(-1, 3)
     d = np.abs(a[:, None, :] - PALETTE.astype(np.int32)[None]).max(-1).min(1)

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from runtime.errors import CheckFailed
+from pix2pix_edge.runtime.errors import CheckFailed
 
 MODEL_SIZE = 128  # unet_128 at 128x128: small enough to train in minutes on two CPU cores
 
@@ -32,7 +32,7 @@ def make_street_video(path: Path, *, size: int = MODEL_SIZE, frames: int = 96, s
     strip of buildings rendered by the data synthesiser, panned at a steady speed."""
     import cv2
 
-    from train.synth import render_pair
+    from pix2pix_edge.train.synth import render_pair
 
     rng = np.random.default_rng(seed)
     height = size * 2
@@ -58,7 +58,7 @@ def _run(title: str, args: list[str]) -> None:
     click.secho(f"\n== {title}", bold=True)
     click.secho("$ " + shlex.join(cmd), fg="cyan")
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", *args])
+    proc = subprocess.run([sys.executable, "-m", "pix2pix_edge.runtime.cli", *args])
     if proc.returncode != 0:
         raise CheckFailed(f"demo step '{title}' failed (exit {proc.returncode}): {shlex.join(cmd)}")
     click.echo(f"   ({time.perf_counter() - started:.1f} s)")

@@ -27,7 +27,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from runtime.errors import BadInput, CheckFailed, Unavailable
+from pix2pix_edge.runtime.errors import BadInput, CheckFailed, Unavailable
 
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 DATASETS = {  # name -> what its aligned [A | B] files hold

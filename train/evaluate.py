@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runtime.errors import BadInput
+from pix2pix_edge.runtime.errors import BadInput
 
 NORM_CHOICES = ("per-image", "running", "both")
 
@@ -158,9 +158,9 @@ def evaluate(run: str | Path, data: str | Path, split: str = "val", holdout_last
              log=print) -> dict:
     """Evaluate ``run`` (a run directory or generator file) on ``data``; write metrics.json,
     grid PNG(s) and index.html to ``out`` (default RUN/eval). Returns the metrics record."""
-    from train.checkpoint import load_generator
-    from train.data import PairedDataset, list_pairs, split_holdout
-    from train.models import inference_copy
+    from pix2pix_edge.train.checkpoint import load_generator
+    from pix2pix_edge.train.data import PairedDataset, list_pairs, split_holdout
+    from pix2pix_edge.train.models import inference_copy
 
     G, record = load_generator(run)
     recorded = record["inference"]["norm_mode"]

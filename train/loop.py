@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime.errors import BadInput, CheckFailed, ModelMismatch, Unavailable
-from runtime.interrupt import StopOnCtrlC
-from train import checkpoint as ckpt
-from train.models import (NORM_MODES, NORMS, PatchDiscriminator, UNetGenerator, count_parameters,
+from pix2pix_edge.runtime.errors import BadInput, CheckFailed, ModelMismatch, Unavailable
+from pix2pix_edge.runtime.interrupt import StopOnCtrlC
+from pix2pix_edge.train import checkpoint as ckpt
+from pix2pix_edge.train.models import (NORM_MODES, NORMS, PatchDiscriminator, UNetGenerator, count_parameters,
                           inference_copy, init_weights)
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
@@ -288,7 +288,7 @@ def _train(o: TrainOptions, callback=None) -> dict:
     KeyboardInterrupt after saving a checkpoint when interrupted with Ctrl-C.
     """
     check_options(o)
-    from train.data import PairedDataset, list_pairs, split_holdout
+    from pix2pix_edge.train.data import PairedDataset, list_pairs, split_holdout
 
     # ---- distributed set-up: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.errors import BadInput
-from runtime.model_info import ModelInfo
+from pix2pix_edge.runtime.errors import BadInput
+from pix2pix_edge.runtime.model_info import ModelInfo
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -56,8 +56,8 @@ def open_backend(model_path, backend: str = "auto", *, info: ModelInfo | None = 
         raise BadInput(f"model file not found: {path}")
     kind = backend_for(path, backend)
     if kind == "tensorrt":
-        from runtime.backends.tensorrt import TensorRTBackend
+        from pix2pix_edge.runtime.backends.tensorrt import TensorRTBackend
         return TensorRTBackend(path, info=info, device=device)
-    from runtime.backends.onnxruntime import OnnxRuntimeBackend
+    from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
     return OnnxRuntimeBackend(path, providers=providers, info=info, threads=threads,
                               cache_dir=cache_dir, fp16=fp16, device=device)

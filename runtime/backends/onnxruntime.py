@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import BadInput, ModelMismatch, Unavailable, require
-from runtime.model_info import ModelInfo
+from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Unavailable, require
+from pix2pix_edge.runtime.model_info import ModelInfo
 
 TRT_EP = "TensorrtExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.backends.onnxruntime import (_largest_pow2_dividing, check_batch, resolve_info,
+from pix2pix_edge.runtime.backends.onnxruntime import (_largest_pow2_dividing, check_batch, resolve_info,
                                           shape_str)
-from runtime.errors import BadInput, ModelMismatch, Unavailable
-from runtime.model_info import ModelInfo, read_engine_record
+from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Unavailable
+from pix2pix_edge.runtime.model_info import ModelInfo, read_engine_record
 
 
 # --------------------------------------------------------------------------- pure checks
