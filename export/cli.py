@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from pix2pix_edge.runtime.size import SIZE_HELP
+
 
 @click.group()
 def export():
@@ -26,8 +28,9 @@ def export():
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="The .onnx file to write (written only after the parity check passed).")
-@click.option("--size", metavar="N|HxW", default=None,
-              help="Model input size, a multiple of 2**depth (default: the run's crop size, else 256).")
+@click.option("--size", metavar="WxH", default=None,
+              help=f"Model input size: {SIZE_HELP}; sides multiples of 2**depth (default: the "
+                   f"run's crop size, else 256).")
 @click.option("--dynamic", is_flag=True,
               help="Dynamic batch, height and width (sides still multiples of 2**depth).")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (>= 17).")
@@ -51,9 +54,10 @@ def onnx_cmd(source, output, size, dynamic, opset, norm_mode, fp16, fp16_io, no_
     max |diff| <= 1e-4 for FP32, and FP16 vs FP32 PSNR >= 40 dB for --fp16. A failed check
     exits with code 6 and leaves no OUTPUT file.
     """
-    from pix2pix_edge.export.to_onnx import export_run, format_report, parse_size
+    from pix2pix_edge.export.to_onnx import export_run, format_report
+    from pix2pix_edge.runtime.size import parse_size
 
-    report = export_run(source, output, size=parse_size(size), dynamic=dynamic, opset=opset,
+    report = export_run(source, output, size=parse_size(size, "--size"), dynamic=dynamic, opset=opset,
                         norm_mode=norm_mode, fp16=fp16, fp16_io=fp16_io, simplify=not no_simplify,
                         check_images=check_images,
                         log=lambda line: click.echo(line, err=True))

@@ -38,6 +38,7 @@ from pix2pix_edge.export import parity
 from pix2pix_edge.runtime.errors import BadInput, CheckFailed
 from pix2pix_edge.runtime.files import check_writable
 from pix2pix_edge.runtime.model_info import DIRECTIONS, ModelInfo
+from pix2pix_edge.runtime.size import Size, parse_size  # noqa: F401 - parse_size: --size
 from pix2pix_edge.train.models import count_parameters, inference_copy
 
 DEFAULT_OPSET = 17
@@ -87,27 +88,11 @@ def count_macs(model: nn.Module, height: int, width: int) -> int:
     return total
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """``"256"`` -> (256, 256); ``"256x512"`` or ``"256,512"`` -> (256, 512) as height x width."""
-    if text is None:
-        return None
-    parts = str(text).lower().replace(",", "x").split("x")
-    try:
-        sides = [int(p) for p in parts]
-    except ValueError:
-        raise BadInput(f"--size {text!r}: expected N or HxW, e.g. 256 or 256x512") from None
-    if len(sides) == 1:
-        sides *= 2
-    if len(sides) != 2 or min(sides) <= 0:
-        raise BadInput(f"--size {text!r}: expected N or HxW with positive sides")
-    return sides[0], sides[1]
-
-
 def check_size(height: int, width: int, multiple: int, what: str = "size") -> None:
     if height % multiple or width % multiple or height <= 0 or width <= 0:
-        raise BadInput(f"{what} {height}x{width} is not a multiple of {multiple} (2**depth of this "
-                       f"U-Net); try {max(multiple, round(height / multiple) * multiple)}x"
-                       f"{max(multiple, round(width / multiple) * multiple)}")
+        raise BadInput(f"{what} {width}x{height} is not a multiple of {multiple} (2**depth of this "
+                       f"U-Net); try {max(multiple, round(width / multiple) * multiple)}x"
+                       f"{max(multiple, round(height / multiple) * multiple)}")
 
 
 def resolve_norm_mode(config: dict, record: dict, override: str | None) -> tuple[str, str, str]:
@@ -256,12 +241,14 @@ def synthetic_images(n: int, height: int, width: int, seed: int = 0) -> np.ndarr
 
 
 # --------------------------------------------------------------------------- the full export
-def export_run(source: str | Path, output: str | Path, *, size: tuple[int, int] | None = None,
+def export_run(source: str | Path, output: str | Path, *, size: Size | None = None,
                dynamic: bool = False, opset: int = DEFAULT_OPSET, norm_mode: str | None = None,
                fp16: bool = False, fp16_io: bool = False, simplify: bool = True,
                check_images: str | Path | None = None,
                log: Callable[[str], None] = print) -> dict:
-    """``pix2pix export onnx``: load, export, check, write. Returns the report as a dict."""
+    """``pix2pix export onnx``: load, export, check, write. Returns the report as a dict.
+
+    ``size``: (width, height), a runtime.size.Size (``report["size"]`` stays [height, width])."""
     from pix2pix_edge.train.checkpoint import load_generator
 
     output = Path(output)
@@ -283,7 +270,7 @@ def export_run(source: str | Path, output: str | Path, *, size: tuple[int, int] 
     if size is None:
         side = crop if isinstance(crop, int) and crop > 0 and crop % multiple == 0 else max(256, multiple)
         size = (side, side)
-    height, width = size
+    width, height = size
     check_size(height, width, multiple, "--size")
     torch_mode, recorded_mode, note = resolve_norm_mode(config, record, norm_mode)
     reference = inference_copy(generator, torch_mode)
@@ -401,9 +388,9 @@ def format_report(report: dict) -> list[str]:
     lines = [
         f"wrote {report['output']} ({report['file_bytes'] / 2**20:.1f} MiB, {report['precision'].upper()}"
         f" weights, {report['io_dtype']} I/O, opset {report['opset']}, "
-        f"{'dynamic batch/H/W' if report['dynamic'] else 'static'} {h}x{w}, norm {report['norm_mode']})",
+        f"{'dynamic batch/H/W' if report['dynamic'] else 'static'} {w}x{h}, norm {report['norm_mode']})",
         f"  parameters {report['parameters']:,}; {_si(report['macs'])} multiply-adds = "
-        f"{_si(2 * report['macs'])}FLOP per {h}x{w} frame (transposed convs at input resolution)",
+        f"{_si(2 * report['macs'])}FLOP per {w}x{h} frame (transposed convs at input resolution)",
     ]
     p = report["parity_fp32"]
     lines.append(f"  parity FP32 vs PyTorch: max |diff| {p['max_abs']:.2e} (limit {FP32_MAX_ABS:.0e}), "

@@ -34,6 +34,7 @@ import numpy as np
 from pix2pix_edge.runtime.backends import backend_for
 from pix2pix_edge.runtime.errors import BadInput
 from pix2pix_edge.runtime.model_info import ModelInfo
+from pix2pix_edge.runtime.size import Size, parse_sizes  # noqa: F401 - parse_sizes: --sizes
 
 SCHEMA = "pix2pix-edge-bench/1"
 DEFINITIONS = {
@@ -181,26 +182,6 @@ def model_summary(path, backend) -> dict:
 
 
 # --------------------------------------------------------------------------- planning
-def parse_sizes(text) -> list[tuple[int, int]]:
-    """``"256,512"`` or ``"256x512,512"`` -> ``[(256, 256), (256, 512), (512, 512)]``."""
-    if not text:
-        return []
-    sizes = []
-    for item in str(text).replace(" ", "").split(","):
-        if not item:
-            continue
-        try:
-            parts = [int(v) for v in item.lower().split("x")]
-        except ValueError:
-            raise BadInput(f"bad size {item!r}: use e.g. 256 or 256x512") from None
-        if len(parts) == 1:
-            parts *= 2
-        if len(parts) != 2 or min(parts) < 1:
-            raise BadInput(f"bad size {item!r}: use e.g. 256 or 256x512")
-        sizes.append((parts[0], parts[1]))
-    return sizes
-
-
 def parse_ints(text, what: str) -> list[int]:
     try:
         values = [int(v) for v in str(text).replace(" ", "").split(",") if v]
@@ -218,14 +199,14 @@ def shapes_for(backend, sizes, batches, notes: list[str]) -> list[tuple[int, int
     in_shape = getattr(backend, "input_shape", None) or [None, None, None, None]
     fixed_batch = in_shape[0] if isinstance(in_shape[0], int) and in_shape[0] > 0 else None
     if not info.dynamic:
-        if sizes and any(s != (info.height, info.width) for s in sizes):
-            notes.append(f"{name} has a fixed input size {info.height}x{info.width}: "
+        if sizes and any(s != (info.width, info.height) for s in sizes):
+            notes.append(f"{name} has a fixed input size {info.width}x{info.height}: "
                          f"timed at that size only (asked for "
-                         f"{', '.join(f'{h}x{w}' for h, w in sizes)})")
-        sizes = [(info.height, info.width)]
+                         f"{', '.join(f'{w}x{h}' for w, h in sizes)})")
+        sizes = [Size(info.width, info.height)]
     else:
-        sizes = sizes or [(info.height, info.width)]
-        bad = [f"{h}x{w}" for h, w in sizes if h % info.multiple or w % info.multiple]
+        sizes = sizes or [Size(info.width, info.height)]
+        bad = [f"{w}x{h}" for w, h in sizes if h % info.multiple or w % info.multiple]
         if bad:
             raise BadInput(f"{name} needs sides that are multiples of {info.multiple}; "
                            f"cannot time {', '.join(bad)}")
@@ -235,7 +216,7 @@ def shapes_for(backend, sizes, batches, notes: list[str]) -> list[tuple[int, int
         batches = [fixed_batch]
     seen, shapes = set(), []
     for b in batches:
-        for h, w in sizes:
+        for w, h in sizes:
             s = (b, info.in_channels, h, w)
             if s not in seen:
                 seen.add(s)
@@ -290,7 +271,7 @@ def _open(cfg: dict, info, sizes, **kw):
         if info is None and not sizes:
             raise
         if info is None:
-            h, w = sizes[0]
+            w, h = sizes[0]
             info = ModelInfo(height=h, width=w, multiple=_largest_pow2_dividing(h, w))
         return go(info)
 
@@ -319,7 +300,7 @@ def run_bench(model, backend: str = "auto", *, providers=None, sizes=None, batch
                 models[cfg["path"]] = model_summary(cfg["path"], be)
             for shape in shapes_for(be, sizes, batches, notes):
                 label = (f"{be.name}/{be.provider} {_precision(be, cfg['trt_fp16'])} "
-                         f"{shape[2]}x{shape[3]} batch {shape[0]}")
+                         f"{shape[3]}x{shape[2]} batch {shape[0]}")
                 log(f"timing {label} ({warmup} warm-up + {runs} runs)")
                 stats = time_infer(be, shape, warmup=warmup, runs=runs)
                 row = {"model": Path(cfg["path"]).name, "backend": be.name,
@@ -342,7 +323,7 @@ def run_bench(model, backend: str = "auto", *, providers=None, sizes=None, batch
         "versions": versions(),
         "models": list(models.values()),
         "settings": {"warmup": warmup, "runs": runs, "threads": threads,
-                     "sizes": [f"{h}x{w}" for h, w in sizes] or None, "batches": list(batches)},
+                     "sizes": [f"{w}x{h}" for w, h in sizes] or None, "batches": list(batches)},
         "definitions": DEFINITIONS,
         "results": results,
         "notes": notes,
@@ -411,7 +392,7 @@ def format_table(result: dict) -> str:
             "max", "fps"]
     rows = [head]
     for r in result["results"]:
-        rows.append([r["backend"], r["provider"], r["precision"], f"{r['height']}x{r['width']}",
+        rows.append([r["backend"], r["provider"], r["precision"], f"{r['width']}x{r['height']}",
                      str(r["batch"]), *(f"{r[k]:.2f}" for k in ("mean_ms", "p50_ms", "p90_ms",
                                                                  "p99_ms", "max_ms")),
                      f"{r['fps']:.1f}"])
@@ -427,7 +408,7 @@ def format_table(result: dict) -> str:
     if v:
         lines.append("")
         lines.append(f"pipeline on {Path(v['source']).name} ({v['provider']}, "
-                     f"{v['height']}x{v['width']}): {v.get('frames')} frames, "
+                     f"{v['width']}x{v['height']}): {v.get('frames')} frames, "
                      f"{v.get('dropped', 0)} dropped, {_f(v.get('fps'))} fps = "
                      f"{_pct(v.get('pipeline_vs_model'))} of model-only {_f(v['model_only_fps'])} "
                      f"(same session, timed right before and after)")

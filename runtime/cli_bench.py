@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from pix2pix_edge.runtime.backends import BACKENDS
+from pix2pix_edge.runtime.size import SIZE_HELP
 
 
 @click.command("bench")
@@ -22,8 +23,9 @@ from pix2pix_edge.runtime.backends import BACKENDS
 @click.option("--runs", type=click.IntRange(1, 100000), default=100, show_default=True,
               help="Timed calls per configuration.")
 @click.option("--sizes", default=None, metavar="LIST",
-              help="Input sizes for dynamic models, e.g. 256,512 or 256x512 "
-                   "(default: the model's size; fixed-size models use theirs).")
+              help=f"Input sizes for dynamic models, comma-separated, each {SIZE_HELP}, "
+                   "e.g. 256,512 or 512x256 (default: the model's size; fixed-size models use "
+                   "theirs).")
 @click.option("--batch", "batches", default="1", show_default=True, metavar="LIST",
               help="Batch sizes, e.g. 1,4 (models with a dynamic batch axis).")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None,
@@ -52,10 +54,11 @@ def bench(model, backend, providers, fp16_model, warmup, runs, sizes, batches, t
     \b
     Examples:
       pix2pix bench model.onnx
-      pix2pix bench model.onnx --fp16 model_fp16.onnx --sizes 256,512 --batch 1,4
+      pix2pix bench model.onnx --fp16 model_fp16.onnx --sizes 256,512x256 --batch 1,4
       pix2pix bench model.engine --video clip.mp4 --frames 300 --json bench.json
     """
-    from pix2pix_edge.runtime.bench import format_table, parse_ints, parse_sizes, run_bench, write_json
+    from pix2pix_edge.runtime.bench import format_table, parse_ints, run_bench, write_json
+    from pix2pix_edge.runtime.size import parse_sizes
 
     def log(msg):
         click.echo(msg, err=True)

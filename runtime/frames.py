@@ -82,7 +82,7 @@ def plan(src_size: tuple[int, int], model_size: tuple[int, int], fit: str = "cro
 
 def model_size_for(info, src_size: tuple[int, int], size: tuple[int, int] | None = None,
                    fit: str = "crop") -> tuple[int, int]:
-    """The (w, h) the model runs at.
+    """The (w, h) the model runs at; ``size`` is (w, h) too (a runtime.size.Size).
 
     Fixed-size models: their own size (``size`` must agree if given). Dynamic models: ``size``
     when given, else the source size (its crop region for ``crop``) rounded to the model's
@@ -92,11 +92,11 @@ def model_size_for(info, src_size: tuple[int, int], size: tuple[int, int] | None
     if size is not None:
         w, h = (int(v) for v in size)
         if w % m or h % m or w < 1 or h < 1:
-            raise BadInput(f"--size {h}x{w} is not a multiple of {m} on both sides "
+            raise BadInput(f"--size {w}x{h} is not a multiple of {m} on both sides "
                            f"(this model needs multiples of {m})")
         if not info.dynamic and (w, h) != (info.width, info.height):
-            raise BadInput(f"--size {h}x{w} differs from the model's fixed input size "
-                           f"{info.height}x{info.width}")
+            raise BadInput(f"--size {w}x{h} differs from the model's fixed input size "
+                           f"{info.width}x{info.height}")
         return w, h
     if not info.dynamic:
         return int(info.width), int(info.height)

@@ -51,7 +51,8 @@ def test_latency_stats_definitions():
 
 def test_parse_sizes_and_batches():
     assert bench.parse_sizes("256,512") == [(256, 256), (512, 512)]
-    assert bench.parse_sizes("256x512, 128") == [(256, 512), (128, 128)]
+    assert bench.parse_sizes("512x256, 128") == [(512, 256), (128, 128)]    # WxH
+    assert bench.parse_sizes("512x256")[0].height == 256
     assert bench.parse_sizes(None) == []
     assert bench.parse_ints("1,4", "--batch") == [1, 4]
     for bad in ("abc", "0", "256x", "1x2x3"):
@@ -91,7 +92,7 @@ def test_bench_record_identifies_everything(tiny_onnx):
 
 
 def test_bench_dynamic_model_sizes_and_batches(dynamic_onnx):
-    r = bench.run_bench(dynamic_onnx, warmup=0, runs=2, sizes=[(32, 32), (64, 96)],
+    r = bench.run_bench(dynamic_onnx, warmup=0, runs=2, sizes=bench.parse_sizes("32,96x64"),
                         batches=[1, 2], providers="cpu")
     got = [(x["batch"], x["height"], x["width"]) for x in r["results"]]
     assert got == [(1, 32, 32), (1, 64, 96), (2, 32, 32), (2, 64, 96)]

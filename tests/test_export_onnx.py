@@ -149,15 +149,16 @@ def test_macs_match_reference_unet256():
     assert round(count_macs(g.eval(), 256, 256) / 1e9, 2) == 6.05
 
 
-@pytest.mark.parametrize("text,expected", [("256", (256, 256)), ("256x512", (256, 512)),
-                                           ("128,64", (128, 64)), (None, None)])
+@pytest.mark.parametrize("text,expected", [("256", (256, 256)), ("512x256", (512, 256)),
+                                           (None, None)])
 def test_parse_size(text, expected):
-    assert parse_size(text) == expected
+    assert parse_size(text) == expected         # the runtime's parser: WxH, width first
 
 
 def test_parse_size_rejects_garbage():
-    with pytest.raises(BadInput):
-        parse_size("big")
+    for bad in ("big", "128,64"):
+        with pytest.raises(BadInput):
+            parse_size(bad)
 
 
 # --------------------------------------------------------------------------- bad input (CLI)
@@ -201,6 +202,25 @@ def test_size_not_multiple(trained_run, tmp_path):
     run, _ = trained_run
     _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--size", "100"), 3,
                     "not a multiple of 32")
+    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--size", "64x48"), 3,
+                    "--size 64x48 is not a multiple of 32 (2**depth of this U-Net); try 64x64")
+    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--size", "64,32"), 3,
+                    "bad size --size '64,32': expected WIDTHxHEIGHT")
+
+
+def test_non_square_size_is_width_by_height(tmp_path):
+    torch.manual_seed(1)
+    g = init_weights(UNetGenerator(depth=5, ngf=4))
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(g.state_dict(), path)
+    out = tmp_path / "wide.onnx"
+    res = _invoke(path, "-o", out, "--size", "64x32", "--no-simplify")
+    assert res.exit_code == 0, res.output
+    info = _info(out)
+    assert (info.width, info.height) == (64, 32)
+    assert [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim] \
+        == [1, 3, 32, 64]
+    assert "static 64x32" in res.output
 
 
 def test_unwritable_output(trained_run, tmp_path):

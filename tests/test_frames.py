@@ -125,13 +125,14 @@ def test_post_saturates_out_of_range_values_and_cuts_the_letterbox():
 def test_model_size_for_fixed_and_dynamic_models():
     fixed = ModelInfo(height=256, width=256, multiple=256)
     assert model_size_for(fixed, (640, 360)) == (256, 256)
-    with pytest.raises(BadInput, match="differs from the model's fixed input size"):
+    with pytest.raises(BadInput, match="--size 512x256 differs from the model's fixed input "
+                                       "size 256x256"):
         model_size_for(fixed, (640, 360), size=(512, 256))
     dyn = ModelInfo(height=256, width=256, multiple=32, dynamic=True)
     assert model_size_for(dyn, (640, 360)) == (640, 352)
     assert model_size_for(dyn, (10, 10)) == (32, 32)
     assert model_size_for(dyn, (640, 360), size=(256, 128)) == (256, 128)
-    with pytest.raises(BadInput, match="multiple of 32"):
+    with pytest.raises(BadInput, match="--size 250x128 is not a multiple of 32"):
         model_size_for(dyn, (640, 360), size=(250, 128))
 
 
