@@ -107,7 +107,8 @@ def run(level: str = "full", ngf: int | None = None, rounds: int | None = None,
     import cv2
 
     from pix2pix_edge.runtime.backends import open_backend
-    from pix2pix_edge.runtime.pipeline import run_pipeline
+    from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
+    from pix2pix_edge.runtime.video import open_source
 
     cap = cv2.VideoCapture(str(video))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -126,8 +127,9 @@ def run(level: str = "full", ngf: int | None = None, rounds: int | None = None,
         # One short untimed pipeline run first: the process's first decode / encode loads codec
         # libraries and fills caches, a one-time cost that would otherwise land on whichever
         # variant happens to run first (the model-only side was warmed up just above).
-        run_pipeline(backend, str(video), os.path.join(tmp.name, "warmup.mp4"),
-                     max_frames=min(12, per_round), warmup=1)
+        with open_source(str(video)) as source:
+            run_pipeline(backend, source, os.path.join(tmp.name, "warmup.mp4"),
+                         PipelineOptions(max_frames=min(12, per_round), warmup=1))
         block = cfg["model_block"]
         model_blocks = []
         fps, ms, cpu = model_only_fps(backend, x, block)
@@ -140,9 +142,11 @@ def run(level: str = "full", ngf: int | None = None, rounds: int | None = None,
                 before = model_blocks[-1]
                 output = os.path.join(tmp.name, f"out_{variant}_{r}.mp4")
                 c0 = time.process_time()
-                stats = run_pipeline(backend, str(video), output, max_frames=per_round,
-                                     start_frame=r * per_round, warmup=1,
-                                     helper_priority=None if variant == "normal" else variant)
+                options = PipelineOptions(
+                    max_frames=per_round, warmup=1,
+                    helper_priority=None if variant == "normal" else variant)
+                with open_source(str(video), start_frame=r * per_round) as source:
+                    stats = run_pipeline(backend, source, output, options)
                 pipe_cpu = (time.process_time() - c0) * 1e3 / max(1, stats.frames_out)
                 d = stats.to_dict()
                 fps, ms, cpu = model_only_fps(backend, x, block)

@@ -88,15 +88,17 @@ def pipeline_spin(model: Path, frames: int, rounds: int) -> dict:
 
     from benchmarks.common import VIDEO
     from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
-    from pix2pix_edge.runtime.pipeline import run_pipeline
+    from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
+    from pix2pix_edge.runtime.video import open_source
     if not VIDEO.is_file():
         return {"skipped": f"{VIDEO} not found"}
     fps: dict[str, list[float]] = {"spin": [], "no-spin": []}
     for r in range(rounds):
         for name in (("spin", "no-spin") if r % 2 == 0 else ("no-spin", "spin")):
             be = OnnxRuntimeBackend(model, providers=["cpu"], spin=name == "spin")
-            with tempfile.TemporaryDirectory() as d:
-                st = run_pipeline(be, str(VIDEO), os.path.join(d, "o.mp4"), max_frames=frames)
+            with tempfile.TemporaryDirectory() as d, open_source(str(VIDEO)) as source:
+                st = run_pipeline(be, source, os.path.join(d, "o.mp4"),
+                                  PipelineOptions(max_frames=frames))
             fps[name].append(round(st.fps, 2))
             be.close()
     return {name: {"fps": v, "median_fps": float(np.median(v))} for name, v in fps.items()}

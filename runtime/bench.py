@@ -346,7 +346,8 @@ def run_video(cfg: dict, model_row: dict, video, *, frames=None, info=None, thre
     least 10) ``infer`` calls on the pipeline's own backend right before and right after the
     pipeline; ``pipeline_vs_model`` uses their mean, so a machine that changes speed between
     the latency table and the video run does not skew it."""
-    from pix2pix_edge.runtime.pipeline import run_pipeline
+    from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
+    from pix2pix_edge.runtime.video import open_source
     log = log or (lambda msg: None)
     if not Path(video).is_file():
         raise BadInput(f"video file not found: {video}")
@@ -363,7 +364,8 @@ def run_video(cfg: dict, model_row: dict, video, *, frames=None, info=None, thre
         before = time_infer(be, shape, warmup=3, runs=block)
         log(f"running the pipeline on {Path(video).name} "
             f"({frames or 'all'} frames, output: {output_uri or 'none'})")
-        stats = run_pipeline(be, str(video), output_uri, max_frames=frames, headless=True)
+        with open_source(str(video)) as source:
+            stats = run_pipeline(be, source, output_uri, PipelineOptions(max_frames=frames))
         d = stats.to_dict()
         after = time_infer(be, shape, warmup=0, runs=block)
     finally:

@@ -7,10 +7,11 @@ pipeline and the backend (ONNX Runtime / TensorRT) load when the command runs.
 from __future__ import annotations
 
 import json
-import re
 import sys
 
 import click
+
+from pix2pix_edge.runtime.size import SIZE_HELP
 
 SOURCE_HELP = ("Camera 0 | /dev/video0 | csi://0, stream rtsp://... | http://..., video file, "
                "image, directory or glob of images, or a GStreamer pipeline ('... ! appsink').")
@@ -18,22 +19,7 @@ OUTPUT_HELP = ("display://0 (window, the default unless --headless), a video fil
                "an image directory (out/), an image pattern (out/%06d.png) or none.")
 
 
-def parse_model_size(text: str | None):
-    """--size: '256' or 'HxW' (e.g. 256x512) -> (h, w)."""
-    from pix2pix_edge.runtime.errors import BadInput
-    if not text:
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
-    if not m:
-        raise BadInput(f"--size {text!r} is not N or HxW (e.g. 256 or 256x512)")
-    h = int(m.group(1))
-    w = int(m.group(2) or m.group(1))
-    if not (1 <= h <= 8192 and 1 <= w <= 8192):
-        raise BadInput(f"--size {text!r} is out of range (1..8192)")
-    return h, w
-
-
-def _multiple_of(h: int, w: int, cap: int = 256) -> int:
+def _multiple_of(w: int, h: int, cap: int = 256) -> int:
     m = 1
     while m < cap and h % (m * 2) == 0 and w % (m * 2) == 0:
         m *= 2
@@ -50,9 +36,11 @@ def _multiple_of(h: int, w: int, cap: int = 256) -> int:
 @click.option("--fit", type=click.Choice(["crop", "letterbox", "stretch"]), default="crop",
               show_default=True,
               help="How frames meet the model size: centre crop, letterbox (pad) or stretch.")
-@click.option("--size", default=None, metavar="HxW",
-              help="Model input size for files without metadata or dynamic models (e.g. 256).")
-@click.option("--source-size", default=None, metavar="WxH", help="Camera capture size, e.g. 1280x720.")
+@click.option("--size", default=None, metavar="WxH",
+              help=f"Model input size for files without metadata or dynamic models: {SIZE_HELP} "
+                   f"(e.g. 256 or 512x256).")
+@click.option("--source-size", default=None, metavar="WxH",
+              help=f"Camera capture size: {SIZE_HELP} (e.g. 1280x720).")
 @click.option("--source-fps", type=click.FloatRange(min=0.1, max=1000), default=None,
               help="Camera capture rate.")
 @click.option("--loop", is_flag=True, help="Repeat a video file or image set until stopped.")
@@ -89,30 +77,31 @@ def run(ctx, model, source, output, headless, backend, fit, size, source_size, s
     from pix2pix_edge.runtime.backends import open_backend
     from pix2pix_edge.runtime.errors import EXIT_INTERRUPTED, BadInput
     from pix2pix_edge.runtime.model_info import ModelInfo
-    from pix2pix_edge.runtime.pipeline import run_pipeline
-    from pix2pix_edge.runtime.video import parse_size
+    from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
+    from pix2pix_edge.runtime.size import parse_size
+    from pix2pix_edge.runtime.video import open_source
 
     def log(msg):
         click.echo(msg, err=True)
 
     if headless and output and output.strip().lower().startswith("display://"):
         raise BadInput("--headless and --output display://... contradict each other")
-    hw = parse_model_size(size)
-    src_wh = parse_size(source_size, "--source-size")
+    run_size = parse_size(size, "--size")
+    capture_size = parse_size(source_size, "--source-size")
     user_info = None
-    if hw is not None:
-        h, w = hw
-        user_info = ModelInfo(height=h, width=w, multiple=_multiple_of(h, w))
+    if run_size is not None:
+        w, h = run_size
+        user_info = ModelInfo(height=h, width=w, multiple=_multiple_of(w, h))
     be = open_backend(model, backend, info=user_info, device=device, threads=threads)
     try:
         info = be.info
-        run_wh = (hw[1], hw[0]) if hw is not None else None
         log(f"model {click.format_filename(model)}: {be.name} ({be.provider}), "
-            f"{'dynamic' if info.dynamic else f'{info.height}x{info.width}'}, {info.color_order}")
-        stats = run_pipeline(
-            be, source, output, fit=fit, max_frames=max_frames, headless=headless, loop=loop,
-            source_size=src_wh, source_fps=source_fps, overlay=not no_overlay, size=run_wh,
-            snapshot_dir=snapshot_dir, log=log)
+            f"{'dynamic' if info.dynamic else f'{info.width}x{info.height}'}, {info.color_order}")
+        options = PipelineOptions(fit=fit, size=run_size, max_frames=max_frames,
+                                  overlay=not no_overlay, snapshot_dir=snapshot_dir, log=log)
+        with open_source(source, size=capture_size, fps=source_fps, loop=loop) as src:
+            stats = run_pipeline(be, src, output or (None if headless else "display://0"),
+                                 options)
     finally:
         be.close()
     click.echo(f"{stats.source} -> {stats.output or 'none'}  "

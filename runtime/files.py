@@ -48,4 +48,4 @@ def check_writable(path: Path, example: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise BadInput(f"cannot write to {path}: {e.strerror or e}") from None
+        raise BadInput(f"cannot write to {path}: not writable ({e.strerror or e})") from None

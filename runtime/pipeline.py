@@ -2,13 +2,21 @@
 
 ::
 
-    capture thread          inference thread          output thread
-    read -> pre  --[ch1]-->  backend.infer  --[ch2]-->  post -> write / show -> stats
+    source = open_source("video.mp4")                 # the caller opens (and closes) the source
+    stats = run_pipeline(backend, source, "out.mp4", PipelineOptions(fit="crop"))
 
-* Files and image sets deliver every frame in order: ``ch1`` is a bounded FIFO, so capture
+    capture thread               inference thread              output thread
+    read -> pre  --[to_infer]-->  backend.infer  --[to_output]-->  post -> sink.write(image, meta)
+
+* Files and image sets deliver every frame in order: ``to_infer`` is a bounded FIFO, so capture
   blocks while inference is busy and nothing is lost.
-* Live sources (cameras, streams) keep only the newest frame: ``ch1`` holds one frame and a new
-  one replaces a stale one (counted as ``dropped``), so latency does not grow behind a slow model.
+* Live sources (cameras, streams) keep only the newest frame: ``to_infer`` holds one frame and a
+  new one replaces a stale one (counted as ``dropped``), so latency does not grow behind a slow
+  model.
+* The output stage only post-processes and writes: each image goes to the sink with a
+  :class:`~pix2pix_edge.runtime.video.FrameMeta` (the captured frame and its capture time);
+  after each write ``sink.poll()`` says whether to go on. Whatever a window does (side-by-side
+  view, FPS text, pause, snapshot, keys) lives in the display sink.
 * With a window (display://) the output stage runs in the calling thread instead, because GUI
   toolkits want their window calls there; otherwise the calling thread only waits, so Ctrl-C
   lands there at once. Ctrl-C, end of stream, ``q``/Esc, ``max_frames`` and errors all end the
@@ -37,11 +45,11 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from pix2pix_edge.runtime.errors import Pix2PixError
-from pix2pix_edge.runtime.frames import (FITS, Geometry, Postprocessor, Preprocessor, draw_overlay,
-                            model_size_for, plan, side_by_side)
+from pix2pix_edge.runtime.errors import BadInput, Pix2PixError
+from pix2pix_edge.runtime.frames import (FITS, Geometry, Postprocessor, Preprocessor,
+                                         model_size_for, plan)
 from pix2pix_edge.runtime.interrupt import StopOnCtrlC
-from pix2pix_edge.runtime.video import Frame, Sink, Source, open_sink, open_source
+from pix2pix_edge.runtime.video import Frame, FrameMeta, Sink, Source, open_sink
 
 STAGES = ("capture", "pre", "infer", "post", "output")
 HELPER_PRIORITY: str | None = None   # default scheduling of the capture / output threads
@@ -185,86 +193,83 @@ class _Channel:
 class _Item:
     frame: Frame
     geom: Geometry
-    blob: np.ndarray
+    blob: np.ndarray | None
     t0: float                       # when the frame's journey started (read began / arrived)
     out: np.ndarray | None = None
-
-
-class _Stop(Exception):
-    pass
+    infer_ms: float = 0.0
 
 
 # ---------------------------------------------------------------------------- the loop
-def run_pipeline(backend, source_uri, output_uri=None, *, fit: str = "crop",
-                 max_frames: int | None = None, headless: bool = True, loop: bool = False,
-                 source_size: tuple[int, int] | None = None, source_fps: float | None = None,
-                 overlay: bool = True, on_frame: Callable | None = None,
-                 size: tuple[int, int] | None = None, queue_size: int = 4,
-                 cv_threads: int | None = 1, decode_threads: int | None = None,
-                 warmup: int = 1, join_timeout: float = 5.0, snapshot_dir: str | Path = ".",
-                 helper_priority: str | None = "default", start_frame: int = 0,
-                 log: Callable[[str], None] | None = None) -> PipelineStats:
-    """Translate every frame of ``source_uri`` with ``backend`` and write it to ``output_uri``.
+@dataclass
+class PipelineOptions:
+    """How :func:`run_pipeline` runs: everything but the source (opened by the caller, with its
+    own capture options) and the output.
 
-    ``source_uri``/``output_uri`` are URIs (see runtime.video) or ready Source / Sink objects.
-    ``output_uri=None`` means no output when ``headless`` (the default), a window otherwise.
-    ``size`` (w, h) sets the run size of dynamic models. ``on_frame(frame, output_bgr)`` is
-    called for each written frame in the output stage; returning False stops the run.
-    ``cv_threads``: OpenCV's thread pool during the run (None leaves it); ``decode_threads``:
-    FFmpeg decoder threads for files (None: FFmpeg's choice). ``helper_priority``: None, "low"
-    or "idle" for the capture and output threads ("default": the module's HELPER_PRIORITY).
-    ``warmup`` inferences run before the clock starts. Returns :class:`PipelineStats`; Ctrl-C ends the run cleanly with
+    ``fit``: crop | letterbox | stretch. ``size``: the run size of dynamic models (a
+    :class:`~pix2pix_edge.runtime.size.Size`, width first). ``max_frames``: stop after this
+    many output frames. ``on_frame(frame, output_bgr)``: called for each written frame in the
+    output stage; returning False stops the run. ``overlay``, ``snapshot_dir``: the window's
+    FPS text and where its 's' key saves (used when the output is display://). ``queue_size``:
+    frames between stages for files. ``cv_threads``: OpenCV's thread pool during the run (None
+    leaves it). ``helper_priority``: None, "low" or "idle" for the capture and output threads
+    ("default": the module's HELPER_PRIORITY). ``warmup``: inferences before the clock starts.
+    ``join_timeout``: how long the end of a run waits for each thread. ``log``: one-line
+    messages (snapshots, hung threads)."""
+
+    fit: str = "crop"
+    size: tuple[int, int] | None = None
+    max_frames: int | None = None
+    on_frame: Callable | None = None
+    overlay: bool = True
+    snapshot_dir: str | Path = "."
+    queue_size: int = 4
+    cv_threads: int | None = 1
+    helper_priority: str | None = "default"
+    warmup: int = 1
+    join_timeout: float = 5.0
+    log: Callable[[str], None] | None = None
+
+
+def run_pipeline(backend, source: Source, output=None,
+                 options: PipelineOptions | None = None) -> PipelineStats:
+    """Translate every frame of ``source`` with ``backend`` and write it to ``output``.
+
+    ``source``: an open :class:`Source` (``open_source(uri, ...)``; the caller closes it).
+    ``output``: a sink URI (see runtime.video; None: no output) or an open :class:`Sink`; a URI
+    is opened here, once the output size is known, and every sink is closed here (which
+    flushes a video file). Returns :class:`PipelineStats`; Ctrl-C ends the run cleanly with
     ``stopped_by == "interrupt"`` (the caller decides the exit code).
     """
-    if fit not in FITS:
-        from pix2pix_edge.runtime.errors import BadInput
-        raise BadInput(f"unknown fit {fit!r}: expected one of {', '.join(FITS)}")
-    info = backend.info
-    say = log or (lambda msg: None)
-    source = open_source(source_uri, size=source_size, fps=source_fps, loop=loop,
-                         decode_threads=decode_threads, start_frame=start_frame)
+    opt = options or PipelineOptions()
+    if opt.fit not in FITS:
+        raise BadInput(f"unknown fit {opt.fit!r}: expected one of {', '.join(FITS)}")
+    if not isinstance(source, Source):
+        raise TypeError("run_pipeline takes an open Source: source = open_source(uri, ...)")
     sink = None
-    ctx = {"capture_alive": False}
     old_cv_threads = cv2.getNumThreads()
     try:
-        src_size = source.size
-        geom_cache: dict[tuple[int, int], tuple[Geometry, Preprocessor, Postprocessor]] = {}
-
-        def processors(wh: tuple[int, int]):
-            if wh not in geom_cache:
-                region_src = wh
-                model_wh = model_size_for(info, region_src, size, fit)
-                g = plan(wh, model_wh, fit)
-                geom_cache[wh] = (g, Preprocessor(g, info.color_order, info.value_range),
-                                  Postprocessor(g, info.color_order, info.value_range))
-            return geom_cache[wh]
-
-        geom, _, _ = processors(src_size)
-        if output_uri is None and not headless:
-            output_uri = "display://0"
-        sink = open_sink(output_uri, size=geom.out_size, fps=source.fps or source_fps or 30.0)
-        stats = PipelineStats(
-            source=str(getattr(source, "uri", source_uri)), output=str(getattr(sink, "uri", "")),
+        pipe = Pipeline(backend, source, opt)
+        geom = pipe.processors(tuple(source.size))[0]
+        fps = source.fps or getattr(source, "req_fps", None) or 30.0
+        sink = open_sink(output, size=geom.out_size, fps=fps, overlay=opt.overlay,
+                         snapshot_dir=opt.snapshot_dir, log=pipe.say)
+        pipe.sink = sink
+        pipe.stats = PipelineStats(
+            source=str(source.uri), output=str(getattr(sink, "uri", "")),
             backend=str(getattr(backend, "name", type(backend).__name__)),
-            provider=str(getattr(backend, "provider", "")), fit=fit, live=bool(source.live),
-            source_size=tuple(src_size), model_size=geom.model_size, output_size=geom.out_size)
-        if cv_threads is not None:
-            cv2.setNumThreads(int(cv_threads))
+            provider=str(getattr(backend, "provider", "")), fit=opt.fit, live=pipe.live,
+            source_size=tuple(source.size), model_size=geom.model_size, output_size=geom.out_size)
+        if opt.cv_threads is not None:
+            cv2.setNumThreads(int(opt.cv_threads))
         mw, mh = geom.model_size
-        for _ in range(max(0, warmup)):
+        for _ in range(max(0, opt.warmup)):
             backend.infer(np.zeros((1, 3, mh, mw), np.float32))
-        _loop(backend, source, sink, stats, processors, max_frames=max_frames,
-              overlay=overlay, on_frame=on_frame, queue_size=queue_size,
-              join_timeout=join_timeout, snapshot_dir=Path(snapshot_dir), say=say,
-              helper_priority=HELPER_PRIORITY if helper_priority == "default" else helper_priority,
-              ctx=ctx)
-        return stats
+        pipe.run()
+        return pipe.stats
     finally:
         if sink is not None:
             sink.close()        # flushes a video file on every exit path
-        if not ctx["capture_alive"]:   # never release a capture another thread is reading
-            source.close()
-        if cv_threads is not None:
+        if opt.cv_threads is not None:
             cv2.setNumThreads(old_cv_threads)
 
 
@@ -285,196 +290,193 @@ def _lower_priority(mode: str | None) -> None:
         pass
 
 
-def _loop(backend, source: Source, sink: Sink, stats: PipelineStats, processors, *,
-          max_frames, overlay, on_frame, queue_size, join_timeout, snapshot_dir: Path, say,
-          helper_priority, ctx):
-    live = bool(source.live)
-    stop = threading.Event()
-    ch1 = _Channel(1 if live else queue_size, latest=live)
-    ch2 = _Channel(2 if live else queue_size, latest=False)
-    errors: list[tuple[str, BaseException]] = []
-    counts = {"in": 0}
-    limit = int(max_frames) if max_frames else None
-    in_main = sink.is_display        # GUI calls belong to the calling thread
+class Pipeline:
+    """One run's three stages and what they share.
 
-    def fail(stage: str, e: BaseException):
-        errors.append((stage, e))
-        stop.set()
+    ``capture`` reads and pre-processes into ``to_infer``; ``infer`` runs the model into
+    ``to_output``; ``output`` post-processes, hands each image and its :class:`FrameMeta` to
+    the sink, records the statistics and asks the sink whether to go on. Live sources keep
+    only the newest frame in ``to_infer`` (stale ones are counted as dropped); files and image
+    sets keep every frame. ``run()`` starts the threads, waits, and ends them all the same way
+    for every reason a run stops."""
 
-    def capture():
+    def __init__(self, backend, source: Source, options: PipelineOptions):
+        self.backend, self.source, self.opt = backend, source, options
+        self.sink: Sink | None = None
+        self.stats = PipelineStats()
+        self.live = bool(source.live)
+        self.limit = int(options.max_frames) if options.max_frames else None
+        self.say = options.log or (lambda msg: None)
+        self.helper_priority = (HELPER_PRIORITY if options.helper_priority == "default"
+                                else options.helper_priority)
+        self.label = str(getattr(backend, "provider", "") or getattr(backend, "name", ""))
+        queue = options.queue_size
+        self.to_infer = _Channel(1 if self.live else queue, latest=self.live)
+        self.to_output = _Channel(2 if self.live else queue, latest=False)
+        self.stop = threading.Event()
+        self.done = threading.Event()        # the output stage has finished
+        self.errors: list[tuple[str, BaseException]] = []
+        self.frames_in = 0
+        self._geoms: dict[tuple[int, int], tuple[Geometry, Preprocessor, Postprocessor]] = {}
+
+    def processors(self, wh: tuple[int, int]) -> tuple[Geometry, Preprocessor, Postprocessor]:
+        """Geometry and pre/post-processors for frames of size ``wh`` (w, h), made once."""
+        if wh not in self._geoms:
+            info = self.backend.info
+            g = plan(wh, model_size_for(info, wh, self.opt.size, self.opt.fit), self.opt.fit)
+            self._geoms[wh] = (g, Preprocessor(g, info.color_order, info.value_range),
+                               Postprocessor(g, info.color_order, info.value_range))
+        return self._geoms[wh]
+
+    def _fail(self, stage: str, e: BaseException) -> None:
+        self.errors.append((stage, e))
+        self.stop.set()
+
+    # -- the stages
+    def capture(self) -> None:
+        stage_ms = self.stats.stage_ms
         try:
-            _lower_priority(helper_priority)
-            while not stop.is_set():
+            _lower_priority(self.helper_priority)
+            while not self.stop.is_set():
                 t0 = time.perf_counter()
-                frame = source.read()
+                frame = self.source.read()
                 t1 = time.perf_counter()
                 if frame is None:
                     break
-                counts["in"] += 1
+                self.frames_in += 1
                 img = frame.image
-                geom, pre, _ = processors((img.shape[1], img.shape[0]))
+                geom, pre, _ = self.processors((img.shape[1], img.shape[0]))
                 blob = pre(img)
                 t2 = time.perf_counter()
-                stats.stage_ms["capture"].append((t1 - t0) * 1e3)
-                stats.stage_ms["pre"].append((t2 - t1) * 1e3)
+                stage_ms["capture"].append((t1 - t0) * 1e3)
+                stage_ms["pre"].append((t2 - t1) * 1e3)
                 # Latency starts when a live frame arrives, or when decoding a file frame began.
-                item = _Item(frame, geom, blob, t1 if live else t0)
-                if not ch1.put(item, stop):
+                item = _Item(frame, geom, blob, t1 if self.live else t0)
+                if not self.to_infer.put(item, self.stop):
                     break
-                if limit is not None and not live and counts["in"] >= limit:
+                if self.limit is not None and not self.live and self.frames_in >= self.limit:
                     break
         except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
-            fail("capture", e)
+            self._fail("capture", e)
         finally:
-            ch1.close()
+            self.to_infer.close()
 
-    def infer():
+    def infer(self) -> None:
         try:
-            while not stop.is_set():
-                item = ch1.get(0.05)
+            while not self.stop.is_set():
+                item = self.to_infer.get(0.05)
                 if item is _END:
                     break
                 if item is _EMPTY:
                     continue
                 t0 = time.perf_counter()
-                item.out = backend.infer(item.blob)
-                stats.stage_ms["infer"].append((time.perf_counter() - t0) * 1e3)
+                item.out = self.backend.infer(item.blob)
+                item.infer_ms = (time.perf_counter() - t0) * 1e3
+                self.stats.stage_ms["infer"].append(item.infer_ms)
                 item.blob = None
-                if not ch2.put(item, stop):
+                if not self.to_output.put(item, self.stop):
                     break
         except BaseException as e:  # noqa: BLE001
-            fail("infer", e)
+            self._fail("infer", e)
         finally:
-            ch2.close()
+            self.to_output.close()
 
-    recent = collections.deque(maxlen=30)     # output times, for the live FPS overlay
-    state = {"paused": False, "shown": None}
-    done = threading.Event()
-
-    def output():
-        """Post-process and write until the inference stage closes ch2 (frames finished before
-        a stop or an error are still written), or until a key, the callback or max_frames."""
+    def output(self, in_main: bool = False) -> None:
+        """Post-process and write until the inference stage closes ``to_output`` (frames
+        finished before a stop or an error are still written), or until the sink's user quits,
+        the callback says stop or ``max_frames`` is reached."""
+        stats, sink, on_frame = self.stats, self.sink, self.opt.on_frame
         try:
             if not in_main:
-                _lower_priority(helper_priority)
+                _lower_priority(self.helper_priority)
             while True:
-                if state["paused"]:
-                    if stop.is_set():
-                        break
-                    _keys(sink.poll_key(30))
-                    continue
-                item = ch2.get(0.05)
+                item = self.to_output.get(0.05)
                 if item is _END:
                     break
                 if item is _EMPTY:
                     continue
                 t0 = time.perf_counter()
-                _, _, post = processors((item.frame.image.shape[1], item.frame.image.shape[0]))
-                out = post(item.out)
+                img = item.frame.image
+                out = self.processors((img.shape[1], img.shape[0]))[2](item.out)
                 t1 = time.perf_counter()
-                if sink.is_display:
-                    shown = side_by_side(item.frame.image, out)
-                    if overlay:
-                        draw_overlay(shown, _overlay_lines(stats, recent, backend))
-                    sink.write(shown, item.frame.name)
-                    state["shown"] = shown
-                else:
-                    sink.write(out, item.frame.name)
+                sink.write(out, FrameMeta(item.frame, item.t0, item.infer_ms, self.label))
                 t2 = time.perf_counter()
                 stats.stage_ms["post"].append((t1 - t0) * 1e3)
                 stats.stage_ms["output"].append((t2 - t1) * 1e3)
                 stats.latency_ms.append((t2 - item.t0) * 1e3)
                 stats.t_out.append(t2)
-                recent.append(t2)
                 stats.frames_out += 1
                 if on_frame is not None and on_frame(item.frame, out) is False:
                     stats.stopped_by = "callback"
                     break
-                if sink.is_display:
-                    _keys(sink.poll_key(1))
-                if limit is not None and stats.frames_out >= limit:
+                if not sink.poll(self.stop):
+                    stats.stopped_by = "key"
+                    break
+                if self.limit is not None and stats.frames_out >= self.limit:
                     stats.stopped_by = "max_frames"
                     break
-        except _Stop:
-            stats.stopped_by = "key"
         except BaseException as e:  # noqa: BLE001
             if in_main:
                 raise
-            fail("output", e)
+            self._fail("output", e)
         finally:
-            stop.set()
-            done.set()
+            self.stop.set()
+            self.done.set()
 
-    def _keys(key: int):
-        state["paused"], state["shown"] = _handle_key(key, state["paused"], state["shown"],
-                                                      stats, snapshot_dir, say)
+    # -- the run
+    def run(self) -> None:
+        """Run the stages to the end; raise a worker's error in the calling thread.
 
-    threads = [threading.Thread(target=capture, name="pix2pix-capture", daemon=True),
-               threading.Thread(target=infer, name="pix2pix-infer", daemon=True)]
-    if not in_main:
-        threads.append(threading.Thread(target=output, name="pix2pix-output", daemon=True))
-    # Ctrl-C: the stages wind down as at the end of a stream; a second one interrupts at once.
-    with StopOnCtrlC(on_stop=stop.set) as ctrl_c:
-        t_start = time.perf_counter()
-        for t in threads:
-            t.start()
-        try:
-            if in_main:
-                output()
-            else:
-                # Wait on an event, not Thread.join: a Ctrl-C that interrupts join() can leave
-                # the thread looking dead while it still runs (seen with CPython 3.11).
-                while not done.wait(0.1):
-                    pass
-        except KeyboardInterrupt:
-            ctrl_c.requested = True
-        finally:
-            if ctrl_c.requested:
-                stats.stopped_by = "interrupt"
-            stop.set()
-            ch1.close()
-            deadline = time.perf_counter() + join_timeout
+        With a window (``sink.is_display``) the output stage runs in the calling thread,
+        because GUI toolkits want their window calls there; otherwise the calling thread only
+        waits, so Ctrl-C lands there at once."""
+        stats, stop = self.stats, self.stop
+        in_main = bool(self.sink.is_display)
+        threads = [threading.Thread(target=self.capture, name="pix2pix-capture", daemon=True),
+                   threading.Thread(target=self.infer, name="pix2pix-infer", daemon=True)]
+        if not in_main:
+            threads.append(threading.Thread(target=self.output, name="pix2pix-output",
+                                            daemon=True))
+        # Ctrl-C: the stages wind down as at the end of a stream; a second one interrupts at once.
+        with StopOnCtrlC(on_stop=stop.set) as ctrl_c:
+            t_start = time.perf_counter()
             for t in threads:
-                if t.name == "pix2pix-output":
-                    ch2.close()       # the inference stage is done (or hung): let output finish
-                t.join(max(0.0, deadline - time.perf_counter()))
-            ctx["capture_alive"] = threads[0].is_alive()
-            stats.elapsed_s = (stats.t_out[-1] if stats.t_out else time.perf_counter()) - t_start
-            stats.frames_in = counts["in"]
-            stats.dropped = ch1.dropped
-            stats.reconnects = int(getattr(source, "reconnects", 0))
-            hung = [t.name for t in threads if t.is_alive()]
-            if hung:
-                say(f"warning: thread(s) {', '.join(hung)} did not stop within {join_timeout:.0f} s")
-    if errors and stats.stopped_by != "interrupt":
-        stats.stopped_by = "error"
-        stage, e = errors[0]
-        if isinstance(e, Pix2PixError):
-            raise e
-        msg = (str(e).strip().splitlines() or [""])[0]
-        raise Pix2PixError(f"{stage} stage failed: {type(e).__name__}: {msg}") from e
-    if stats.stopped_by == "end" and limit is not None and stats.frames_out >= limit:
-        stats.stopped_by = "max_frames"
-
-
-def _overlay_lines(stats: PipelineStats, recent, backend) -> list[str]:
-    fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
-    lat = stats.latency_ms[-1] if stats.latency_ms else 0.0
-    inf = stats.stage_ms["infer"][-1] if stats.stage_ms["infer"] else 0.0
-    name = getattr(backend, "provider", "") or getattr(backend, "name", "")
-    return [f"{fps:5.1f} FPS  latency {lat:5.1f} ms", f"infer {inf:5.1f} ms  {name}"]
-
-
-def _handle_key(key: int, paused: bool, last_shown, stats: PipelineStats, snapshot_dir: Path, say):
-    """q / Esc quit, space pauses and resumes, s saves the window as a PNG."""
-    if key in (ord("q"), ord("Q"), 27):
-        raise _Stop()
-    if key == ord(" "):
-        return (not paused), last_shown
-    if key in (ord("s"), ord("S")) and last_shown is not None:
-        snapshot_dir.mkdir(parents=True, exist_ok=True)
-        path = snapshot_dir / f"snapshot_{time.strftime('%Y%m%d-%H%M%S')}_{len(stats.snapshots):03d}.png"
-        cv2.imwrite(str(path), last_shown)
-        stats.snapshots.append(str(path))
-        say(f"snapshot saved: {path}")
-    return paused, last_shown
+                t.start()
+            try:
+                if in_main:
+                    self.output(in_main=True)
+                else:
+                    # Wait on an event, not Thread.join: a Ctrl-C that interrupts join() can
+                    # leave the thread looking dead while it still runs (seen with CPython 3.11).
+                    while not self.done.wait(0.1):
+                        pass
+            except KeyboardInterrupt:
+                ctrl_c.requested = True
+            finally:
+                if ctrl_c.requested:
+                    stats.stopped_by = "interrupt"
+                stop.set()
+                self.to_infer.close()
+                deadline = time.perf_counter() + self.opt.join_timeout
+                for t in threads:
+                    if t.name == "pix2pix-output":
+                        self.to_output.close()   # inference is done (or hung): let output finish
+                    t.join(max(0.0, deadline - time.perf_counter()))
+                stats.elapsed_s = (stats.t_out[-1] if stats.t_out else time.perf_counter()) - t_start
+                stats.frames_in = self.frames_in
+                stats.dropped = self.to_infer.dropped
+                stats.reconnects = int(getattr(self.source, "reconnects", 0))
+                stats.snapshots = list(getattr(self.sink, "snapshots", ()))
+                hung = [t.name for t in threads if t.is_alive()]
+                if hung:
+                    self.say(f"warning: thread(s) {', '.join(hung)} did not stop within "
+                             f"{self.opt.join_timeout:.0f} s")
+        if self.errors and stats.stopped_by != "interrupt":
+            stats.stopped_by = "error"
+            stage, e = self.errors[0]
+            if isinstance(e, Pix2PixError):
+                raise e
+            msg = (str(e).strip().splitlines() or [""])[0]
+            raise Pix2PixError(f"{stage} stage failed: {type(e).__name__}: {msg}") from e
+        if stats.stopped_by == "end" and self.limit is not None and stats.frames_out >= self.limit:
+            stats.stopped_by = "max_frames"

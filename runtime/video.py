@@ -23,6 +23,7 @@ Every failure a user can cause is a one-line :class:`BadInput` or :class:`Unavai
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import glob as globmod
 import os
@@ -37,6 +38,8 @@ import cv2
 import numpy as np
 
 from pix2pix_edge.runtime.errors import BadInput, Unavailable
+from pix2pix_edge.runtime.files import check_writable
+from pix2pix_edge.runtime.frames import draw_overlay, side_by_side
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -68,6 +71,22 @@ class Frame:
     index: int
     name: str | None = None
     t_capture: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class FrameMeta:
+    """What travels with every translated image to a sink.
+
+    ``frame``: the captured frame (its pixels, index, name and ``t_capture``, the
+    ``time.perf_counter()`` when it was read), so a sink can show it next to the result or
+    measure the live latency ``perf_counter() - frame.t_capture`` at the moment it sends.
+    ``t_start``: when the frame's journey began (live: its arrival; files: when decoding began).
+    ``infer_ms``: its inference time; ``backend``: the provider label (for overlays)."""
+
+    frame: Frame
+    t_start: float
+    infer_ms: float = 0.0
+    backend: str = ""
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -112,16 +131,6 @@ def quiet_opencv(native: bool = False):
         if saved_fd is not None:
             os.dup2(saved_fd, 2)
             os.close(saved_fd)
-
-
-def parse_size(text: str | None, what: str = "size") -> tuple[int, int] | None:
-    """'640x480' -> (640, 480) (first number is the width)."""
-    if text is None or text == "":
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*[xX*,]\s*(\d+)\s*", str(text))
-    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
-        raise BadInput(f"{what} {text!r} is not WIDTHxHEIGHT (e.g. 640x480)")
-    return int(m.group(1)), int(m.group(2))
 
 
 def _uri_kind(uri: str) -> tuple[str, object]:
@@ -207,6 +216,7 @@ class CaptureSource(Source):
         self.retries, self.backoff = retries, backoff
         self.decode_threads = decode_threads
         self._closed = threading.Event()
+        self._reading = threading.Lock()     # close() never releases a capture mid-read
         self._index = 0
         self._since_open = 0
         self.reconnects = 0
@@ -288,6 +298,10 @@ class CaptureSource(Source):
 
     # -- reading
     def read(self) -> Frame | None:
+        with self._reading:
+            return self._read()
+
+    def _read(self) -> Frame | None:
         if self._pending is not None:
             img, self._pending = self._pending, None
             return self._frame(img)
@@ -332,11 +346,17 @@ class CaptureSource(Source):
         raise Unavailable(f"lost {self._describe()} and could not reopen it "
                           f"after {self.retries} tries")
 
-    def close(self) -> None:
+    def close(self, timeout: float = 2.0) -> None:
+        """Release the capture. A reader stuck in the driver for longer than ``timeout`` keeps
+        it (releasing a capture under a running read can crash OpenCV)."""
         self._closed.set()
         cap = getattr(self, "_cap", None)
-        if cap is not None:
+        if cap is None or not self._reading.acquire(timeout=timeout):
+            return
+        try:
             cap.release()
+        finally:
+            self._reading.release()
 
 
 class ImageSource(Source):
@@ -436,15 +456,25 @@ def open_source(uri, *, size: tuple[int, int] | None = None, fps: float | None =
 
 # ---------------------------------------------------------------------------- sinks
 class Sink:
-    """Base: ``write(image, name=None)``, ``close()`` (idempotent); ``frames`` written so far."""
+    """Base of every output.
+
+    ``write(image, meta)`` takes one translated BGR image and its :class:`FrameMeta` (the
+    captured frame with its capture time); ``poll(stop)`` is called after each write and
+    returns False when the user asked to quit (a window's q / Esc); ``close()`` flushes and is
+    idempotent. ``frames``: images written so far. ``is_display``: the sink drives a GUI, so
+    the pipeline calls it from the calling thread."""
 
     uri = ""
     frames = 0
     is_display = False
     path: Path | None = None
+    snapshots: tuple = ()
 
-    def write(self, image: np.ndarray, name: str | None = None) -> None:
+    def write(self, image: np.ndarray, meta: FrameMeta | None = None) -> None:
         self.frames += 1
+
+    def poll(self, stop: threading.Event) -> bool:
+        return True
 
     def close(self) -> None:
         pass
@@ -464,6 +494,16 @@ class NullSink(Sink):
         self.frames = 0
 
 
+def _check_output_file(path: Path, example: str) -> None:
+    """A missing or read-only directory, a directory in the file's place and a read-only file
+    fail before any work, saying so (OpenCV's writer would only report that it did not open)."""
+    if not path.parent.exists():
+        raise BadInput(f"output directory {path.parent} does not exist")
+    check_writable(path, example)
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise BadInput(f"cannot write to {path}: not writable (a read-only file)")
+
+
 class VideoFileSink(Sink):
     """A video file. The writer is opened (and checked) before the first frame is processed, so
     an unwritable path or a missing codec fails at once; frames of another size are resized
@@ -475,14 +515,13 @@ class VideoFileSink(Sink):
         self.size = (int(size[0]), int(size[1]))
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self.frames = 0
-        if not self.path.parent.exists():
-            raise BadInput(f"output directory {self.path.parent} does not exist")
+        self.writer = None
         ext = self.path.suffix.lower()
         codes = (fourcc,) if fourcc else FOURCCS.get(ext)
+        _check_output_file(self.path, f"out{ext or '.mp4'}")
         if not codes:
             raise BadInput(f"cannot write video {self.path}: unknown container {ext!r} "
                            f"(use one of {', '.join(FOURCCS)})")
-        self.writer = None
         if not fourcc and ext in _WORKING_FOURCC:      # probed before in this process
             codes = (_WORKING_FOURCC[ext],) + tuple(c for c in codes if c != _WORKING_FOURCC[ext])
         for code in codes:
@@ -499,7 +538,7 @@ class VideoFileSink(Sink):
                               f"encoder for {ext} (tried {', '.join(codes)}); "
                               f"try an .avi output or an image directory")
 
-    def write(self, image: np.ndarray, name: str | None = None) -> None:
+    def write(self, image: np.ndarray, meta: FrameMeta | None = None) -> None:
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_LINEAR)
         self.writer.write(image)
@@ -530,8 +569,8 @@ class ImageSink(Sink):
         else:
             self.path = Path(s)
             self.ext = ext
-        if self.single is not None and not self.path.exists():
-            raise BadInput(f"output directory {self.path} does not exist")
+        if self.single is not None:
+            _check_output_file(self.single, f"out{self.single.suffix}")
         if self.single is None and self.pattern is None:   # a directory of images: make it
             self.path.mkdir(parents=True, exist_ok=True)
         if self.pattern is not None:
@@ -542,7 +581,8 @@ class ImageSink(Sink):
             if self.path and not self.path.exists():
                 self.path.mkdir(parents=True, exist_ok=True)
 
-    def write(self, image: np.ndarray, name: str | None = None) -> None:
+    def write(self, image: np.ndarray, meta: FrameMeta | None = None) -> None:
+        name = meta.frame.name if meta is not None else None
         if self.single is not None:
             target = self.single
         elif self.pattern is not None:
@@ -569,33 +609,88 @@ def display_available() -> str | None:
 
 
 class DisplaySink(Sink):
-    """display://N: an OpenCV window. ``poll_key()`` returns the key pressed (or -1)."""
+    """display://N: an OpenCV window showing the camera frame and its translation side by side,
+    with live FPS / latency text (``overlay``). Keys: q or Esc quit, space pauses and resumes,
+    s saves the window as it is shown to a PNG in ``snapshot_dir`` (listed in ``snapshots``).
+
+    The OpenCV calls are :meth:`show` and :meth:`poll_key`; everything else is plain code that
+    a test can drive with those two replaced."""
 
     is_display = True
 
-    def __init__(self, uri: str = "display://0", title: str = "pix2pix-edge"):
+    def __init__(self, uri: str = "display://0", title: str = "pix2pix-edge", *,
+                 overlay: bool = True, snapshot_dir: str | Path = ".", log=None):
         why = display_available()
         if why:
             raise Unavailable(f"cannot open {uri}: {why}; use --headless or an output file "
                               f"(--output out.mp4)")
-        self.uri = uri
-        self.title = title
+        self._setup(uri, title, overlay=overlay, snapshot_dir=snapshot_dir, log=log)
+
+    def _setup(self, uri: str, title: str = "pix2pix-edge", *, overlay: bool = True,
+               snapshot_dir: str | Path = ".", log=None) -> None:
+        self.uri, self.title = uri, title
+        self.overlay = overlay
+        self.snapshot_dir = Path(snapshot_dir)
+        self.log = log or (lambda msg: None)
         self.frames = 0
+        self.snapshots: list[str] = []
+        self.paused = False
+        self.last_shown: np.ndarray | None = None
+        self._times: collections.deque = collections.deque(maxlen=30)   # for the live FPS
         self._open = False
 
-    def write(self, image: np.ndarray, name: str | None = None) -> None:
+    # -- what the window shows
+    def write(self, image: np.ndarray, meta: FrameMeta | None = None) -> None:
+        shown = side_by_side(meta.frame.image, image) if meta is not None else image.copy()
+        now = time.perf_counter()
+        self._times.append(now)
+        if self.overlay and meta is not None:
+            t = self._times
+            fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+            lat = (now - meta.t_start) * 1e3
+            draw_overlay(shown, [f"{fps:5.1f} FPS  latency {lat:5.1f} ms",
+                                 f"infer {meta.infer_ms:5.1f} ms  {meta.backend}"])
+        self.show(shown)
+        self.last_shown = shown
+        self.frames += 1
+
+    def poll(self, stop: threading.Event) -> bool:
+        """Handle the keys pressed since the last frame; while paused, wait here (polling the
+        keys) until space again, q / Esc, or ``stop``. False: the user asked to quit."""
+        if not self._key(self.poll_key(1)):
+            return False
+        while self.paused and not stop.is_set():
+            if not self._key(self.poll_key(30)):
+                return False
+        return True
+
+    def _key(self, key: int) -> bool:
+        if key in (ord("q"), ord("Q"), 27):
+            return False
+        if key == ord(" "):
+            self.paused = not self.paused
+        elif key in (ord("s"), ord("S")) and self.last_shown is not None:
+            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            path = (self.snapshot_dir / f"snapshot_{time.strftime('%Y%m%d-%H%M%S')}_"
+                                        f"{len(self.snapshots):03d}.png")
+            cv2.imwrite(str(path), self.last_shown)
+            self.snapshots.append(str(path))
+            self.log(f"snapshot saved: {path}")
+        return True
+
+    # -- the OpenCV window
+    def show(self, image: np.ndarray) -> None:
         if not self._open:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
             cv2.resizeWindow(self.title, image.shape[1], image.shape[0])
             self._open = True
         cv2.imshow(self.title, image)
-        self.frames += 1
 
     def poll_key(self, wait_ms: int = 1) -> int:
+        """The key pressed within ``wait_ms`` (or -1); closing the window counts as q."""
         if not self._open:
             return -1
         key = cv2.waitKey(wait_ms)
-        # Closing the window with the mouse counts as quit.
         try:
             if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
                 return ord("q")
@@ -611,8 +706,10 @@ class DisplaySink(Sink):
             self._open = False
 
 
-def open_sink(uri, *, size: tuple[int, int] | None = None, fps: float | None = None) -> Sink:
-    """Open an output named by ``uri``; ``size`` (w, h) and ``fps`` are needed for video files."""
+def open_sink(uri, *, size: tuple[int, int] | None = None, fps: float | None = None,
+              overlay: bool = True, snapshot_dir: str | Path = ".", log=None) -> Sink:
+    """Open an output named by ``uri``; ``size`` (w, h) and ``fps`` are needed for video files,
+    ``overlay``, ``snapshot_dir`` and ``log`` (snapshot messages) configure a window."""
     if isinstance(uri, Sink):
         return uri
     s = "" if uri is None else str(uri).strip()
@@ -620,7 +717,7 @@ def open_sink(uri, *, size: tuple[int, int] | None = None, fps: float | None = N
     if low in ("", "none", "null", "headless", "null://", "none://"):
         return NullSink(s or "none")
     if low.startswith("display://"):
-        return DisplaySink(s)
+        return DisplaySink(s, overlay=overlay, snapshot_dir=snapshot_dir, log=log)
     if low.startswith(("rtsp://", "rtp://", "webrtc://")):
         raise Unavailable(f"streaming output {s} is not supported by the OpenCV runtime; "
                           f"write a file or use display://0")

@@ -14,8 +14,8 @@ import pytest
 from pix2pix_edge.runtime.backends import open_backend
 from pix2pix_edge.runtime.errors import BadInput, Pix2PixError
 from pix2pix_edge.runtime.frames import Postprocessor, Preprocessor, plan
-from pix2pix_edge.runtime.pipeline import STAGES, run_pipeline
-from pix2pix_edge.runtime.video import Frame, Sink, Source
+from pix2pix_edge.runtime.pipeline import STAGES, PipelineOptions, run_pipeline
+from pix2pix_edge.runtime.video import DisplaySink, Frame, Sink, Source, open_source
 
 
 def write_video(path, n=30, w=96, h=64, fps=24):
@@ -42,6 +42,14 @@ def decode_all(path):
     return frames
 
 
+def translate(backend, source, output=None, *, loop=False, **options):
+    """Open ``source`` (a URI) as a caller does, run the pipeline on it, close it."""
+    if not isinstance(source, Source):
+        with open_source(source, loop=loop) as src:
+            return run_pipeline(backend, src, output, PipelineOptions(**options))
+    return run_pipeline(backend, source, output, PipelineOptions(**options))
+
+
 def pix2pix_threads():
     return [t for t in threading.enumerate() if t.name.startswith("pix2pix-")]
 
@@ -63,14 +71,14 @@ def test_video_to_video_keeps_every_frame_in_order(backend, tmp_path):
     src = write_video(tmp_path / "in.mp4")
     out = tmp_path / "out.mp4"
     pngs = tmp_path / "pngs"
-    stats = run_pipeline(backend, str(src), str(out))
+    stats = translate(backend, str(src), str(out))
     assert stats.frames_in == stats.frames_out == 30 and stats.dropped == 0
     assert stats.stopped_by == "end" and not stats.live
     decoded = decode_all(out)
     assert len(decoded) == 30
     assert decoded[0].shape == (64, 64, 3)          # crop of a 96x64 frame for a square model
     # Content: lossless PNG run equals the direct computation on each input frame, in order.
-    run_pipeline(backend, str(src), str(pngs))
+    translate(backend, str(src), str(pngs))
     inputs = decode_all(src)
     for i, img in enumerate(inputs):
         got = cv2.imread(str(pngs / f"{i:06d}.png"))
@@ -89,7 +97,7 @@ def test_image_directory_to_image_directory(backend, tmp_path):
     names = ["cat", "dog", "zebra"]
     for n in names:
         cv2.imwrite(str(src / f"{n}.jpg"), rng.integers(0, 255, (48, 80, 3), np.uint8))
-    stats = run_pipeline(backend, str(src), str(dst), fit="letterbox")
+    stats = translate(backend, str(src), str(dst), fit="letterbox")
     assert stats.frames_out == 3
     assert sorted(p.name for p in dst.iterdir()) == [f"{n}.png" for n in names]
     assert cv2.imread(str(dst / "dog.png")).shape == (48, 80, 3)   # letterbox: source size
@@ -97,7 +105,7 @@ def test_image_directory_to_image_directory(backend, tmp_path):
 
 def test_real_video_48_frames(backend, real_video, tmp_path):
     out = tmp_path / "bunny.mp4"
-    stats = run_pipeline(backend, str(real_video), str(out), max_frames=48)
+    stats = translate(backend, str(real_video), str(out), max_frames=48)
     assert stats.frames_in == stats.frames_out == 48 and stats.stopped_by == "max_frames"
     assert stats.source_size == (640, 360) and stats.output_size == (360, 360)
     frames = decode_all(out)
@@ -106,7 +114,7 @@ def test_real_video_48_frames(backend, real_video, tmp_path):
 
 
 def test_stats_fields(backend, tmp_path):
-    stats = run_pipeline(backend, str(write_video(tmp_path / "in.mp4", n=12)), None)
+    stats = translate(backend, str(write_video(tmp_path / "in.mp4", n=12)), None)
     d = stats.to_dict()
     for key in ("source", "output", "backend", "provider", "fit", "live", "source_size",
                 "model_size", "output_size", "frames", "frames_in", "frames_out", "dropped",
@@ -158,7 +166,7 @@ class SlowBackend:
 
 def test_live_source_keeps_only_the_newest_frame(backend):
     seen = []
-    stats = run_pipeline(SlowBackend(backend), FastLiveSource(60), None,
+    stats = translate(SlowBackend(backend), FastLiveSource(60), None,
                          on_frame=lambda f, out: seen.append(f.index))
     assert stats.live and stats.frames_in == 60
     assert stats.dropped > 20                           # most frames were stale and dropped
@@ -168,7 +176,7 @@ def test_live_source_keeps_only_the_newest_frame(backend):
 
 
 def test_file_source_never_drops_with_a_slow_model(backend, tmp_path):
-    stats = run_pipeline(SlowBackend(backend, delay=0.01), str(write_video(tmp_path / "v.mp4", n=15)))
+    stats = translate(SlowBackend(backend, delay=0.01), str(write_video(tmp_path / "v.mp4", n=15)))
     assert stats.frames_out == 15 and stats.dropped == 0
 
 
@@ -177,7 +185,7 @@ def test_error_in_infer_stage_shuts_down_cleanly_and_flushes(backend, tmp_path):
     written = []
     slow = SlowBackend(backend, delay=0.0, fail_at=6, error=RuntimeError("boom\nsecond line"))
     with pytest.raises(Pix2PixError) as e:
-        run_pipeline(slow, str(write_video(tmp_path / "v.mp4")), str(out), warmup=0,
+        translate(slow, str(write_video(tmp_path / "v.mp4")), str(out), warmup=0,
                      on_frame=lambda f, o: written.append(f.index))
     assert str(e.value) == "infer stage failed: RuntimeError: boom"
     assert type(e.value) is Pix2PixError and isinstance(e.value.__cause__, RuntimeError)
@@ -189,7 +197,7 @@ def test_error_in_infer_stage_shuts_down_cleanly_and_flushes(backend, tmp_path):
 def test_user_errors_from_a_worker_keep_their_class(backend, tmp_path):
     slow = SlowBackend(backend, fail_at=1, error=BadInput("model expects 1x3x64x64"))
     with pytest.raises(BadInput, match="model expects"):
-        run_pipeline(slow, str(write_video(tmp_path / "v.mp4", n=5)), None, warmup=0)
+        translate(slow, str(write_video(tmp_path / "v.mp4", n=5)), None, warmup=0)
     assert not pix2pix_threads()
 
 
@@ -202,38 +210,36 @@ def test_ctrl_c_and_callback_stop_cleanly(backend, tmp_path):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.5)        # the main thread handles it while this thread waits
 
-    stats = run_pipeline(backend, src, str(out), on_frame=interrupt)
+    stats = translate(backend, src, str(out), on_frame=interrupt)
     assert stats.interrupted and 8 <= stats.frames_out <= 12
     assert len(decode_all(out)) == stats.frames_out and not pix2pix_threads()
-    stats = run_pipeline(backend, src, None, on_frame=lambda f, o: f.index < 3)
+    stats = translate(backend, src, None, on_frame=lambda f, o: f.index < 3)
     assert stats.stopped_by == "callback" and stats.frames_out == 4
 
 
 def test_max_frames_and_loop(backend, tmp_path):
     src = str(write_video(tmp_path / "v.mp4", n=10))
-    stats = run_pipeline(backend, src, None, loop=True, max_frames=25)
+    stats = translate(backend, src, None, loop=True, max_frames=25)
     assert stats.frames_out == 25 and stats.stopped_by == "max_frames"
-    stats = run_pipeline(backend, src, None, max_frames=4)
+    stats = translate(backend, src, None, max_frames=4)
     assert stats.frames_in == stats.frames_out == 4
 
 
-class ScriptedWindow(Sink):
-    """Stands in for display://0, which needs a screen this machine does not have: records what
-    the pipeline shows and answers poll_key from a script {frames shown: key}. The pipeline code
-    it drives (side-by-side view, overlay, key handling, pause, snapshot) is the real one."""
+class ScriptedWindow(DisplaySink):
+    """Stands in for display://0, which needs a screen this machine does not have: only the two
+    OpenCV window calls are replaced; it records what is shown and answers poll_key from a
+    script {frames shown: key}. The window code it drives (side-by-side view, overlay, key
+    handling, pause, snapshot) is DisplaySink's real one."""
 
-    is_display = True
-    uri = "display://scripted"
-
-    def __init__(self, keys: dict[int, str], paused_polls: int = 3):
-        self.frames, self.shown, self.keys = 0, [], keys
+    def __init__(self, keys: dict[int, str], paused_polls: int = 3, **options):
+        self._setup("display://scripted", **options)
+        self.shown, self.keys = [], keys
         self.polls_while_paused, self.paused_polls = 0, paused_polls
         self.thread = None
 
-    def write(self, image, name=None):
+    def show(self, image):
         self.thread = threading.current_thread().name
         self.shown.append(image.copy())
-        self.frames += 1
 
     def poll_key(self, wait_ms=1):
         if wait_ms > 1:            # the pipeline polls with a longer wait only while paused
@@ -246,9 +252,10 @@ class ScriptedWindow(Sink):
 @pytest.mark.parametrize("quit_key", ["q", "esc"])
 def test_window_keys_snapshot_pause_and_quit(backend, tmp_path, quit_key):
     src = str(write_video(tmp_path / "v.mp4", n=30))
-    window = ScriptedWindow({2: "s", 3: " ", 5: quit_key})
     said = []
-    stats = run_pipeline(backend, src, window, snapshot_dir=tmp_path / "snaps", log=said.append)
+    window = ScriptedWindow({2: "s", 3: " ", 5: quit_key}, snapshot_dir=tmp_path / "snaps",
+                            log=said.append)
+    stats = translate(backend, src, window)
     assert stats.stopped_by == "key" and stats.frames_out == window.frames == 5
     assert window.polls_while_paused == 3                       # space paused, space resumed
     assert window.thread == "MainThread"                         # GUI calls stay in one thread
@@ -261,6 +268,41 @@ def test_window_keys_snapshot_pause_and_quit(backend, tmp_path, quit_key):
     snap = cv2.imread(stats.snapshots[0])
     assert np.array_equal(snap, window.shown[1])                 # the window as shown at 's'
     assert not pix2pix_threads()
+
+
+class RecordingSink(Sink):
+    """A sink that keeps what the pipeline hands it with each image (as a network sink would
+    use it: the capture time for the live latency, the frame for its name)."""
+
+    uri = "recording"
+
+    def __init__(self):
+        self.frames, self.got = 0, []
+
+    def write(self, image, meta=None):
+        self.got.append((image.shape, meta, time.perf_counter()))
+        self.frames += 1
+
+
+def test_every_output_frame_carries_its_capture_time_to_the_sink(backend, tmp_path):
+    sink = RecordingSink()
+    with open_source(str(write_video(tmp_path / "v.mp4", n=6))) as src:
+        stats = run_pipeline(backend, src, sink, PipelineOptions(warmup=0))
+    assert stats.frames_out == sink.frames == 6 and stats.output == "recording"
+    assert [m.frame.index for _, m, _ in sink.got] == list(range(6))
+    for shape, meta, t_write in sink.got:
+        assert shape == (64, 64, 3) and meta.frame.image.shape == (64, 96, 3)
+        assert meta.t_start <= meta.frame.t_capture < t_write     # file: decoding began first
+        assert meta.infer_ms > 0 and meta.backend == "CPUExecutionProvider"
+    latency = [(t - m.t_start) * 1e3 for _, m, t in sink.got]
+    assert all(a <= b for a, b in zip(latency, stats.latency_ms))  # measured up to the write
+
+
+def test_the_caller_opens_the_source(backend, tmp_path):
+    with pytest.raises(TypeError, match="open_source"):
+        run_pipeline(backend, str(write_video(tmp_path / "v.mp4", n=2)))
+    with pytest.raises(BadInput, match="unknown fit 'zoom'"):
+        translate(backend, str(write_video(tmp_path / "w.mp4", n=2)), fit="zoom")
 
 
 @pytest.fixture
@@ -304,7 +346,7 @@ def test_http_stream_reconnects_then_a_dead_stream_ends_with_one_error_and_a_flu
             stop_server()                        # the stream dies for good
 
     with pytest.raises(Unavailable, match=r"lost stream .*could not reopen it after 2 tries"):
-        run_pipeline(backend, src, str(out), on_frame=on_frame)
+        run_pipeline(backend, src, str(out), PipelineOptions(on_frame=on_frame))
     assert src.reconnects >= 1 and len(written) >= 25
     assert len(decode_all(out)) == len(written)  # every translated frame is in the file
     assert not pix2pix_threads()

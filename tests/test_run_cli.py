@@ -109,8 +109,26 @@ def test_bad_sizes_and_model(tiny_onnx, tmp_path):
     assert r.exit_code == EXIT_BAD_INPUT and "--size 'big'" in error_line(r)
     r = invoke(tiny_onnx, "--source", "0", "--headless", "--source-size", "wide")
     assert r.exit_code == EXIT_BAD_INPUT and "WIDTHxHEIGHT" in error_line(r)
+    r = invoke(tiny_onnx, "--source", src, "--headless", "--size", "128x64")   # WxH
+    assert r.exit_code == EXIT_BAD_INPUT
+    assert "--size 128x64 differs from the model's fixed input size 64x64" in error_line(r)
     r = invoke(tmp_path / "none.onnx", "--source", src, "--headless")
     assert r.exit_code == EXIT_BAD_INPUT and "model file not found" in error_line(r)
+
+
+@pytest.mark.parametrize("output", ["/proc/x.mp4", "/sys/x.avi"])
+def test_unwritable_output_is_reported_as_not_writable(tiny_onnx, tmp_path, output):
+    r = invoke(tiny_onnx, "--source", write_video(tmp_path / "v.mp4", n=3), "--output", output)
+    assert r.exit_code == EXIT_BAD_INPUT, r.output
+    line = error_line(r)
+    assert f"cannot write to {output}: not writable" in line and "encoder" not in line
+
+
+def test_size_options_are_width_by_height_in_help():
+    for command in (["run"], ["bench"], ["export", "onnx"]):
+        r = CliRunner().invoke(cli, [*command, "--help"], terminal_width=400)
+        assert r.exit_code == 0, r.output
+        assert "WxH (width x height), or N for NxN" in " ".join(r.output.split()), command
 
 
 def test_help_is_instant_and_loads_no_backend():

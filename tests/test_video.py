@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from pix2pix_edge.runtime.errors import BadInput, Unavailable
-from pix2pix_edge.runtime.video import (CaptureSource, DisplaySink, ImageSink, NullSink, VideoFileSink,
-                           has_gstreamer, open_sink, open_source, parse_size)
+from pix2pix_edge.runtime.size import Size, parse_size, parse_sizes
+from pix2pix_edge.runtime.video import (CaptureSource, DisplaySink, Frame, FrameMeta, ImageSink,
+                                        NullSink, VideoFileSink, has_gstreamer, open_sink,
+                                        open_source)
 from tests.videos import count_frames
 
 
@@ -147,7 +149,8 @@ def test_sink_errors(tmp_path, monkeypatch):
 
 def test_image_and_null_sinks(tmp_path):
     d = ImageSink(str(tmp_path / "out"))
-    d.write(np.zeros((8, 8, 3), np.uint8), name="x")
+    img = np.zeros((8, 8, 3), np.uint8)
+    d.write(img, FrameMeta(Frame(img, 0, name="x"), t_start=0.0))
     d.write(np.zeros((8, 8, 3), np.uint8))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000001.png", "x.png"]
     pat = open_sink(str(tmp_path / "new" / "f%03d.jpg"))       # the directory is made
@@ -164,8 +167,45 @@ def test_image_and_null_sinks(tmp_path):
     assert n.frames == 1
 
 
-def test_parse_size():
-    assert parse_size("640x480") == (640, 480)
-    assert parse_size(None) is None
-    with pytest.raises(BadInput, match="WIDTHxHEIGHT"):
-        parse_size("640")
+def test_unwritable_video_output_says_so_not_no_encoder(tmp_path):
+    with pytest.raises(BadInput, match=r"^cannot write to /proc/x.mp4: not writable \(") as e:
+        open_sink("/proc/x.mp4", size=(96, 64), fps=24)
+    assert "encoder" not in str(e.value)
+    with pytest.raises(BadInput, match="cannot write to /proc/x.png"):
+        open_sink("/proc/x.png")
+    (tmp_path / "out.mp4").mkdir()
+    with pytest.raises(BadInput, match="is a directory; give a file name like out.mp4"):
+        open_sink(str(tmp_path / "out.mp4"), size=(96, 64), fps=24)
+    # A directory without write permission (sysfs refuses new files even to root).
+    with pytest.raises(BadInput, match=r"cannot write to /sys/o.avi: not writable \(Permission"):
+        open_sink("/sys/o.avi", size=(96, 64), fps=24)
+    if os.geteuid() != 0:                   # root may write to a mode-500 directory
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            with pytest.raises(BadInput, match=r"locked/o.avi: not writable \(Permission denied"):
+                open_sink(str(locked / "o.avi"), size=(96, 64), fps=24)
+        finally:
+            locked.chmod(0o700)
+        done = tmp_path / "done.mp4"
+        done.write_bytes(b"")
+        done.chmod(0o444)
+        with pytest.raises(BadInput, match="done.mp4: not writable .a read-only file"):
+            open_sink(str(done), size=(96, 64), fps=24)
+
+
+def test_parse_size_is_width_by_height():
+    assert parse_size("640x480") == Size(640, 480) == (640, 480)
+    s = parse_size(" 1280 X 720 ")
+    assert (s.width, s.height, str(s)) == (1280, 720, "1280x720")
+    assert parse_size("256") == Size(256, 256)
+    assert parse_size(None) is None and parse_size("") is None
+    assert parse_sizes("256, 512x256") == [(256, 256), (512, 256)]
+    assert parse_sizes(None) == []
+    for bad in ("wide", "640x", "x480", "0x10", "1x2x3", "640,480", "-5", "99999"):
+        with pytest.raises(BadInput, match=r"^bad size --source-size '") as e:
+            parse_size(bad, "--source-size")
+        assert "\n" not in str(e.value)
+    with pytest.raises(BadInput, match="WIDTHxHEIGHT .width x height. or N for NxN"):
+        parse_size("wide")
