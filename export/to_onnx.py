@@ -309,7 +309,7 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
                            norm_mode=recorded_mode, source=str(source), opset=opset)
         tmp32 = workdir / "fp32.onnx"
         log(f"exporting {source} (U-Net depth {config['depth']}, ngf {config['ngf']}, "
-            f"norm {recorded_mode}) at {height}x{width}, opset {opset} ...")
+            f"norm {recorded_mode}) at {width}x{height}, opset {opset} ...")
         try:
             export_model(reference, tmp32, height=height, width=width, dynamic=dynamic,
                          opset=opset, simplify=simplify, info=info32)
