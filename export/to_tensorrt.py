@@ -30,13 +30,14 @@ checks is built from that metadata. A reference-code checkpoint can be exported 
 from __future__ import annotations
 
 import dataclasses
-import re
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from pix2pix_edge.runtime.backends.nvidia import (gpu_properties, import_cudart, import_tensorrt,
+                                                 parse_version)
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Pix2PixError, Unavailable
 from pix2pix_edge.runtime.files import atomic_write, check_writable
 from pix2pix_edge.runtime.model_info import MAX_SIDE, ModelInfo, write_engine_record
@@ -47,14 +48,7 @@ Shape = tuple[int, int, int, int]
 
 
 # --------------------------------------------------------------------------- versions and flags
-def parse_version(text: str) -> tuple[int, int, int]:
-    """``"10.3.0.30"`` -> (10, 3, 0); ``"8.6.2"`` -> (8, 6, 2)."""
-    m = re.match(r"^\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text))
-    if not m:
-        raise ValueError(f"cannot parse TensorRT version {text!r}")
-    return tuple(int(g or 0) for g in m.groups())  # type: ignore[return-value]
-
-
+# TensorRT / cuda-python imports, GPU properties and version parsing: runtime.backends.nvidia.
 @dataclass(frozen=True)
 class BuildPlan:
     """What to do for one TensorRT version and one requested precision."""
@@ -228,44 +222,7 @@ def engine_info(facts: OnnxFacts, plan: BuildPlan, *, tensorrt_version: str, gpu
     return info
 
 
-# --------------------------------------------------------------------------- GPU and TensorRT
-def import_tensorrt():
-    try:
-        import tensorrt as trt
-    except ImportError as e:
-        raise Unavailable(f"TensorRT is not installed ({e}); on Jetson it comes with JetPack, on a "
-                          "desktop: pip install 'pix2pix-edge[trt]'") from None
-    return trt
-
-
-def import_cudart():
-    """cuda-python's runtime module: ``cuda.bindings.runtime`` (>= 13) or ``cuda.cudart``."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart
-        except ImportError:
-            raise Unavailable("building a TensorRT engine needs cuda-python to query the GPU: "
-                              "pip install cuda-python") from None
-    return cudart
-
-
-def gpu_properties(device: int = 0) -> tuple[str, str]:
-    """``(name, "major.minor")`` of the CUDA device; Unavailable without one."""
-    cudart = import_cudart()
-    err, count = cudart.cudaGetDeviceCount()
-    if err != cudart.cudaError_t.cudaSuccess or count < 1:
-        raise Unavailable(f"no CUDA GPU available ({getattr(err, 'name', err)}); TensorRT engines "
-                          "must be built on the device that will run them")
-    err, prop = cudart.cudaGetDeviceProperties(device)
-    if err != cudart.cudaError_t.cudaSuccess:
-        raise Unavailable(f"cannot read the properties of CUDA device {device} "
-                          f"({getattr(err, 'name', err)})")
-    name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
-    return name.split("\x00", 1)[0].strip(), f"{prop.major}.{prop.minor}"
-
-
+# --------------------------------------------------------------------------- TensorRT network
 FP32_LAYER_TYPES = ("NORMALIZATION", "REDUCE", "SOFTMAX")
 
 
@@ -324,10 +281,11 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
         build_plan((10, 0, 0), facts.precision, fp32)  # raises the --fp32 message
     check_writable(engine_path, "model.engine")
 
-    trt = import_tensorrt()
+    purpose = "building a TensorRT engine"
+    trt = import_tensorrt(purpose)
     version = parse_version(trt.__version__)
     plan = build_plan(version, facts.precision, fp32)
-    gpu_name, capability = gpu_properties()
+    gpu_name, capability = gpu_properties(import_cudart(purpose), 0, purpose)
     if plan.note:
         log(f"note: {plan.note}")
 

@@ -21,15 +21,16 @@ def _tensor(name, dtype, shape) -> dict:
 
 def describe_onnx(path: Path) -> dict:
     """Read an ONNX file with ONNX Runtime's CPU provider (cheap: no GPU is touched)."""
-    from pix2pix_edge.runtime.backends.onnxruntime import _ORT_DTYPES, _ort, _one_line, usable_providers
-    ort = _ort()
+    from pix2pix_edge.runtime.backends.base import io_dtype_name, one_line
+    from pix2pix_edge.runtime.backends.onnxruntime import import_onnxruntime, usable_providers
+    ort = import_onnxruntime()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise BadInput(f"{path.name}: not a loadable ONNX model ({_one_line(e)})") from None
+        raise BadInput(f"{path.name}: not a loadable ONNX model ({one_line(e)})") from None
     meta = sess.get_modelmeta()
     info = ModelInfo.from_props(meta.custom_metadata_map, source=path.name)
     other = {k: v for k, v in meta.custom_metadata_map.items() if k != "pix2pix_edge"}
@@ -38,9 +39,9 @@ def describe_onnx(path: Path) -> dict:
         "producer": meta.producer_name or None,
         "metadata": info.to_dict() if info else None,
         "other_metadata": other or None,
-        "inputs": [_tensor(i.name, _ORT_DTYPES.get(i.type, i.type), i.shape)
+        "inputs": [_tensor(i.name, io_dtype_name(i.type), i.shape)
                    for i in sess.get_inputs()],
-        "outputs": [_tensor(o.name, _ORT_DTYPES.get(o.type, o.type), o.shape)
+        "outputs": [_tensor(o.name, io_dtype_name(o.type), o.shape)
                     for o in sess.get_outputs()],
         "runs_on": usable_providers(),
         "onnxruntime": ort.__version__,

@@ -10,8 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from pix2pix_edge.runtime.backends import backend_for, open_backend
+from pix2pix_edge.runtime.backends import nvidia
 from pix2pix_edge.runtime.backends import onnxruntime as ortb
 from pix2pix_edge.runtime.backends import tensorrt as trtb
+from pix2pix_edge.runtime.backends.base import Backend
 from pix2pix_edge.runtime.cli import cli
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Unavailable
 from pix2pix_edge.runtime.model_info import ModelInfo, write_engine_record
@@ -195,7 +197,9 @@ def test_provider_names():
 
 def test_physical_cores_is_sane():
     import os
-    assert 1 <= ortb.physical_cores() <= (os.cpu_count() or 1)
+
+    from pix2pix_edge.runtime import machine
+    assert 1 <= machine.physical_cores() <= (os.cpu_count() or 1)
 
 
 def test_info_command(tiny_onnx):
@@ -242,16 +246,43 @@ def test_engine_record_mismatch_message(trt_v, gpu, cc):
 
 
 def test_version_and_compute_capability_parsing():
-    assert trtb.version_tuple("10.3.0.26") == (10, 3, 0)
-    assert trtb.version_tuple("8.6") == (8, 6, 0)
-    assert trtb.version_tuple("11.0.0b1") == (11, 0, 0)
+    assert nvidia.parse_version("10.3.0.26") == (10, 3, 0)
+    assert nvidia.parse_version("8.6") == (8, 6, 0)
+    assert nvidia.parse_version("11.0.0b1") == (11, 0, 0)
     for cc in ("8.7", "sm_87", "87", "SM87", (8, 7), [8, 7]):
-        assert trtb.parse_compute_capability(cc) == (8, 7), cc
-    assert trtb.parse_compute_capability("10.0") == (10, 0)
-    assert trtb.parse_compute_capability("sm_100") == (10, 0)
-    assert trtb.parse_compute_capability(None) is None
-    assert trtb.parse_compute_capability("banana") is None
-    assert trtb.sm("12.1") == "sm_121"
+        assert nvidia.parse_compute_capability(cc) == (8, 7), cc
+    assert nvidia.parse_compute_capability("10.0") == (10, 0)
+    assert nvidia.parse_compute_capability("sm_100") == (10, 0)
+    assert nvidia.parse_compute_capability(None) is None
+    assert nvidia.parse_compute_capability("banana") is None
+    assert nvidia.sm("12.1") == "sm_121"
+    assert nvidia.same_version("10.3.0.26", "10.3.0") and not nvidia.same_version("10.3", "10.4")
+    assert not nvidia.same_version("banana", "10.3.0")
+
+
+def test_one_home_for_the_nvidia_helpers():
+    """The engine builder uses the runtime's TensorRT / CUDA helpers, not copies of its own."""
+    from pix2pix_edge.export import to_tensorrt
+    for name in ("import_tensorrt", "import_cudart", "gpu_properties", "parse_version"):
+        assert getattr(to_tensorrt, name) is getattr(nvidia, name), name
+    for name in ("import_tensorrt", "import_cudart", "gpu_properties", "cuda_call"):
+        assert getattr(trtb, name) is getattr(nvidia, name), name
+
+
+CONTRACT = sorted({*Backend.__annotations__,
+                   *(n for n, v in vars(Backend).items()
+                     if not n.startswith("_") and (callable(v) or isinstance(v, property)))})
+
+
+def test_onnxruntime_backend_implements_the_contract(tiny_onnx):
+    assert {"name", "provider", "providers", "info", "precision", "input_shape", "infer",
+            "close", "threads", "path", "metadata_source"} <= set(CONTRACT)
+    with open_backend(tiny_onnx, providers=["cpu"], threads=1) as be:
+        missing = [n for n in CONTRACT if not hasattr(be, n)]
+        assert not missing, missing
+        assert be.providers == ["CPUExecutionProvider"] == [be.provider]
+        assert be.threads == 1 and be.precision == "fp32" and be.path == tiny_onnx
+        assert be.metadata_source == "file" and be.input_shape == [1, 3, 64, 64]
 
 
 def test_tensorrt_backend_without_tensorrt_is_unavailable(tmp_path):
@@ -297,8 +328,8 @@ def _build_engine(onnx_path, engine_path, fp16=False):
 def test_tensorrt_engine_matches_onnxruntime(tiny_onnx, tmp_path):
     engine = tmp_path / "tiny.engine"
     trt = _build_engine(tiny_onnx, engine)
-    cudart = trtb.import_cudart()
-    name, cc = trtb.gpu_properties(cudart, 0)
+    cudart = nvidia.import_cudart()
+    name, cc = nvidia.gpu_properties(cudart, 0)
     info = open_backend(tiny_onnx).info
     write_engine_record(engine, ModelInfo(**{**info.to_dict(), "tensorrt_version": trt.__version__,
                                              "gpu_name": name, "compute_capability": cc}))
@@ -520,6 +551,10 @@ def test_tensorrt_plumbing_with_fakes_static(fake_gpu, io_dtype):
     make, cudart = fake_gpu
     be = open_backend(make(io_dtype=io_dtype))
     assert be.provider == "TensorRT 10.3.0.30" and be.gpu_name == "Orin"
+    missing = [n for n in CONTRACT if not hasattr(be, n)]
+    assert not missing, missing
+    assert be.providers == [be.provider] and be.threads is None and be.precision == "fp32"
+    assert be.metadata_source == "record" and be.input_shape == [1, 3, 64, 64]
     assert be.info.io_dtype == np.dtype(io_dtype).name and not be.info.dynamic
     nbytes = 3 * 64 * 64 * np.dtype(io_dtype).itemsize
     assert cudart.log == [f"host {nbytes}", f"device {nbytes}"] * 2

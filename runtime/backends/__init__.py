@@ -1,21 +1,29 @@
 """Inference backends: one small interface, ``infer(batch) -> batch``.
 
-Every backend is a plain class with
+The contract (:class:`runtime.backends.base.Backend`, a ``typing.Protocol``) is what both
+backends implement and every caller relies on:
 
-    name: str          "onnxruntime" | "tensorrt"
-    provider: str      what actually runs it ("CPUExecutionProvider", "TensorRT 10.3.0", ...)
-    info: ModelInfo    input size, colour order, range, layout (see runtime.model_info)
-    infer(batch)       NCHW float32 batch of N -> NCHW float32 (dtype conversion inside)
+    name, provider, providers   "onnxruntime" | "tensorrt"; what actually runs it
+                                ("CPUExecutionProvider", "TensorRT 10.3.0", ...)
+    path, info, metadata_source the file; input size, colour order, range, layout
+                                (runtime.model_info); where that came from
+    precision, threads          compute precision; CPU threads (None on a GPU)
+    input_shape, output_shape   NCHW, None for a dynamic axis
+    infer(batch)                NCHW float32 batch of N -> NCHW float32 (dtype conversion inside)
     close()
 
 :func:`open_backend` picks one from the file name. The heavy libraries (onnxruntime, tensorrt,
 cuda-python) are imported only when a backend is opened.
+
+Modules: ``base`` (the contract and the shared checks), ``onnxruntime``, ``tensorrt``,
+``nvidia`` (tensorrt / cuda-python imports, CUDA calls, GPU properties, version parsing).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pix2pix_edge.runtime.backends.base import Backend
 from pix2pix_edge.runtime.errors import BadInput
 from pix2pix_edge.runtime.model_info import ModelInfo
 
@@ -45,7 +53,7 @@ def backend_for(model_path, backend: str = "auto") -> str:
 
 def open_backend(model_path, backend: str = "auto", *, info: ModelInfo | None = None,
                  device: int = 0, threads: int | None = None, cache_dir=None, fp16: bool = True,
-                 providers=None):
+                 providers=None) -> Backend:
     """Open a model for inference.
 
     ``info`` comes from the user's flags and is used only for files that carry no metadata of

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import dataclasses
 import functools
 import io
 import os
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from pix2pix_edge.runtime.backends.base import check_batch, one_line, resolve_info
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Unavailable, require
+from pix2pix_edge.runtime.machine import physical_cores
 from pix2pix_edge.runtime.model_info import ModelInfo
 
 TRT_EP = "TensorrtExecutionProvider"
@@ -41,11 +41,11 @@ _PROBE_MODEL = (b'\x08\x08:;\n\x10\n\x01x\x12\x01y"\x08Identity\x12\x05probeZ\x0
                 b'\x08\x08\x01\x12\x04\n\x02\x08\x01b\x0f\n\x01y\x12\n\n\x08\x08\x01\x12\x04\n'
                 b'\x02\x08\x01B\x04\n\x00\x10\r')
 
-_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}
 _WORKSPACE_BYTES = 1 << 30   # TensorRT EP builder workspace; Jetson memory is shared with the CPU
 
 
-def _ort():
+def import_onnxruntime():
+    """The ``onnxruntime`` module; one-line Unavailable error when it is not installed."""
     return require("onnxruntime", "ort", "the ONNX Runtime backend")
 
 
@@ -58,7 +58,7 @@ def _libs_load(provider: str) -> bool:
     library is not where we expect it (other platforms), let the session probe decide."""
     if not sys.platform.startswith("linux"):
         return True
-    ort = _ort()
+    ort = import_onnxruntime()
     lib = Path(ort.__file__).parent / "capi" / _PROVIDER_LIBS[provider]
     if not lib.is_file():
         return True
@@ -73,7 +73,7 @@ def _libs_load(provider: str) -> bool:
 def _session_gets(provider: str) -> bool:
     """Does a session asking for ``provider`` keep it? (Quietly: logs raised to FATAL, and the
     Python-level "EP Error" banner that onnxruntime prints to stdout swallowed.)"""
-    ort = _ort()
+    ort = import_onnxruntime()
     opts = ort.SessionOptions()
     opts.log_severity_level = 4
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -97,7 +97,7 @@ def usable_providers() -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def _usable() -> tuple[str, ...]:
-    available = set(_ort().get_available_providers())
+    available = set(import_onnxruntime().get_available_providers())
     usable = [p for p in (TRT_EP, CUDA_EP)
               if p in available and _libs_load(p) and _session_gets(p)]
     return tuple(usable + [CPU_EP])
@@ -127,135 +127,21 @@ def resolve_providers(providers) -> list[str]:
     return out
 
 
-def physical_cores() -> int:
-    """Physical CPU cores this process may use (hyper-threads share one core's FP units)."""
-    try:
-        allowed = len(os.sched_getaffinity(0))
-    except AttributeError:
-        allowed = os.cpu_count() or 1
-    cores = set()
-    try:
-        phys = core = None
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "physical id":
-                    phys = value.strip()
-                elif key == "core id":
-                    core = value.strip()
-                elif not line.strip():
-                    if core is not None:
-                        cores.add((phys, core))
-                    phys = core = None
-    except OSError:
-        pass
-    return max(1, min(allowed, len(cores) or allowed))
-
-
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "pix2pix-edge" / "ort-tensorrt"
 
 
-# --------------------------------------------------------------------------- model info
-def _one_line(text: str, limit: int = 240) -> str:
-    text = re.sub(r"\s+", " ", str(text)).strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _largest_pow2_dividing(*sides: int, cap: int = 256) -> int:
-    m = 1
-    while m < cap and all(s % (m * 2) == 0 for s in sides):
-        m *= 2
-    return m
-
-
-def _dim(d):
-    """An ONNX dimension as an int, or None when symbolic / unknown."""
-    return d if isinstance(d, int) and d > 0 else None
-
-
-def shape_str(shape) -> str:
-    return "x".join(str(d) if d is not None else "?" for d in shape)
-
-
-def resolve_info(name: str, meta: ModelInfo | None, user: ModelInfo | None,
-                 in_name: str, in_shape, in_type: str, out_name: str, out_shape) -> ModelInfo:
-    """Decide the :class:`ModelInfo` to run a graph with, and check it against the graph.
-
-    The file's own metadata wins; then the user's flags; then what the graph's static input
-    shape says. The graph is the truth about tensor names, I/O dtype and which axes are fixed.
-    Pure function (no ORT objects) so the TensorRT backend and the tests can use it too."""
-    if len(in_shape) != 4:
-        raise ModelMismatch(f"{name}: expected one NCHW image input, the graph's input "
-                            f"{in_name!r} has shape {shape_str(in_shape)}")
-    _, c, h, w = (_dim(d) for d in in_shape)
-    io_dtype = _ORT_DTYPES.get(in_type, in_type)
-    if io_dtype not in ("float32", "float16"):
-        raise ModelMismatch(f"{name}: input {in_name!r} is {in_type}; expected float32 or float16")
-    if meta is not None:
-        if (meta.input_name, meta.output_name) != (in_name, out_name):
-            raise ModelMismatch(
-                f"{name}: metadata names tensors {meta.input_name!r} -> {meta.output_name!r} "
-                f"but the graph has {in_name!r} -> {out_name!r}")
-        info, origin = meta, "metadata"
-    elif user is not None:
-        info = dataclasses.replace(user, input_name=in_name, output_name=out_name)
-        origin = "flags"
-    else:
-        if h is None or w is None:
-            raise BadInput(f"{name} has no pix2pix-edge metadata and a dynamic input size: "
-                           f"pass the model's size, e.g. --size 256")
-        oc = _dim(out_shape[1]) if len(out_shape) == 4 else None
-        info = ModelInfo(input_name=in_name, output_name=out_name, height=h, width=w,
-                         multiple=_largest_pow2_dividing(h, w), in_channels=c or 3,
-                         out_channels=oc or 3, extra={"metadata": "none (read from the graph)"})
-        origin = "graph"
-    fixed = h is not None and w is not None
-    if fixed and (info.height, info.width) != (h, w):
-        msg = (f"{name}: the model's input is fixed at {shape_str(in_shape)} but "
-               f"{'its metadata says' if origin == 'metadata' else 'the size given is'} "
-               f"{info.height}x{info.width}")
-        raise (ModelMismatch(msg) if origin == "metadata" else BadInput(msg))
-    if c is not None and info.in_channels != c:
-        raise ModelMismatch(f"{name}: the graph takes {c} input channels, "
-                            f"the {origin} says {info.in_channels}")
-    return dataclasses.replace(info, dynamic=not fixed, io_dtype=io_dtype)
-
-
-def check_batch(batch, info: ModelInfo, in_shape) -> None:
-    """Raise a one-line :class:`BadInput` unless ``batch`` fits the model's input."""
-    n0, c, h, w = (_dim(d) for d in in_shape)
-    if h is not None and w is not None:
-        expected = f"{n0 or 'N'}x{c or info.in_channels}x{h}x{w}"
-    else:
-        expected = (f"{n0 or 'N'}x{c or info.in_channels}xHxW with H and W multiples of "
-                    f"{info.multiple}")
-    if not isinstance(batch, np.ndarray):
-        raise BadInput(f"model expects a numpy array {expected}, got {type(batch).__name__}")
-    got = "x".join(map(str, batch.shape))
-    ok = batch.ndim == 4 and batch.shape[0] >= 1 and batch.shape[1] == (c or info.in_channels)
-    if ok:
-        n, _, bh, bw = batch.shape
-        ok = (n0 is None or n == n0) and bh > 0 and bw > 0
-        if h is not None and w is not None:
-            ok = ok and (bh, bw) == (h, w)
-        else:
-            ok = ok and bh % info.multiple == 0 and bw % info.multiple == 0
-    if not ok:
-        raise BadInput(f"model expects {expected}, got {got}")
-
-
 # --------------------------------------------------------------------------- backend
 class OnnxRuntimeBackend:
-    """One ONNX Runtime session over a generator: ``infer(NCHW float32) -> NCHW float32``."""
+    """One ONNX Runtime session over a generator: ``infer(NCHW float32) -> NCHW float32``.
+    Implements :class:`runtime.backends.base.Backend`."""
 
     name = "onnxruntime"
 
     def __init__(self, path, providers=None, info: ModelInfo | None = None, threads=None,
                  cache_dir=None, fp16: bool = True, device: int = 0, spin: bool = False):
-        ort = _ort()
+        ort = import_onnxruntime()
         self.path = Path(path)
         if not self.path.is_file():
             raise BadInput(f"model file not found: {self.path}")
@@ -272,6 +158,7 @@ class OnnxRuntimeBackend:
             # slower on the 2-core machines here (benchmarks/ort_session_options.py).
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.threads = opts.intra_op_num_threads
+        self._trt_fp16 = bool(fp16)
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
         ep_options = []
         for ep in eps:
@@ -291,7 +178,7 @@ class OnnxRuntimeBackend:
                                               provider_options=ep_options)
         except Exception as e:   # ORT raises its own exception types for unreadable models
             raise BadInput(f"{self.path.name}: not a loadable ONNX model "
-                           f"({_one_line(e)})") from None
+                           f"({one_line(e)})") from None
         inputs, outputs = self._sess.get_inputs(), self._sess.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelMismatch(f"{self.path.name}: expected one input and one output, the graph "
@@ -305,6 +192,15 @@ class OnnxRuntimeBackend:
         self._dtype = np.dtype(self.info.io_dtype)
         self.providers = self._sess.get_providers()
         self.provider = self.providers[0]
+
+    @property
+    def precision(self) -> str:
+        """The model's precision; an FP32 model on the TensorRT provider with FP16 allowed
+        runs as ``"fp16 (TensorRT EP builder)"``."""
+        p = self.info.precision
+        if self._trt_fp16 and p == "fp32" and TRT_EP in self.providers:
+            return "fp16 (TensorRT EP builder)"
+        return p
 
     @property
     def input_shape(self):

@@ -9,6 +9,9 @@ Engines only run on the TensorRT version and GPU they were built with. The recor
 ``pix2pix export trt`` writes beside the engine (``model.engine.json``) says which; it is
 compared with this machine *before* deserializing, so a mismatch is one clear sentence instead
 of TensorRT's log. The comparison is a pure function (:func:`engine_mismatch`), tested on CPU.
+
+Importing tensorrt / cuda-python, CUDA calls, GPU properties and version parsing live in
+:mod:`runtime.backends.nvidia` (shared with ``pix2pix export trt``).
 """
 
 from __future__ import annotations
@@ -19,40 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2pix_edge.runtime.backends.onnxruntime import (_largest_pow2_dividing, check_batch, resolve_info,
-                                          shape_str)
-from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Unavailable
+from pix2pix_edge.runtime.backends.base import (check_batch, largest_pow2_dividing, resolve_info,
+                                               shape_str)
+from pix2pix_edge.runtime.backends.nvidia import (cuda_call, gpu_properties, import_cudart,
+                                                 import_tensorrt, parse_compute_capability,
+                                                 same_version, sm)
+from pix2pix_edge.runtime.errors import BadInput, ModelMismatch
 from pix2pix_edge.runtime.model_info import ModelInfo, read_engine_record
 
 
 # --------------------------------------------------------------------------- pure checks
-def version_tuple(version: str, parts: int = 3) -> tuple[int, ...]:
-    """``"10.3.0.26"`` -> ``(10, 3, 0)``. Engines are tied to major.minor.patch."""
-    nums = [int(n) for n in re.findall(r"\d+", str(version))[:parts]]
-    return tuple(nums + [0] * (parts - len(nums)))
-
-
-def parse_compute_capability(cc) -> tuple[int, int] | None:
-    """``"8.7"``, ``"sm_87"``, ``"87"`` or ``(8, 7)`` -> ``(8, 7)``; None when unknown."""
-    if cc is None or cc == "":
-        return None
-    if isinstance(cc, (tuple, list)) and len(cc) == 2:
-        return int(cc[0]), int(cc[1])
-    text = str(cc).lower().removeprefix("sm_").removeprefix("sm")
-    m = re.fullmatch(r"\s*(\d+)\s*[.,]\s*(\d+)\s*", text)
-    if m:
-        return int(m.group(1)), int(m.group(2))
-    m = re.fullmatch(r"\s*(\d+)(\d)\s*", text)
-    if m:
-        return int(m.group(1)), int(m.group(2))
-    return None
-
-
-def sm(cc) -> str:
-    parsed = parse_compute_capability(cc)
-    return f"sm_{parsed[0]}{parsed[1]}" if parsed else "sm_?"
-
-
 def _norm_gpu(name) -> str:
     return re.sub(r"\s+", " ", str(name or "")).strip().lower()
 
@@ -66,7 +45,7 @@ def engine_mismatch(engine_name: str, record: ModelInfo, trt_version: str, gpu_n
     built_v, built_gpu, built_cc = (record.tensorrt_version, record.gpu_name,
                                     record.compute_capability)
     problems = []
-    if built_v and version_tuple(built_v) != version_tuple(trt_version):
+    if built_v and not same_version(built_v, trt_version):
         problems.append("TensorRT version")
     if built_cc and parse_compute_capability(built_cc) != parse_compute_capability(
             compute_capability):
@@ -80,58 +59,6 @@ def engine_mismatch(engine_name: str, record: ModelInfo, trt_version: str, gpu_n
             f"({sm(built_cc)}); this is TensorRT {trt_version} on {gpu_name} "
             f"({sm(compute_capability)}): rebuild it on this device with "
             f"`pix2pix export trt {onnx_name} -o {engine_name}`")
-
-
-# --------------------------------------------------------------------------- imports
-def import_tensorrt():
-    try:
-        import tensorrt
-    except ImportError as e:
-        raise Unavailable(f"the TensorRT backend needs the Python package 'tensorrt' ({e}); on "
-                          f"Jetson it comes with JetPack, elsewhere: pip install "
-                          f"'pix2pix-edge[trt]'") from None
-    return tensorrt
-
-
-def import_cudart():
-    """cuda-python's runtime module: ``cuda.bindings.runtime`` (cuda-bindings >= 12.6 / 13),
-    or the older ``cuda.cudart``."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart
-        except ImportError as e:
-            raise Unavailable(f"the TensorRT backend needs NVIDIA's cuda-python ({e}); "
-                              f"install it with: pip install 'pix2pix-edge[trt]'") from None
-    return cudart
-
-
-def _ok(cudart, err) -> bool:
-    return err == cudart.cudaError_t.cudaSuccess
-
-
-def cuda_call(cudart, result, what: str):
-    """cuda-python returns ``(err, *values)``: raise on error, return the value(s)."""
-    err, *values = result
-    if not _ok(cudart, err):
-        raise RuntimeError(f"{what} failed: {getattr(err, 'name', err)}")
-    return values[0] if len(values) == 1 else (tuple(values) or None)
-
-
-def gpu_properties(cudart, device: int = 0) -> tuple[str, str]:
-    """(GPU name, ``"X.Y"`` compute capability) of ``device``; Unavailable without a GPU."""
-    err, count = cudart.cudaGetDeviceCount()
-    if not _ok(cudart, err) or count < 1:
-        raise Unavailable(f"the TensorRT backend needs an NVIDIA GPU; CUDA found none "
-                          f"({getattr(err, 'name', err)})")
-    if not 0 <= device < count:
-        raise Unavailable(f"GPU {device} does not exist (this machine has {count})")
-    props = cuda_call(cudart, cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
-    name = props.name
-    if isinstance(name, bytes):
-        name = name.split(b"\0", 1)[0].decode("utf-8", "replace")
-    return str(name).strip(), f"{props.major}.{props.minor}"
 
 
 # --------------------------------------------------------------------------- backend
@@ -163,9 +90,11 @@ class _Buffer:
 
 
 class TensorRTBackend:
-    """A TensorRT engine: ``infer(NCHW float32) -> NCHW float32`` on one GPU stream."""
+    """A TensorRT engine: ``infer(NCHW float32) -> NCHW float32`` on one GPU stream.
+    Implements :class:`runtime.backends.base.Backend`."""
 
     name = "tensorrt"
+    threads = None   # computes on the GPU
 
     def __init__(self, path, info: ModelInfo | None = None, device: int = 0):
         self.path = Path(path)
@@ -179,6 +108,7 @@ class TensorRTBackend:
         self.gpu_name, self.compute_capability = gpu_properties(cudart, device)
         self.trt_version = trt.__version__
         self.provider = f"TensorRT {self.trt_version}"
+        self.providers = [self.provider]
         record = read_engine_record(self.path)
         self.metadata_source = "record" if record else ("flags" if info else "engine")
         if record is not None:
@@ -221,7 +151,7 @@ class TensorRTBackend:
             self._profile = (lo, hi)
             if record is None and info is None:   # no record: the profile's opt size is the size
                 info = ModelInfo(height=opt[2], width=opt[3],
-                                 multiple=_largest_pow2_dividing(opt[2], opt[3]),
+                                 multiple=largest_pow2_dividing(opt[2], opt[3]),
                                  extra={"metadata": "none (read from the engine)"})
             max_in = hi
         else:
@@ -243,6 +173,10 @@ class TensorRTBackend:
         self._context.set_tensor_address(self._in_name, int(self._inp.device))
         self._context.set_tensor_address(self._out_name, int(self._outp.device))
         self._current = None
+
+    @property
+    def precision(self) -> str:
+        return self.info.precision
 
     @property
     def input_shape(self):
