@@ -9,21 +9,21 @@ by onnxruntime-gpu here but cannot load (REFERENCE.md: only request providers th
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable
 
 import numpy as np
 
+from pix2pix_edge.runtime.machine import physical_cores
+from pix2pix_edge.runtime.stats import latency_stats
+
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
 def cpu_threads() -> int:
-    """Cores this process may use (affinity / container limits)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    """The threads the runtime's ONNX Runtime backend computes with by default: the physical
+    cores this process may use (runtime.machine)."""
+    return physical_cores()
 
 
 def ort_session(path: str, threads: int | None = None):
@@ -82,6 +82,7 @@ def compare(reference: list[np.ndarray], outputs: list[np.ndarray]) -> dict:
 
 
 def median_latency_ms(fn: Callable[[], object], runs: int = 5, warmup: int = 1) -> float:
+    """p50 of ``runs`` timed calls after ``warmup`` untimed ones (runtime.stats)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -89,4 +90,4 @@ def median_latency_ms(fn: Callable[[], object], runs: int = 5, warmup: int = 1) 
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
+    return latency_stats(times)["p50_ms"]

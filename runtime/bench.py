@@ -8,7 +8,8 @@ Definitions (also written into the JSON):
   synchronisation. It excludes frame capture and pre/post-processing.
 - **mean / p50 / p90 / p99 / max** over the ``runs`` timed calls, in milliseconds
   (percentiles by linear interpolation, numpy's default).
-- **fps** = images per second = ``batch * 1000 / mean_ms``.
+- **fps** = images per second = ``batch * 1000 / p50_ms`` (the median latency; runtime.stats,
+  the same definition as ``pix2pix run``'s figures and the benchmark suite's).
 
 Every result names the machine, backend, provider, precision, model (path, sha256 prefix,
 metadata) and library versions, so numbers from different devices can sit side by side.
@@ -20,29 +21,28 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import platform
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from importlib import metadata as _md
 from pathlib import Path
 
 import numpy as np
 
-from pix2pix_edge.runtime.backends import backend_for
+from pix2pix_edge.runtime.backends import Backend, backend_for
+from pix2pix_edge.runtime.backends.base import largest_pow2_dividing
 from pix2pix_edge.runtime.errors import BadInput
+from pix2pix_edge.runtime.machine import machine_info, versions
 from pix2pix_edge.runtime.model_info import ModelInfo
 from pix2pix_edge.runtime.size import Size, parse_sizes  # noqa: F401 - parse_sizes: --sizes
+from pix2pix_edge.runtime.stats import FPS_DEFINITION, PERCENTILE_DEFINITION
+from pix2pix_edge.runtime.stats import latency_stats as _latency_stats
 
 SCHEMA = "pix2pix-edge-bench/1"
 DEFINITIONS = {
     "latency_ms": "wall-clock time of one backend.infer(batch) call on a ready NCHW float32 batch "
                   "after warm-up; includes dtype casts and host<->device copies, excludes "
                   "capture and pre/post-processing",
-    "percentiles": "over the timed runs, linear interpolation (numpy default)",
-    "fps": "images per second = batch * 1000 / mean_ms",
+    "percentiles": PERCENTILE_DEFINITION,
+    "fps": FPS_DEFINITION,
     "video": "end-to-end pipeline on a real video: per-stage p50/p95/p99 ms, frames, dropped "
              "frames, fps = frames written per second of wall-clock time",
 }
@@ -50,22 +50,10 @@ DEFINITIONS = {
 
 # --------------------------------------------------------------------------- statistics
 def latency_stats(seconds, batch: int = 1) -> dict:
-    """Summary of per-call latencies given in seconds."""
-    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
-    if ms.size == 0:
-        raise ValueError("no timings")
-    mean = float(ms.mean())
-    return {
-        "runs": int(ms.size),
-        "mean_ms": round(mean, 4),
-        "std_ms": round(float(ms.std()), 4),
-        "min_ms": round(float(ms.min()), 4),
-        "p50_ms": round(float(np.percentile(ms, 50)), 4),
-        "p90_ms": round(float(np.percentile(ms, 90)), 4),
-        "p99_ms": round(float(np.percentile(ms, 99)), 4),
-        "max_ms": round(float(ms.max()), 4),
-        "fps": round(batch * 1000.0 / mean, 3) if mean > 0 else None,
-    }
+    """Summary of per-call latencies given in seconds (:func:`runtime.stats.latency_stats`;
+    the count is called ``runs`` here, like the ``--runs`` flag)."""
+    s = _latency_stats(seconds, batch=batch)
+    return {"runs": s.pop("n"), **s}
 
 
 def time_infer(backend, shape, warmup: int = 10, runs: int = 100, seed: int = 0) -> dict:
@@ -83,88 +71,6 @@ def time_infer(backend, shape, warmup: int = 10, runs: int = 100, seed: int = 0)
 
 
 # --------------------------------------------------------------------------- identification
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def cpu_model() -> str:
-    info = _read("/proc/cpuinfo")
-    for key in ("model name", "Hardware", "Processor", "cpu model"):
-        for line in info.splitlines():
-            k, _, v = line.partition(":")
-            if k.strip() == key and v.strip():
-                return v.strip()
-    return platform.processor() or platform.machine()
-
-
-def gpu_name() -> str | None:
-    """The NVIDIA GPU's name without loading CUDA: a Jetson's device-tree model, else the
-    driver's /proc entry, else nvidia-smi. None when there is none."""
-    model = _read("/proc/device-tree/model").strip("\x00 \n")
-    if "jetson" in model.lower() or "nvidia" in model.lower():
-        return model
-    gpus = Path("/proc/driver/nvidia/gpus")
-    if gpus.is_dir():
-        for info in sorted(gpus.glob("*/information")):
-            for line in _read(str(info)).splitlines():
-                if line.startswith("Model:"):
-                    return line.split(":", 1)[1].strip()
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=10)
-            if out.returncode == 0 and out.stdout.strip():
-                return out.stdout.strip().splitlines()[0]
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return None
-
-
-def machine_info() -> dict:
-    from pix2pix_edge.runtime.backends.onnxruntime import physical_cores
-    return {
-        "hostname": platform.node(),
-        "os": platform.platform(),
-        "arch": platform.machine(),
-        "cpu": cpu_model(),
-        "physical_cores": physical_cores(),
-        "logical_cpus": os.cpu_count(),
-        "gpu": gpu_name(),
-    }
-
-
-def _dist_version(*names: str) -> str | None:
-    for name in names:
-        try:
-            return _md.version(name)
-        except _md.PackageNotFoundError:
-            continue
-    return None
-
-
-def versions() -> dict:
-    """Library versions, read from package metadata (nothing heavy is imported for this)."""
-    import cv2
-    ort = _dist_version("onnxruntime-gpu", "onnxruntime", "onnxruntime-cpu")
-    if ort is None and "onnxruntime" in sys.modules:
-        ort = getattr(sys.modules["onnxruntime"], "__version__", None)
-    trt = _dist_version("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt_lean")
-    if trt is None and "tensorrt" in sys.modules:
-        trt = getattr(sys.modules["tensorrt"], "__version__", None)
-    return {
-        "pix2pix_edge": _dist_version("pix2pix-edge"),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "onnxruntime": ort,
-        "tensorrt": trt,
-    }
-
-
 def sha256_prefix(path, n: int = 16) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -173,11 +79,11 @@ def sha256_prefix(path, n: int = 16) -> str:
     return h.hexdigest()[:n]
 
 
-def model_summary(path, backend) -> dict:
+def model_summary(path, backend: Backend) -> dict:
     p = Path(path)
     return {"path": str(p), "name": p.name, "bytes": p.stat().st_size,
             "sha256": sha256_prefix(p),
-            "metadata_source": getattr(backend, "metadata_source", None),
+            "metadata_source": backend.metadata_source,
             "metadata": backend.info.to_dict()}
 
 
@@ -192,11 +98,12 @@ def parse_ints(text, what: str) -> list[int]:
     return values
 
 
-def shapes_for(backend, sizes, batches, notes: list[str]) -> list[tuple[int, int, int, int]]:
+def shapes_for(backend: Backend, sizes, batches, notes: list[str]
+               ) -> list[tuple[int, int, int, int]]:
     """The input shapes to time on ``backend``; a note for each request the model cannot take."""
     info = backend.info
-    name = Path(getattr(backend, "path", "model")).name
-    in_shape = getattr(backend, "input_shape", None) or [None, None, None, None]
+    name = backend.path.name
+    in_shape = backend.input_shape
     fixed_batch = in_shape[0] if isinstance(in_shape[0], int) and in_shape[0] > 0 else None
     if not info.dynamic:
         if sizes and any(s != (info.width, info.height) for s in sizes):
@@ -247,20 +154,12 @@ def plan_configs(model, backend: str = "auto", providers=None, fp16_model=None) 
     return configs
 
 
-def _precision(backend, trt_fp16) -> str:
-    p = backend.info.precision
-    if trt_fp16 and p == "fp32":
-        return "fp16 (TensorRT EP builder)"
-    return p
-
-
 # --------------------------------------------------------------------------- the benchmark
 def _open(cfg: dict, info, sizes, **kw):
     """Open one configuration. Files whose metadata or static shape says the size need no
     flags; a dynamic model without metadata takes its size from ``info`` or the first of
     ``sizes``."""
     from pix2pix_edge.runtime.backends import open_backend
-    from pix2pix_edge.runtime.backends.onnxruntime import _largest_pow2_dividing
 
     def go(i):
         return open_backend(cfg["path"], cfg["backend"], info=i, fp16=bool(cfg["trt_fp16"]),
@@ -272,7 +171,7 @@ def _open(cfg: dict, info, sizes, **kw):
             raise
         if info is None:
             w, h = sizes[0]
-            info = ModelInfo(height=h, width=w, multiple=_largest_pow2_dividing(h, w))
+            info = ModelInfo(height=h, width=w, multiple=largest_pow2_dividing(h, w))
         return go(info)
 
 
@@ -299,17 +198,16 @@ def run_bench(model, backend: str = "auto", *, providers=None, sizes=None, batch
             if cfg["path"] not in models:
                 models[cfg["path"]] = model_summary(cfg["path"], be)
             for shape in shapes_for(be, sizes, batches, notes):
-                label = (f"{be.name}/{be.provider} {_precision(be, cfg['trt_fp16'])} "
+                label = (f"{be.name}/{be.provider} {be.precision} "
                          f"{shape[3]}x{shape[2]} batch {shape[0]}")
                 log(f"timing {label} ({warmup} warm-up + {runs} runs)")
-                stats = time_infer(be, shape, warmup=warmup, runs=runs)
+                timing = time_infer(be, shape, warmup=warmup, runs=runs)
                 row = {"model": Path(cfg["path"]).name, "backend": be.name,
-                       "provider": be.provider, "providers": list(getattr(be, "providers", [])
-                                                                  or [be.provider]),
-                       "precision": _precision(be, cfg["trt_fp16"]),
+                       "provider": be.provider, "providers": list(be.providers),
+                       "precision": be.precision,
                        "io_dtype": be.info.io_dtype, "height": shape[2], "width": shape[3],
                        "batch": shape[0], "warmup": warmup,
-                       "threads": getattr(be, "threads", None), **stats}
+                       "threads": be.threads, **timing}
                 results.append(row)
                 if best is None and shape[0] == 1:
                     best = (cfg, row)

@@ -49,7 +49,7 @@ def bench(model, backend, providers, fp16_model, warmup, runs, sizes, batches, t
 
     \b
     Latency = one infer() call on a ready NCHW float32 batch (including the backend's own
-    dtype casts and GPU copies); fps = batch * 1000 / mean latency.
+    dtype casts and GPU copies); fps = batch * 1000 / median (p50) latency in ms.
 
     \b
     Examples:

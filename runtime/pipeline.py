@@ -49,23 +49,13 @@ from pix2pix_edge.runtime.errors import BadInput, Pix2PixError
 from pix2pix_edge.runtime.frames import (FITS, Geometry, Postprocessor, Preprocessor,
                                          model_size_for, plan)
 from pix2pix_edge.runtime.interrupt import StopOnCtrlC
+from pix2pix_edge.runtime.stats import percentiles
 from pix2pix_edge.runtime.video import Frame, FrameMeta, Sink, Source, open_sink
 
 STAGES = ("capture", "pre", "infer", "post", "output")
 HELPER_PRIORITY: str | None = None   # default scheduling of the capture / output threads
 _END = object()
 _EMPTY = object()
-
-
-# ---------------------------------------------------------------------------- statistics
-def percentiles(values, qs=(50, 95, 99)) -> dict[str, float]:
-    """p50_ms/p95_ms/p99_ms (and mean_ms, max_ms, n) of a list of milliseconds; zeros when empty."""
-    if len(values) == 0:
-        return {**{f"p{q}_ms": 0.0 for q in qs}, "mean_ms": 0.0, "max_ms": 0.0, "n": 0}
-    a = np.asarray(values, dtype=np.float64)
-    out = {f"p{q}_ms": round(float(np.percentile(a, q)), 3) for q in qs}
-    out.update(mean_ms=round(float(a.mean()), 3), max_ms=round(float(a.max()), 3), n=int(a.size))
-    return out
 
 
 @dataclass
@@ -256,8 +246,7 @@ def run_pipeline(backend, source: Source, output=None,
         pipe.sink = sink
         pipe.stats = PipelineStats(
             source=str(source.uri), output=str(getattr(sink, "uri", "")),
-            backend=str(getattr(backend, "name", type(backend).__name__)),
-            provider=str(getattr(backend, "provider", "")), fit=opt.fit, live=pipe.live,
+            backend=backend.name, provider=backend.provider, fit=opt.fit, live=pipe.live,
             source_size=tuple(source.size), model_size=geom.model_size, output_size=geom.out_size)
         if opt.cv_threads is not None:
             cv2.setNumThreads(int(opt.cv_threads))
@@ -309,7 +298,7 @@ class Pipeline:
         self.say = options.log or (lambda msg: None)
         self.helper_priority = (HELPER_PRIORITY if options.helper_priority == "default"
                                 else options.helper_priority)
-        self.label = str(getattr(backend, "provider", "") or getattr(backend, "name", ""))
+        self.label = backend.provider or backend.name
         queue = options.queue_size
         self.to_infer = _Channel(1 if self.live else queue, latest=self.live)
         self.to_output = _Channel(2 if self.live else queue, latest=False)

@@ -44,9 +44,38 @@ def test_latency_stats_definitions():
     assert s["max_ms"] == pytest.approx(10.0) and s["min_ms"] == pytest.approx(1.0)
     assert s["p90_ms"] == pytest.approx(np.percentile([1, 2, 3, 4, 10], 90))
     assert s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["max_ms"]
-    assert s["fps"] == pytest.approx(4 * 1000 / 4.0)   # images per second = batch / mean
+    assert s["fps"] == pytest.approx(4 * 1000 / 3.0)   # images per second = batch / median
     with pytest.raises(ValueError):
         bench.latency_stats([])
+
+
+def test_one_latency_definition_for_bench_run_and_the_suite():
+    """pix2pix bench, the pipeline's figures and the benchmark suite share runtime.stats."""
+    from benchmarks import common
+    from pix2pix_edge.runtime import stats
+
+    seconds = [0.001, 0.002, 0.003, 0.004, 0.010]
+    s = stats.latency_stats(seconds)
+    assert s["n"] == 5 and s["p50_ms"] == pytest.approx(3.0) and s["fps"] == pytest.approx(1000 / 3)
+    assert {k: v for k, v in bench.latency_stats(seconds).items() if k != "runs"} == \
+        {k: v for k, v in s.items() if k != "n"}
+    p = stats.percentiles([1.0, 2.0, 3.0, 4.0, 10.0])   # the pipeline's per-stage figures
+    assert p == {"p50_ms": 3.0, "p95_ms": pytest.approx(np.percentile([1, 2, 3, 4, 10], 95)),
+                 "p99_ms": pytest.approx(np.percentile([1, 2, 3, 4, 10], 99)), "mean_ms": 4.0,
+                 "max_ms": 10.0, "n": 5}
+    assert stats.percentiles([])["n"] == 0 and stats.percentiles([])["p50_ms"] == 0.0
+    assert not hasattr(common, "summarize")   # the suite has no statistics of its own
+    assert "p50_ms" in bench.DEFINITIONS["fps"] and "median" in bench.DEFINITIONS["fps"]
+
+
+def test_machine_facts():
+    from pix2pix_edge.runtime import machine
+
+    m = machine.machine_info()
+    assert m["cpu"] and 1 <= m["physical_cores"] <= m["usable_cpus"] <= (m["logical_cpus"] or 1)
+    v = machine.versions("torch")
+    assert v["numpy"] == np.__version__ and v["python"] and "torch" in v and "opencv" in v
+    assert machine.versions()["pix2pix_edge"] and "torch" not in machine.versions()
 
 
 def test_parse_sizes_and_batches():
@@ -82,7 +111,7 @@ def test_bench_record_identifies_everything(tiny_onnx):
     assert row["precision"] == "fp32" and row["threads"] == 1
     assert (row["height"], row["width"], row["batch"], row["runs"]) == (64, 64, 1, 5)
     assert 0 < row["min_ms"] <= row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["max_ms"]
-    assert row["fps"] == pytest.approx(1000 / row["mean_ms"], rel=1e-3)
+    assert row["fps"] == pytest.approx(1000 / row["p50_ms"], rel=1e-3)
     assert any("fixed input size 64x64" in n for n in r["notes"])
     assert any("fixed batch size of 1" in n for n in r["notes"])
     assert set(r["definitions"]) >= {"latency_ms", "fps"}
@@ -98,7 +127,7 @@ def test_bench_dynamic_model_sizes_and_batches(dynamic_onnx):
     assert got == [(1, 32, 32), (1, 64, 96), (2, 32, 32), (2, 64, 96)]
     assert r["notes"] == []
     b2 = r["results"][2]
-    assert b2["fps"] == pytest.approx(2000 / b2["mean_ms"], rel=1e-3)
+    assert b2["fps"] == pytest.approx(2000 / b2["p50_ms"], rel=1e-3)
     with pytest.raises(BadInput, match="multiples of 32; cannot time 48x48"):
         bench.run_bench(dynamic_onnx, warmup=0, runs=1, sizes=[(48, 48)])
 
