@@ -20,81 +20,31 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import time
 import traceback
 from pathlib import Path
 
 from benchmarks.common import RESULTS_DIR, log, machine_info, optional, write_json
 
-SECTIONS = ("inference", "e2e", "frames", "train", "quality")
-# section -> (module, names of its entry function to try, in order)
-MODULES = {
-    "inference": ("benchmarks.inference", ("run",)),
-    "e2e": ("benchmarks.end_to_end", ("run", "bench", "benchmark")),
-    "frames": ("benchmarks.frames_speed", ("run",)),
-    "train": ("benchmarks.train_speed", ()),  # see train_section
-    "quality": ("benchmarks.quality_vs_speed", ("run",)),
+# section -> its module; every module has ``run(level, **opts) -> dict``
+SECTIONS = {
+    "inference": "benchmarks.inference",
+    "e2e": "benchmarks.end_to_end",
+    "frames": "benchmarks.frames_speed",
+    "train": "benchmarks.train_speed",
+    "quality": "benchmarks.quality_vs_speed",
 }
 
 
-def train_section(level: str) -> dict:
-    """benchmarks/train_speed.py (owned by the training loop) is a script with ``main(argv)``
-    that writes its own JSON: run it with the level's flags into a temporary file and read it."""
-    import json
-    import tempfile
-
-    module, why = optional("benchmarks.train_speed")
+def call_section(name: str, level: str, opts: dict | None = None) -> dict:
+    """``run(level, **opts)`` of the section's module ("smoke" | "quick" | "full"; options the
+    user did not give are left out). A missing module is a skip, not an error."""
+    module, why = optional(SECTIONS[name])
     if module is None:
         return {"skipped": why}
-    if level == "smoke":
-        return {"skipped": "not run at smoke level (unet_256 training takes seconds per iteration)"}
-    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        path = Path(tmp) / "train_speed.json"
-        # Full level: every speed option, torch.compile included (it compiles for about a
-        # minute per run on 2 cores), in 3 interleaved rounds x 8 timed iterations (~5 min).
-        args = ["--quick"] if level == "quick" else ["--rounds", "3", "--iters", "8", "--compile"]
-        rc = module.main(["--json", str(path), *args])
-        if rc or not path.is_file():
-            return {"error": f"benchmarks/train_speed.py exited with {rc} and wrote no result"}
-        data = json.loads(path.read_text(encoding="utf-8"))
-    rows = [{k: v for k, v in r.items() if k != "all_s"} for r in data.pop("variants", [])]
-    ref = data.get("reference_s")  # the reference PyTorch code on these machines (REFERENCE.md)
-    for r in rows:
-        r["speedup_vs_reference_code"] = round(ref / r["median_s"], 2) if ref and r.get("median_s") else None
-    return {"rows": rows, **{k: v for k, v in data.items() if not isinstance(v, (dict, list))}}
-
-
-def call_section(name: str, level: str, extra: dict | None = None) -> dict:
-    """Import a section's module and call its entry with the level it understands.
-
-    Sections written by other parts of the project may take ``level`` ("smoke" | "quick" |
-    "full") or ``quick`` (bool); both are supported. A missing module is a skip, not an error."""
-    if name == "train":
-        return train_section(level)
-    module_name, entries = MODULES[name]
-    module, why = optional(module_name)
-    if module is None:
-        return {"skipped": why}
-    fn = next((getattr(module, e) for e in entries if callable(getattr(module, e, None))), None)
-    if fn is None:
-        return {"skipped": f"{module_name} has no entry function ({' / '.join(entries)})"}
-    params = inspect.signature(fn).parameters
-    kwargs = {}
-    if "level" in params:
-        kwargs["level"] = level
-    elif "quick" in params:
-        kwargs["quick"] = level != "full"
-    if "smoke" in params:
-        kwargs["smoke"] = level == "smoke"
-    if "out" in params:
-        kwargs["out"] = None  # the suite writes one JSON for everything, no side files
-    kwargs.update({k: v for k, v in (extra or {}).items() if k in params and v is not None})
-    out = fn(**kwargs)
-    if isinstance(out, list):
-        out = {"rows": out}
+    out = module.run(level, **{k: v for k, v in (opts or {}).items() if v is not None})
     if not isinstance(out, dict):
-        return {"error": f"{module_name}.{fn.__name__} returned {type(out).__name__}, not a dict"}
+        return {"error": f"{SECTIONS[name]}.run returned {type(out).__name__}, not a dict"}
     return out
 
 
@@ -130,8 +80,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         try:
             widths = args.quality_widths.split(",") if args.quality_widths else None
-            extra = {"iters": args.quality_iters, "widths": widths} if name == "quality" else None
-            section = call_section(name, level, extra)
+            opts = {"iters": args.quality_iters, "widths": widths} if name == "quality" else None
+            section = call_section(name, level, opts)
         except Exception as e:  # noqa: BLE001 - one failing section must not lose the others
             traceback.print_exc()
             section = {"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300]}

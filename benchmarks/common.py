@@ -2,7 +2,9 @@
 
 Timing rules (so numbers can be trusted and rerun):
 
-* warm-up runs first, then repeated runs; we report the **median** (p50) and p90 / p99;
+* warm-up runs first, then repeated runs; we report the **median** (p50) and p90 / p99, and
+  fps = batch * 1000 / p50_ms (:func:`runtime.stats.latency_stats`, the definition
+  ``pix2pix bench`` uses too);
 * alternatives are timed **side by side in one run**, interleaved per repetition
   (:func:`interleaved`), so a noisy neighbour or a clock change hits every backend alike;
 * every result carries the machine it was measured on (:func:`machine_info`).
@@ -13,7 +15,6 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from pix2pix_edge.runtime import machine
 from pix2pix_edge.runtime.files import atomic_write
 
 LEVELS = ("smoke", "quick", "full")
@@ -35,70 +37,7 @@ VIDEO = SHARED / "videos" / "big_buck_bunny.mp4"
 
 
 # --------------------------------------------------------------------------- machine facts
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_cores() -> int:
-    """Cores this process may use (affinity / container limits), not the host's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def cpu_flags() -> list[str]:
-    """The CPU features that decide speed here (AVX-512, BF16, AMX, VNNI, FP16)."""
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "amx_bf16",
-              "amx_tile", "amx_int8")
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in wanted if f in have]
-    except OSError:
-        pass
-    return []
-
-
-def gpu_info() -> dict | None:
-    """The NVIDIA GPU, if any: asked through torch when present, else nvidia-smi."""
-    try:
-        import torch
-        if torch.cuda.is_available():
-            p = torch.cuda.get_device_properties(0)
-            return {"name": p.name, "memory_gb": round(p.total_memory / 2**30, 1),
-                    "compute_capability": f"{p.major}.{p.minor}"}
-    except ImportError:
-        pass
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            name, mem = out.stdout.strip().splitlines()[0].split(",", 1)
-            return {"name": name.strip(), "memory": mem.strip()}
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return None
-
-
-def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name, module in (("torch", "torch"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime"),
-                         ("opencv", "cv2"), ("numpy", "numpy"), ("tensorrt", "tensorrt")):
-        try:
-            out[name] = getattr(importlib.import_module(module), "__version__", "?")
-        except Exception:  # not installed, or a broken install: report it as absent
-            out[name] = None
-    return out
-
-
+# CPU, cores, GPU and versions come from the runtime's one home for them (runtime.machine).
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
@@ -109,21 +48,21 @@ def git_commit() -> str | None:
 
 
 def machine_info() -> dict[str, Any]:
-    """Everything a reader needs to judge a number: CPU, cores, GPU, versions, date, load."""
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
+    """Everything a reader needs to judge a number: CPU, cores, GPU, versions, date, load.
+
+    ``cores`` is what the benchmarks use as their thread count: the logical CPUs this process
+    may use (``physical_cores`` is what ``pix2pix run`` uses by default)."""
     return {
-        "cpu": cpu_model(),
-        "cores": cpu_cores(),
-        "cpu_flags": cpu_flags(),
-        "gpu": gpu_info(),
+        "cpu": machine.cpu_model(),
+        "cores": machine.usable_cpus(),
+        "physical_cores": machine.physical_cores(),
+        "cpu_flags": machine.cpu_flags(),
+        "gpu": machine.gpu_info(),
         "os": f"{platform.system()} {platform.release()}",
-        "versions": versions(),
+        "versions": machine.versions("torch", "onnx"),
         "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "load_average_1_5_15": load,
+        "load_average_1_5_15": machine.load_average(),
         "argv": sys.argv[1:],
     }
 
@@ -158,21 +97,6 @@ def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 2,
         if budget_s is not None and rep >= 2 and time.perf_counter() - start > budget_s:
             break
     return samples
-
-
-def summarize(seconds: list[float]) -> dict[str, float]:
-    """Latency statistics in milliseconds; ``fps`` is 1 / median."""
-    a = np.asarray(seconds, dtype=np.float64) * 1e3
-    p50 = float(np.median(a))
-    return {
-        "p50_ms": round(p50, 3),
-        "p90_ms": round(float(np.percentile(a, 90)), 3),
-        "p99_ms": round(float(np.percentile(a, 99)), 3),
-        "mean_ms": round(float(a.mean()), 3),
-        "min_ms": round(float(a.min()), 3),
-        "n": int(a.size),
-        "fps": round(1e3 / p50, 2) if p50 > 0 else None,
-    }
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> float:

@@ -96,7 +96,7 @@ def model_only_fps(backend, x, n: int) -> tuple[float, list[float], float]:
 
 def run(level: str = "full", ngf: int | None = None, rounds: int | None = None,
         frames: int | None = None, variants=None, threads: int | None = None,
-        video: Path = VIDEO, out: Path | None = RESULTS_DIR / "end_to_end.json") -> dict:
+        video: Path = VIDEO, out: Path | None = None) -> dict:
     cfg = dict(LEVELS[level])
     ngf = ngf or cfg["ngf"]
     rounds = rounds or cfg["rounds"]

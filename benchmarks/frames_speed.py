@@ -28,8 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, log, machine_info, summarize, write_json
+from benchmarks.common import RESULTS_DIR, log, machine_info, write_json
 from pix2pix_edge.runtime.frames import FITS, Postprocessor, Preprocessor, plan
+from pix2pix_edge.runtime.stats import latency_stats
 
 BUDGET_MS = 2.0
 
@@ -99,7 +100,7 @@ def timed(fns: dict, reps: int, warmup: int = 5) -> tuple[dict, dict]:
 
 
 def run(level: str = "full", reps: int | None = None, size=(640, 480), model: int = 256,
-        out: Path | None = RESULTS_DIR / "frames_speed.json") -> dict:
+        out: Path | None = None) -> dict:
     reps = reps or {"smoke": 5, "quick": 100, "full": 400}[level]
     old = cv2.getNumThreads()
     cv2.setNumThreads(1)
@@ -120,8 +121,8 @@ def run(level: str = "full", reps: int | None = None, size=(640, 480), model: in
             }
             wall, cpu = timed(fns, reps)
             for name in fns:
-                s = summarize(wall[name])
-                c = summarize(cpu[name])
+                s = latency_stats(wall[name])
+                c = latency_stats(cpu[name])
                 rows.append({"fit": fit, "variant": name, **s, "cpu_p50_ms": c["p50_ms"],
                              "cpu_p90_ms": c["p90_ms"]})
                 log(f"{fit:9s} {name:28s} cpu p50 {c['p50_ms']:.3f} ms  "

@@ -31,7 +31,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmarks.common import FACADES, cpu_cores, interleaved, log, optional, psnr, summarize
+from benchmarks.common import FACADES, interleaved, log, optional, psnr
+from pix2pix_edge.runtime.machine import usable_cpus
+from pix2pix_edge.runtime.stats import latency_stats
 
 # ngf x input side per level; reps is an upper bound, budget_s the seconds per (ngf, size) group.
 LEVEL_CONFIG: dict[str, dict[str, Any]] = {
@@ -270,7 +272,7 @@ def measure_group(ngf: int, side: int, cfg: dict, threads: int) -> tuple[list[di
         for key, b in backends.items():
             y = _as_numpy(b["run"]())
             ref = refs.get(b["norm_mode"])
-            stats = summarize(samples[key])
+            stats = latency_stats(samples[key])
             gflop = 2 * macs / 1e9
             rows.append({
                 "model": f"unet_{2 ** depth} ngf{ngf}", "ngf": ngf, "depth": depth, "size": side,
@@ -321,7 +323,7 @@ def run(level: str = "full") -> dict[str, Any]:
     import torch
 
     cfg = LEVEL_CONFIG[level]
-    threads = cpu_cores()
+    threads = usable_cpus()
     torch.set_num_threads(threads)
     peak = matmul_peak(512 if level == "smoke" else 2048, 0.2 if level == "smoke" else 1.5)
     log(f"inference: matmul peak {peak}")

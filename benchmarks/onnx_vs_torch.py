@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import (RESULTS_DIR, cpu_cores, interleaved, log, machine_info,
-                               markdown_table, summarize, write_json)
+from benchmarks.common import RESULTS_DIR, interleaved, log, machine_info, markdown_table, write_json
+from pix2pix_edge.runtime.machine import usable_cpus
+from pix2pix_edge.runtime.stats import latency_stats
 
 FULL = [(64, "running"), (64, "per-image"), (32, "running"), (16, "running")]
 QUICK = [(16, "running"), (16, "per-image")]
@@ -58,7 +59,7 @@ def bench_one(ngf: int, mode: str, side: int, reps: int, budget_s: float, workdi
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = cpu_cores()
+    opts.intra_op_num_threads = usable_cpus()
     opts.inter_op_num_threads = 1
     spin = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     fns = {
@@ -78,7 +79,7 @@ def bench_one(ngf: int, mode: str, side: int, reps: int, budget_s: float, workdi
         ref = model(xt).numpy()
         max_abs = float(np.abs(tuned.run(None, {"input": x})[0] - ref).max())
         samples = interleaved(fns, reps=reps, warmup=3, budget_s=budget_s)
-    stats = {name: summarize(s) for name, s in samples.items()}
+    stats = {name: latency_stats(s) for name, s in samples.items()}
     torch_ms = stats["torch-eager"]["p50_ms"]
     row = {"ngf": ngf, "norm_mode": mode, "size": side, "max_abs_onnx_vs_torch": max_abs,
            "torch_threads": torch.get_num_threads(), "stats": stats}
@@ -108,7 +109,7 @@ def main(argv=None) -> dict:
             log(f"  torch {r['torch-eager_ms']:.1f} ms | ort-default {r['ort-default_ms']:.1f} | "
                 f"ort-spin {r['ort-spin_ms']:.1f} | ort-tuned {r['ort-tuned_ms']:.1f} | "
                 f"max|diff| {r['max_abs_onnx_vs_torch']:.1e}")
-    result = {"benchmark": "onnx_vs_torch", "machine": machine_info(), "cores": cpu_cores(),
+    result = {"benchmark": "onnx_vs_torch", "machine": machine_info(), "cores": usable_cpus(),
               "batch": 1, "rows": rows,
               "all_onnx_not_slower": all(r["onnx_not_slower"] for r in rows)}
     cols = [("ngf", "ngf", ""), ("norm_mode", "norm", ""), ("torch-eager_ms", "torch eager ms", ".1f"),

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, interleaved, machine_info, summarize, write_json
+from benchmarks.common import RESULTS_DIR, interleaved, machine_info, write_json
+from pix2pix_edge.runtime.stats import latency_stats
 
 
 def export_generator(path: Path, ngf: int, size: int, depth: int = 8) -> Path:
@@ -78,7 +79,7 @@ def separate(model: Path, size: int, reps: int, rounds: int) -> dict:
                                   "--child", name, "--model", str(model), "--size", str(size),
                                   "--reps", str(reps)], capture_output=True, text=True, check=True)
             samples[name] += json.loads(out.stdout.strip().splitlines()[-1])
-    return {name: summarize(s) for name, s in samples.items()}
+    return {name: latency_stats(s) for name, s in samples.items()}
 
 
 def pipeline_spin(model: Path, frames: int, rounds: int) -> dict:
@@ -125,7 +126,7 @@ def main(argv=None):
     import onnxruntime as ort
 
     from pix2pix_edge.runtime.backends import open_backend
-    from pix2pix_edge.runtime.backends.onnxruntime import physical_cores
+    from pix2pix_edge.runtime.machine import physical_cores
 
     tmp = tempfile.TemporaryDirectory()
     model = export_generator(Path(tmp.name) / "g.onnx", args.ngf, args.size)
@@ -167,7 +168,7 @@ def main(argv=None):
     assert np.allclose(y, ref, atol=1e-5), "io_binding output differs"
 
     samples = interleaved(fns, reps=args.reps, warmup=3, budget_s=args.budget)
-    rows = {name: summarize(s) for name, s in samples.items()}
+    rows = {name: latency_stats(s) for name, s in samples.items()}
     print(f"unet_256 ngf {args.ngf} at {args.size}x{args.size}, batch 1, FP32, "
           f"CPU provider, {cores} physical cores; interleaved, median of {rows['backend']['n']}")
     print(f"{'variant':<14} {'p50 ms':>8} {'p90 ms':>8} {'fps':>8}")

@@ -22,7 +22,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import FACADES, cpu_cores, interleaved, log, optional, summarize
+from benchmarks.common import FACADES, interleaved, log, optional
+from pix2pix_edge.runtime.machine import usable_cpus
+from pix2pix_edge.runtime.stats import latency_stats
 
 SIDE = 128  # facades_quality trains unet_128 (depth 7) at 128x128
 LEVEL_CONFIG: dict[str, dict[str, Any]] = {
@@ -62,7 +64,7 @@ def time_models(rows: list[dict], cfg: dict, workdir: Path) -> None:
     from pix2pix_edge.train.checkpoint import load_generator
     from pix2pix_edge.train.models import inference_copy
 
-    threads = cpu_cores()
+    threads = usable_cpus()
     torch.set_num_threads(threads)
     side = SIDE
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (1, 3, side, side))
@@ -87,7 +89,7 @@ def time_models(rows: list[dict], cfg: dict, workdir: Path) -> None:
         fns[f"torch {r['ngf']}"] = run_torch
     samples = interleaved(fns, reps=cfg["reps"], warmup=2, budget_s=cfg["budget_s"])
     for r in rows:
-        ort_s, torch_s = summarize(samples[f"ort {r['ngf']}"]), summarize(samples[f"torch {r['ngf']}"])
+        ort_s, torch_s = latency_stats(samples[f"ort {r['ngf']}"]), latency_stats(samples[f"torch {r['ngf']}"])
         r.update(latency_ms=ort_s["p50_ms"], latency_p90_ms=ort_s["p90_ms"], fps=ort_s["fps"],
                  latency_backend=f"ort-fp32 CPU, {side}x{side}",
                  torch_latency_ms=torch_s["p50_ms"], latency_n=ort_s["n"])

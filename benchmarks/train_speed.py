@@ -17,7 +17,7 @@ Writes benchmarks/results/train_speed.json. The reference implementation (FP32) 
 from __future__ import annotations
 
 import argparse
-import platform
+import json
 import statistics
 import sys
 import tempfile
@@ -26,6 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from pix2pix_edge.runtime.machine import cpu_model  # noqa: E402
 FACADES = REPO.parent / "shared" / "datasets" / "facades"
 RESULTS = REPO / "benchmarks" / "results" / "train_speed.json"
 REFERENCE_S = 0.74
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
               f"s/it {'met' if verdict['absolute'] else 'NOT met'}; <= 0.8x reference-like "
               f"{'met' if verdict['relative'] else 'NOT met'}")
     result = {"benchmark": "train_speed", "config": "unet_256 ngf64, basic D, batch 1, 286->256",
-              "device": "cpu", "cpu": platform.processor() or platform.machine(),
+              "device": "cpu", "cpu": cpu_model(),
               "threads": torch.get_num_threads(), "torch": torch.__version__,
               "data": "facades" if data == FACADES else "random 256x256",
               "reference_s": REFERENCE_S, "target_s": TARGET_S, "rounds": rounds,
@@ -157,6 +158,28 @@ def main(argv=None) -> int:
     write_json(args.json, result)
     print(f"wrote {args.json}")
     return 0
+
+
+def run(level: str = "full") -> dict:
+    """The suite's training section: :func:`main` with the level's flags, into a temporary
+    JSON that is read back (the per-iteration lists dropped)."""
+    if level == "smoke":
+        return {"skipped": "not run at smoke level (unet_256 training takes seconds per iteration)"}
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        path = Path(tmp) / "train_speed.json"
+        # Full level: every speed option, torch.compile included (it compiles for about a
+        # minute per run on 2 cores), in 3 interleaved rounds x 8 timed iterations (~5 min).
+        args = ["--quick"] if level == "quick" else ["--rounds", "3", "--iters", "8", "--compile"]
+        rc = main(["--json", str(path), *args])
+        if rc or not path.is_file():
+            return {"error": f"benchmarks/train_speed.py exited with {rc} and wrote no result"}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    rows = [{k: v for k, v in r.items() if k != "all_s"} for r in data.pop("variants", [])]
+    ref = data.get("reference_s")  # the reference PyTorch code on these machines (REFERENCE.md)
+    for r in rows:
+        r["speedup_vs_reference_code"] = (round(ref / r["median_s"], 2)
+                                          if ref and r.get("median_s") else None)
+    return {"rows": rows, **{k: v for k, v in data.items() if not isinstance(v, (dict, list))}}
 
 
 if __name__ == "__main__":

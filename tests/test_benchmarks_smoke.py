@@ -111,3 +111,17 @@ def test_merged_report_credits_each_section_to_the_run_it_came_from():
     merged = report.merge([first, second])
     assert merged["sections"]["train"] == {"rows": ["new"]} and merged["sections"]["inference"] == {"rows": [1]}
     assert [(r["date"], r["sections"]) for r in merged["merged_runs"]] == [("d1", ["inference"]), ("d2", ["train"])]
+
+
+def test_every_section_is_called_the_same_way():
+    """Each section module has ``run(level, **opts) -> dict``; the suite calls exactly that."""
+    import importlib
+    import inspect
+
+    from benchmarks.__main__ import SECTIONS, call_section
+
+    for name, module in SECTIONS.items():
+        params = list(inspect.signature(importlib.import_module(module).run).parameters.values())
+        assert params[0].name == "level", name
+        assert all(p.default is not inspect.Parameter.empty for p in params[1:]), name
+    assert "smoke" in call_section("train", "smoke")["skipped"]
