@@ -279,8 +279,8 @@ def run_video(cfg: dict, model_row: dict, video, *, frames=None, info=None, thre
               "width": model_row["width"], "model_only_fps": model_fps,
               "model_only_fps_before": before["fps"], "model_only_fps_after": after["fps"],
               "model_only_runs_per_block": block,
-              "pipeline_vs_model": round(fps / model_fps, 4) if fps and model_fps else None,
-              "steady_pipeline_vs_model": (round(steady / model_fps, 4)
+              "pipeline_vs_model": round(fps / model_fps, 6) if fps and model_fps else None,
+              "steady_pipeline_vs_model": (round(steady / model_fps, 6)
                                            if steady and model_fps else None)})
     return d
 
