@@ -29,14 +29,41 @@ def data(tmp_path_factory):
 
 
 def test_cli_flags_match_train_options():
-    from pix2pix_edge.train.cli import TRAIN_OPTIONS
-    defaults = {f.name: f.default for f in fields(TrainOptions)}
-    names = set()
-    for flag, _, default, _ in TRAIN_OPTIONS:
-        name = flag.split("/")[0].replace("-", "_")
-        names.add(name)
-        assert defaults[name] == default, name
-    assert names | {"data", "run", "resume"} == set(defaults)
+    """The flags of `pix2pix train` are TrainOptions' fields: same names, defaults, help,
+    choices (click.Choice), --x/--no-x for bools; and the checks use the same metadata."""
+    import click
+
+    from pix2pix_edge.runtime.errors import BadInput
+    from pix2pix_edge.train import data as train_data, models
+    from pix2pix_edge.train.cli import train as train_command
+    from pix2pix_edge.train.options import check_options
+
+    params = {p.name: p for p in train_command.params}
+    assert set(params) == {f.name for f in fields(TrainOptions)}
+    assert isinstance(params["data"], click.Argument) and str(params["run"].default) == "runs/pix2pix"
+    for f in fields(TrainOptions):
+        if f.name in ("data", "run", "resume"):
+            continue
+        p, choices = params[f.name], f.metadata["choices"]
+        assert p.default == f.default, f.name
+        assert p.opts == ["--" + f.name.replace("_", "-")] and p.help == f.metadata["help"], f.name
+        if isinstance(f.default, bool):
+            assert p.is_bool_flag and p.secondary_opts == ["--no-" + f.name.replace("_", "-")]
+        elif choices:
+            assert isinstance(p.type, click.Choice) and tuple(p.type.choices) == choices, f.name
+            assert f.default in choices
+            with pytest.raises(BadInput, match=f"--{f.name.replace('_', '-')} must be .*not 'nope'"):
+                check_options(TrainOptions(data="", **{f.name: "nope"}))
+        else:
+            assert p.type.name == {int: "integer", float: "float", str: "text"}[type(f.default)], f.name
+        if f.metadata["min"] is not None:
+            with pytest.raises(BadInput, match=f"--{f.name.replace('_', '-')} must be at least"):
+                check_options(TrainOptions(data="", **{f.name: f.metadata["min"] - 1}))
+    # the choices are those the models and the data loader accept
+    assert set(params["norm"].type.choices) == set(models.NORMS)
+    assert set(params["inference_norm"].type.choices) == set(models.NORM_MODES)
+    assert tuple(params["direction"].type.choices) == train_data.DIRECTIONS
+    check_options(TrainOptions(data=""))  # the defaults pass
 
 
 def test_reference_lr_schedule():

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from pix2pix_edge.train.download import DATASETS
+from pix2pix_edge.train.options import DIRECTIONS, ON_BAD_FILE
 
 ON_BAD_FILE_HELP = ("What to do with unusable files: skip them (listed by name) or stop "
                     "with exit code 3.")
@@ -86,9 +87,9 @@ def download(name: str, to: Path, base_url: str | None, timeout: float, keep_arc
 @data.command()
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", default="train", show_default=True, help="Split folder to check.")
-@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB",
+@click.option("--direction", type=click.Choice(DIRECTIONS), default="AtoB",
               show_default=True, help="Which half is the model input.")
-@click.option("--on-bad-file", type=click.Choice(["skip", "error"]), default="skip",
+@click.option("--on-bad-file", type=click.Choice(ON_BAD_FILE), default="skip",
               show_default=True, help=ON_BAD_FILE_HELP)
 @click.option("--show", type=click.IntRange(min=1), default=50, show_default=True,
               help="List at most this many bad files and notes.")

@@ -30,12 +30,11 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from pix2pix_edge.runtime.errors import BadInput
+from pix2pix_edge.train.options import DIRECTIONS, ON_BAD_FILE
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 SPLITS = ("train", "val", "test")
 MIN_SIDE = 16          # smaller halves are rejected as "too small"
-DIRECTIONS = ("AtoB", "BtoA")
-ON_BAD_FILE = ("skip", "error")
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,24 @@
 """The pix2pix training loop, meant to be read top to bottom (in the spirit of nanoGPT's train.py).
 
-``train(TrainOptions(...))`` does everything ``pix2pix train`` does:
+``train(TrainOptions(...))`` does everything ``pix2pix train`` does. :func:`_train` is the loop;
+each step it takes is one small function or plain object below it, in the order it uses them:
 
-1. set up: distributed (torchrun env vars), device, precision, threads, seeds;
-2. data: :class:`train.data.PairedDataset` with the paper's augmentation, a DistributedSampler
-   (also for one process) whose order is a function of (seed, epoch), so a resumed run can skip
-   the batches it already did;
-3. models and optimisers exactly as the reference code (Adam 2e-4, betas (0.5, 0.999), init
-   N(0, 0.02), constant lr for ``epochs`` then linear decay over ``epochs_decay``);
-4. resume from ``RUN/checkpoints/latest.pt`` (weights, optimisers, schedulers, AMP scaler, RNG
-   states, position in the epoch) so that a resumed run is bitwise the run that never stopped
-   (on CPU with ``workers=0``);
-5. the loop: D step, G step, health checks, logging (tqdm, log.csv, TensorBoard), samples and
-   checkpoints.
+1. :func:`setup`: distributed (torchrun env vars), device, precision, threads -> :class:`Env`;
+2. :func:`load_data`: :class:`train.data.PairedDataset` with the paper's augmentation and a
+   DistributedSampler (also for one process) whose order is a function of (seed, epoch), so a
+   resumed run can skip the batches it already did -> :class:`Data`;
+3. :func:`build_models`: G, D and their optimisers exactly as the reference code (Adam 2e-4,
+   betas (0.5, 0.999), init N(0, 0.02), constant lr for ``epochs`` then linear decay over
+   ``epochs_decay``) -> :class:`Models`;
+4. :func:`restore`: from ``RUN/checkpoints/latest.pt`` (weights, optimisers, schedulers, AMP
+   scaler, RNG states, position in the epoch) so that a resumed run is bitwise the run that never
+   stopped (on CPU with ``workers=0``);
+5. :func:`gan_step`: one iteration, the D update then the G update (GAN + lambda * L1);
+6. :class:`RunLog` (config.json, log.csv, TensorBoard), :class:`Progress` (the bar),
+   :func:`save_checkpoint` and :func:`write_sample`.
+
+What a run optimises is an :class:`Objective` (build + step + loss names): another one (e.g. a
+student trained against a frozen teacher) reuses this loop and its run-directory contract.
 
 Only rank 0 writes files. A checkpoint is written atomically, and never after a non-finite loss,
 so the last one on disk is always a good one.
@@ -28,8 +34,9 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -38,93 +45,209 @@ from torch import nn
 from pix2pix_edge.runtime.errors import BadInput, CheckFailed, ModelMismatch, Unavailable
 from pix2pix_edge.runtime.interrupt import StopOnCtrlC
 from pix2pix_edge.train import checkpoint as ckpt
-from pix2pix_edge.train.models import (NORM_MODES, NORMS, PatchDiscriminator, UNetGenerator, count_parameters,
-                          inference_copy, init_weights)
+from pix2pix_edge.train.models import (PatchDiscriminator, UNetGenerator, count_parameters,
+                                       inference_copy, init_weights)
+from pix2pix_edge.train.options import (ADAM_IMPLS, AMP_CHOICES, GAN_MODES,  # noqa: F401
+                                        TrainOptions, check_options, options_from_dict)
 
-AMP_CHOICES = ("auto", "off", "bf16", "fp16")
-GAN_MODES = ("vanilla", "lsgan")
-ADAM_IMPLS = ("fused", "foreach", "for-loop")
-LOG_FIELDS = ("iteration", "epoch", "G_GAN", "G_L1", "D_real", "D_fake", "lr", "seconds")
+LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")          # what gan_step returns, log.csv order
+LOG_FIELDS = ("iteration", "epoch", *LOSSES, "lr", "seconds")
 
+
+# ----------------------------------------------------------------------------- the loop
+
+def train(o: TrainOptions, callback=None, objective: Objective | None = None) -> dict:
+    """See :func:`_train`; this wrapper only restores torch's thread count afterwards."""
+    threads = torch.get_num_threads()
+    try:
+        return _train(o, callback, objective or PIX2PIX)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(o: TrainOptions, callback, objective: Objective) -> dict:
+    """Train as ``o`` says. Returns a summary (iterations, seconds per iteration, files).
+
+    ``callback(state)``, if given, is called after every iteration (on every rank) with a dict
+    holding ``iteration``, ``epoch``, ``G``, ``D`` and the losses; tests use it to interrupt a
+    run or to poison weights. Raises BadInput / ModelMismatch / Unavailable / CheckFailed (one
+    line each); KeyboardInterrupt after saving a checkpoint when interrupted with Ctrl-C.
+    """
+    check_options(o)
+    env = setup(o)
+    run = Path(o.run)
+    latest = run / "checkpoints" / "latest.pt"
+    state = read_checkpoint(latest) if o.resume else None   # before the data: fail fast
+    data = load_data(o, env)
+    m = objective.build(o, env, data)
+    pos = Position()
+    if state is not None:
+        pos = restore(m, state, env, latest)
+        env.say(f"resumed {latest}: epoch {pos.epoch + 1}, iteration {pos.iteration} "
+                f"({pos.step_in_epoch}/{data.iters_per_epoch} batches of this epoch done)")
+        del state
+    m.wrap(o, env)
+    total_epochs = o.epochs + o.epochs_decay
+    total_iters = total_epochs * data.iters_per_epoch
+    if o.max_iters:
+        total_iters = min(total_iters, o.max_iters)
+
+    log = RunLog(run, objective.losses, config=run_config(o, env, data, m, pos), every=o.log_every,
+                 resumed_at=pos.iteration if o.resume else None, tensorboard=o.tensorboard,
+                 write=env.master, say=env.say)
+    note = busy_cpu_note(torch.get_num_threads()) if env.device.type == "cpu" and not o.threads else None
+    if note:
+        env.say(note)
+    env.say(f"G {count_parameters(m.G):,} params, D {count_parameters(m.D):,} params on "
+            f"{env.device}, {env.precision}{' channels_last' if env.channels_last else ''}, "
+            f"{len(data.dataset)} pairs, {data.iters_per_epoch} it/epoch")
+
+    def save(kind: str) -> None:
+        """latest.pt and generator.pt; epoch_XXX.pt too every --save-every epochs and at the end."""
+        if env.master:
+            epoch_file = kind == "epoch" and (pos.epoch % o.save_every == 0 or pos.epoch >= total_epochs)
+            save_checkpoint(o, m, pos, data, epoch_file=epoch_file)
+
+    bar = Progress(o, env, objective.losses, pos.iteration, total_iters)
+    health = Health(o.health_window)
+    seconds: list[float] = []           # per-iteration wall time, data included (benchmarks)
+    stopped = "done"
+    started = time.perf_counter()
+    with StopOnCtrlC() as interrupted:
+        try:
+            while pos.epoch < total_epochs and pos.iteration < total_iters and stopped == "done":
+                lr = m.opt_G.param_groups[0]["lr"]
+                t0 = time.perf_counter()
+                for real_A, real_B in data.batches(pos.epoch, pos.step_in_epoch, env):
+                    losses = objective.step(m, real_A, real_B, o, env.autocast())
+                    values = torch.stack([losses[k] for k in objective.losses]).detach().tolist()
+                    pos.iteration += 1
+                    pos.step_in_epoch += 1
+                    seconds.append(time.perf_counter() - t0)  # includes loading the batch
+                    t0 = time.perf_counter()
+
+                    check_finite(values, objective.losses, pos, latest)  # before anything is saved
+                    for warning in health.update(values):
+                        env.say(warning)
+                    elapsed = time.perf_counter() - started
+                    log.add(pos, values, lr, elapsed, last=pos.iteration == total_iters)
+                    bar.update(pos.iteration, elapsed, values)
+                    if callback is not None:
+                        callback({"iteration": pos.iteration, "epoch": pos.epoch, "G": m.G, "D": m.D,
+                                  "losses": dict(zip(objective.losses, values))})
+                    if (o.save_every_iters and pos.iteration % o.save_every_iters == 0
+                            and pos.step_in_epoch < data.iters_per_epoch):
+                        save("iters")
+                    if interrupted.requested:
+                        raise KeyboardInterrupt
+                    if pos.iteration >= total_iters:
+                        break
+                    if o.max_minutes and time.perf_counter() - started > o.max_minutes * 60:
+                        stopped = "time"
+                        break
+
+                if pos.step_in_epoch >= data.iters_per_epoch:  # the epoch is complete
+                    write_sample(o, env, m, data, f"epoch_{pos.epoch + 1:03d}.png")
+                    pos.epoch += 1
+                    pos.step_in_epoch = 0
+                    m.step_schedules()
+                    save("epoch")
+            save("end")  # also after --max-iters / --max-minutes, mid-epoch
+            if pos.step_in_epoch:  # stopped mid-epoch: a sample of where it stopped
+                write_sample(o, env, m, data, f"iter_{pos.iteration:07d}.png")
+        except KeyboardInterrupt:
+            bar.close()
+            save("interrupt")
+            if pos.step_in_epoch:
+                write_sample(o, env, m, data, f"iter_{pos.iteration:07d}.png")
+            env.say(f"interrupted at iteration {pos.iteration}: checkpoint saved to {latest}; "
+                    f"continue with --resume")
+            raise
+        finally:
+            bar.close()
+            log.close()
+
+    timed = seconds[min(len(seconds) - 1, 3):] if seconds else []
+    env.say(f"trained {pos.iteration} iterations ({pos.epoch} epochs) in "
+            f"{time.perf_counter() - started:.0f} s; generator: {run / ckpt.GENERATOR_FILE}")
+    return {"iterations": pos.iteration, "epoch": pos.epoch, "stopped": stopped,
+            "seconds_per_iter": float(np.median(timed)) if timed else None,
+            "seconds": seconds, "run": str(run), "generator": str(run / ckpt.GENERATOR_FILE),
+            "precision": env.precision, "channels_last": env.channels_last,
+            "device": str(env.device)}
+
+
+# ----------------------------------------------------------------------------- 1. set-up
 
 @dataclass
-class TrainOptions:
-    """Every option of ``pix2pix train`` (the CLI maps its flags one to one onto these)."""
+class Env:
+    """Where this process trains: rank ``rank`` of ``world`` processes, its device and precision."""
 
-    data: str
-    run: str = "runs/pix2pix"
-    resume: bool = False
-    # data
-    direction: str = "AtoB"
-    load_size: int = 286
-    crop_size: int = 256
-    augment: bool = True               # random crop of load_size -> crop_size and flip
-    holdout_last: int = 0              # keep the last N training pairs out (evaluate on them)
-    on_bad_file: str = "skip"
-    # models (reference defaults: unet_256, ngf 64, basic 70x70 PatchGAN, BatchNorm, dropout)
-    depth: int = 8
-    ngf: int = 64
-    ndf: int = 64
-    d_layers: int = 3
-    norm: str = "batch"
-    dropout: bool = True
-    # objective and optimiser
-    gan_mode: str = "vanilla"
-    lambda_l1: float = 100.0
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    batch_size: int = 1
-    epochs: int = 100                  # at constant lr
-    epochs_decay: int = 100            # then linear decay to zero
-    max_iters: int = 0                 # stop after this many iterations in total (0: no limit)
-    max_minutes: float = 0.0           # stop after this much wall time (0: no limit)
-    seed: int = 0
-    # speed
-    device: str = "auto"               # auto | cpu | cuda | cuda:N
-    amp: str = "auto"                  # auto | off | bf16 | fp16
-    channels_last: str = "auto"        # auto | on | off
-    compile: bool = False
-    adam_impl: str = "fused"           # fused | foreach | for-loop (torch.optim.Adam variants)
-    sync_bn: bool = False
-    workers: int = -1                  # DataLoader workers (-1: auto)
-    threads: int = 0                   # torch intra-op threads (0: torch's default)
-    # output
-    log_every: int = 20                # iterations per log.csv row (losses averaged over them)
-    save_every: int = 5                # epochs between epoch_XXX.pt checkpoints
-    save_every_iters: int = 0          # also refresh latest.pt every N iterations (0: off)
-    inference_norm: str = "per-image"  # recorded for eval/export: per-image | running
-    tensorboard: bool = True
-    progress: bool = True
-    health_window: int = 200           # iterations over which "D has won" is judged
+    world: int
+    rank: int
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+    @property
+    def master(self) -> bool:
+        """Rank 0: the only process that writes files and prints."""
+        return self.rank == 0
+
+    @property
+    def ddp(self) -> bool:
+        return self.world > 1
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    @property
+    def precision(self) -> str:
+        return str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "fp32"
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
+    def say(self, msg: str) -> None:
+        if self.master:
+            from tqdm import tqdm
+            tqdm.write(msg, file=sys.stderr)
 
 
-# ----------------------------------------------------------------------------- small helpers
+def setup(o: TrainOptions) -> Env:
+    """Distributed set-up (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK), device, threads and
+    precision. ``train()`` puts torch's thread count back when it returns."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = pick_device(o.device, int(os.environ.get("LOCAL_RANK", "0")))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if o.sync_bn and device.type != "cuda":
+        raise Unavailable("--sync-bn needs CUDA GPUs (PyTorch's SyncBatchNorm has no CPU kernel)")
+    if o.threads > 0:
+        torch.set_num_threads(o.threads)
+    amp_dtype, channels_last = resolve_precision(o, device)
+    return Env(world, rank, device, amp_dtype, channels_last)
 
-def check_options(o: TrainOptions) -> None:
-    """Reject impossible option values with one line (before any heavy work)."""
-    def bad(cond, msg):
-        if cond:
-            raise BadInput(msg)
 
-    bad(o.direction not in ("AtoB", "BtoA"), f"--direction must be AtoB or BtoA, not {o.direction!r}")
-    bad(o.norm not in NORMS, f"--norm must be one of {', '.join(NORMS)}, not {o.norm!r}")
-    bad(o.gan_mode not in GAN_MODES, f"--gan-mode must be one of {', '.join(GAN_MODES)}")
-    bad(o.amp not in AMP_CHOICES, f"--amp must be one of {', '.join(AMP_CHOICES)}")
-    bad(o.channels_last not in ("auto", "on", "off"), "--channels-last must be auto, on or off")
-    bad(o.inference_norm not in NORM_MODES,
-        f"--inference-norm must be one of {', '.join(NORM_MODES)}")
-    bad(not 5 <= o.depth <= 11, f"--depth must be 5..11 (7 = unet_128, 8 = unet_256), got {o.depth}")
-    bad(o.crop_size % (2 ** o.depth) != 0,
-        f"--crop-size {o.crop_size} is not a multiple of 2^depth = {2 ** o.depth} "
-        f"(depth {o.depth}); use e.g. --crop-size {2 ** o.depth * max(1, o.crop_size // 2 ** o.depth)}")
-    bad(o.load_size < o.crop_size, f"--load-size {o.load_size} is smaller than --crop-size {o.crop_size}")
-    for name in ("ngf", "ndf", "batch_size", "log_every", "save_every"):
-        bad(getattr(o, name) < 1, f"--{name.replace('_', '-')} must be at least 1")
-    bad(o.epochs < 0 or o.epochs_decay < 0 or o.epochs + o.epochs_decay < 1,
-        "--epochs + --epochs-decay must be at least 1")
-    bad(o.lr <= 0, "--lr must be positive")
-    bad(o.adam_impl not in ADAM_IMPLS, f"--adam-impl must be one of {', '.join(ADAM_IMPLS)}")
+def pick_device(name: str, local_rank: int) -> torch.device:
+    """``auto``: this local rank's GPU, else the CPU. On CUDA also cuDNN autotuning and TF32."""
+    if name == "auto":
+        device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise Unavailable("--device cuda was asked for but PyTorch sees no CUDA GPU")
+    if device.type == "cuda":
+        if device.index is None:  # under torchrun: one GPU per local rank
+            device = torch.device(f"cuda:{local_rank}")
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
 
 
 def resolve_precision(o: TrainOptions, device: torch.device) -> tuple[torch.dtype | None, bool]:
@@ -145,6 +268,12 @@ def resolve_precision(o: TrainOptions, device: torch.device) -> tuple[torch.dtyp
     return dtype, channels_last
 
 
+def _cpu_has_native_bf16() -> bool:
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool((probe and probe()) or (amx and amx()))
+
+
 def busy_cpu_note(threads: int, cores: int | None = None) -> str | None:
     """A hint when other processes already keep the CPU busy: torch's OpenMP threads spin-wait
     for each other, and on shared cores a step can take several times longer (up to 8x was
@@ -161,10 +290,175 @@ def busy_cpu_note(threads: int, cores: int | None = None) -> str | None:
             f"try --threads 1")
 
 
-def _cpu_has_native_bf16() -> bool:
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool((probe and probe()) or (amx and amx()))
+# ----------------------------------------------------------------------------- 2. data
+
+@dataclass
+class Data:
+    """This process's share of the training pairs, in the seeded order of ``sampler``, and a
+    fixed batch (no augmentation; the held-out pairs when there are some) for RUN/samples."""
+
+    root: Path
+    dataset: torch.utils.data.Dataset   # train.data.PairedDataset: the usable pairs only
+    held_out: list
+    sampler: torch.utils.data.DistributedSampler
+    batch_size: int
+    workers: int
+    sample_batch: dict
+    loader_rng: torch.Generator         # keeps the DataLoader from drawing on the global RNG
+
+    @property
+    def iters_per_epoch(self) -> int:
+        return math.ceil(len(self.sampler) / self.batch_size)
+
+    @property
+    def channels(self) -> tuple[int, int]:
+        return self.sample_batch["A"].shape[1], self.sample_batch["B"].shape[1]
+
+    def facts(self, o: TrainOptions) -> dict:
+        """What the generator file records about the data (export and eval read it)."""
+        in_c, out_c = self.channels
+        return {"direction": o.direction, "crop_size": o.crop_size, "load_size": o.load_size,
+                "dataset": str(self.root.resolve()), "in_channels": in_c, "out_channels": out_c}
+
+    def batches(self, epoch: int, done: int, env: Env):
+        """``(A, B)`` batches of ``epoch`` on the device, after the first ``done`` (a resume)."""
+        self.sampler.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=self.batch_size,
+            sampler=SkipSampler(self.sampler, done * self.batch_size), num_workers=self.workers,
+            pin_memory=env.device.type == "cuda", generator=self.loader_rng,
+            persistent_workers=False)
+        fmt = env.memory_format
+        for batch in loader:
+            yield (batch["A"].to(env.device, non_blocking=True).contiguous(memory_format=fmt),
+                   batch["B"].to(env.device, non_blocking=True).contiguous(memory_format=fmt))
+
+
+def load_data(o: TrainOptions, env: Env) -> Data:
+    """Find, scan (every file decoded once) and hold out the pairs; the sampler for this rank."""
+    from pix2pix_edge.train.data import PairedDataset, list_pairs, split_holdout
+
+    root = Path(o.data)
+    if not root.is_dir():
+        raise BadInput(f"data directory not found: {root}")
+    missing: list = []
+    pairs = list_pairs(root, "train", bad=missing)
+    if missing and o.on_bad_file == "error":
+        path, why = missing[0]
+        raise BadInput(f"{path}: {why} (--on-bad-file error; {len(missing)} unpaired file(s))")
+    held_out: list = []
+    if o.holdout_last:
+        pairs, held_out = split_holdout(pairs, o.holdout_last)
+    if not pairs:
+        raise BadInput(f"no usable image pairs in {root} (expected aligned A|B images or A/ and "
+                       "B/ folders, in DATA or DATA/train)")
+    dataset = PairedDataset(root, "train", direction=o.direction, load_size=o.load_size,
+                            crop_size=o.crop_size, augment=o.augment, on_bad_file=o.on_bad_file,
+                            files=pairs, seed=o.seed)
+    dataset.bad_files[:0] = missing
+    if dataset.bad_files:
+        env.say(f"skipping {len(dataset.bad_files)} bad file(s): " + "; ".join(
+            f"{p}: {why}" for p, why in dataset.bad_files[:3]) + (" ..." if len(dataset.bad_files) > 3 else ""))
+    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=env.world, rank=env.rank,
+                                                  shuffle=True, seed=o.seed)
+    workers = o.workers if o.workers >= 0 else min(4, max(0, (os.cpu_count() or 1) // env.world - 1))
+    sample_set = PairedDataset(root, "train", direction=o.direction, load_size=o.crop_size,
+                               crop_size=o.crop_size, augment=False, on_bad_file="skip",
+                               files=(held_out or dataset.pairs)[:4], seed=o.seed)
+    sample_batch = torch.utils.data.default_collate([sample_set[i] for i in range(len(sample_set))])
+    return Data(root, dataset, held_out, sampler, o.batch_size, workers, sample_batch,
+                torch.Generator())
+
+
+class SkipSampler(torch.utils.data.Sampler):
+    """A sampler that drops the first ``skip`` indices of another: how a resumed run skips the
+    batches of the interrupted epoch it already trained on (the order itself is seeded)."""
+
+    def __init__(self, sampler, skip: int = 0):
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.skip, None)
+
+    def __len__(self):
+        return max(0, len(self.sampler) - self.skip)
+
+
+# ----------------------------------------------------------------------------- 3. models
+
+@dataclass
+class Models:
+    """The networks and everything that optimises them. ``G_train`` / ``D_train`` / ``D_for_G``
+    are what the step calls: the bare modules, or their DDP / torch.compile wrappers."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    sched_G: torch.optim.lr_scheduler.LRScheduler
+    sched_D: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    config: dict                        # the architecture: a resume must match it
+    G_train: Callable | None = None
+    D_train: Callable | None = None
+    D_for_G: Callable | None = None
+
+    def wrap(self, o: TrainOptions, env: Env) -> None:
+        """DDP (one replica per rank) and/or torch.compile, after the weights are in place."""
+        self.G_train, self.D_train, self.D_for_G = self.G, self.D, self.D
+        if env.ddp:
+            ids = [env.device.index] if env.device.type == "cuda" else None
+            self.G_train = nn.parallel.DistributedDataParallel(self.G, device_ids=ids)
+            self.D_train = nn.parallel.DistributedDataParallel(self.D, device_ids=ids)
+            # G's step sees D frozen; calling the bare module keeps D's reducer out of G's backward
+        if o.compile:
+            self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
+            self.D_for_G = self.D_train if not env.ddp else torch.compile(self.D)
+
+    def step_schedules(self) -> None:
+        self.sched_G.step()
+        self.sched_D.step()
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+                "sched_G": self.sched_G.state_dict(), "sched_D": self.sched_D.state_dict(),
+                "scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        for name in ("opt_G", "opt_D", "sched_G", "sched_D", "scaler"):
+            getattr(self, name).load_state_dict(state[name])
+
+
+def build_models(o: TrainOptions, env: Env, data: Data) -> Models:
+    """G and D (seeded, reference init) on the device, Adam for each, the reference lr schedule
+    and the AMP GradScaler (on for fp16 only)."""
+    torch.manual_seed(o.seed)
+    in_c, out_c = data.channels
+    G = init_weights(UNetGenerator(in_c, out_c, depth=o.depth, ngf=o.ngf, norm=o.norm,
+                                   dropout=o.dropout)).to(env.device)
+    D = init_weights(PatchDiscriminator(in_c + out_c, ndf=o.ndf, n_layers=o.d_layers,
+                                        norm=o.norm)).to(env.device)
+    if env.rank:
+        torch.manual_seed(o.seed + env.rank)  # a different dropout stream per rank
+    config = {"generator": dict(G.config), "discriminator": dict(D.config)}
+    if o.sync_bn:
+        G, D = nn.SyncBatchNorm.convert_sync_batchnorm(G), nn.SyncBatchNorm.convert_sync_batchnorm(D)
+    G, D = G.to(memory_format=env.memory_format), D.to(memory_format=env.memory_format)
+    # fused: one kernel over all tensors per step; ~4x faster than the for-loop on this CPU
+    # (57 M parameters: 0.3 s vs 1.2 s per step measured under load), same update rule
+    adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), fused=o.adam_impl == "fused",
+                foreach=o.adam_impl == "foreach")
+    opt_G = torch.optim.Adam(G.parameters(), **adam)
+    opt_D = torch.optim.Adam(D.parameters(), **adam)
+    schedule = lr_factor(o.epochs, o.epochs_decay)
+    return Models(G, D, opt_G, opt_D, torch.optim.lr_scheduler.LambdaLR(opt_G, schedule),
+                  torch.optim.lr_scheduler.LambdaLR(opt_D, schedule),
+                  torch.amp.GradScaler(env.device.type, enabled=env.amp_dtype is torch.float16),
+                  config)
 
 
 def lr_factor(epochs: int, epochs_decay: int):
@@ -174,12 +468,107 @@ def lr_factor(epochs: int, epochs_decay: int):
     return factor
 
 
+# ----------------------------------------------------------------------------- 4. restore
+
+@dataclass
+class Position:
+    """Where the loop stands: epochs done, iterations done, batches done in this epoch."""
+
+    epoch: int = 0
+    iteration: int = 0
+    step_in_epoch: int = 0
+
+
+def read_checkpoint(latest: Path) -> dict:
+    if not latest.is_file():
+        raise BadInput(f"--resume: no checkpoint at {latest} (start without --resume)")
+    return ckpt.load_training_checkpoint(latest)
+
+
+def restore(m: Models, state: dict, env: Env, latest: Path) -> Position:
+    """Put ``m`` and the RNGs (rank 0) back exactly as ``state`` left them; its position."""
+    if state["config"] != m.config:
+        saved = {k: v for part in state["config"].values() for k, v in part.items()}
+        asked = {k: v for part in m.config.values() for k, v in part.items()}
+        diff = ", ".join(f"{k} {saved.get(k)} -> {asked.get(k)}" for k in sorted(asked)
+                         if saved.get(k) != asked.get(k))
+        raise ModelMismatch(f"cannot resume {latest}: it was trained with another architecture "
+                            f"({diff}); drop those options or train into a new --run")
+    try:
+        m.load_state_dict(state)
+    except RuntimeError as e:
+        raise ModelMismatch(f"cannot resume {latest}: weights do not fit "
+                            f"({str(e).strip().splitlines()[-1][:200]})") from None
+    if env.rank == 0:
+        ckpt.restore_rng_state(state["rng"])
+    return Position(state["epoch"], state["iteration"], state["step_in_epoch"])
+
+
+# ----------------------------------------------------------------------------- 5. the update
+
+def gan_step(m: Models, real_A: torch.Tensor, real_B: torch.Tensor, o: TrainOptions,
+             autocast) -> dict:
+    """One pix2pix iteration: the D update, then the G update. Returns the losses (tensors)."""
+    with autocast:
+        fake_B = m.G_train(real_A)
+
+    # D: real pairs -> 1, generated pairs -> 0
+    m.D.requires_grad_(True)
+    m.opt_D.zero_grad(set_to_none=True)
+    with autocast:
+        pred_fake = m.D_train(torch.cat([real_A, fake_B.detach()], 1))
+        pred_real = m.D_train(torch.cat([real_A, real_B], 1))
+    D_fake = gan_loss(pred_fake.float(), False, o.gan_mode)
+    D_real = gan_loss(pred_real.float(), True, o.gan_mode)
+    m.scaler.scale(0.5 * (D_fake + D_real)).backward()
+    m.scaler.step(m.opt_D)
+
+    # G: fool D, and stay close to the target (L1 x lambda)
+    m.D.requires_grad_(False)
+    m.opt_G.zero_grad(set_to_none=True)
+    with autocast:
+        pred = m.D_for_G(torch.cat([real_A, fake_B], 1))
+    G_GAN = gan_loss(pred.float(), True, o.gan_mode)
+    G_L1 = nn.functional.l1_loss(fake_B.float(), real_B.float()) * o.lambda_l1
+    m.scaler.scale(G_GAN + G_L1).backward()
+    m.scaler.step(m.opt_G)
+    m.scaler.update()
+    return {"G_GAN": G_GAN, "G_L1": G_L1, "D_real": D_real, "D_fake": D_fake}
+
+
 def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
     """BCE-with-logits (vanilla) or MSE (lsgan) against an all-real / all-fake target map."""
     target = torch.ones_like(logits) if real else torch.zeros_like(logits)
     if mode == "lsgan":
         return nn.functional.mse_loss(logits, target)
     return nn.functional.binary_cross_entropy_with_logits(logits, target)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a run optimises, swappable without a second loop: ``build(o, env, data) -> Models``,
+    ``step(models, real_A, real_B, o, autocast) -> {name: loss tensor}`` (one iteration's
+    update) and the names of the step's losses (log.csv columns, in order)."""
+
+    build: Callable
+    step: Callable
+    losses: tuple
+
+
+PIX2PIX = Objective(build_models, gan_step, LOSSES)
+
+
+# ----------------------------------------------------------------------------- 6. health, logs, files
+
+def check_finite(values: list, names: tuple, pos: Position, latest: Path) -> None:
+    """A non-finite loss stops the run (CheckFailed, exit 6) before anything is saved."""
+    if all(math.isfinite(v) for v in values):
+        return
+    named = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, values))
+    kept = (f"the last good checkpoint is kept at {latest}" if latest.is_file()
+            else "no checkpoint was written yet")
+    raise CheckFailed(f"training diverged at iteration {pos.iteration} (epoch {pos.epoch + 1}): "
+                      f"non-finite loss ({named}); stopped, {kept}. Try a lower --lr or --amp off")
 
 
 class Health:
@@ -213,18 +602,129 @@ class Health:
         return out
 
 
-class SkipSampler(torch.utils.data.Sampler):
-    """A sampler that drops the first ``skip`` indices of another: how a resumed run skips the
-    batches of the interrupted epoch it already trained on (the order itself is seeded)."""
+def run_config(o: TrainOptions, env: Env, data: Data, m: Models, pos: Position) -> dict:
+    """RUN/config.json: options, architecture, sizes, device, precision, data, versions."""
+    return {"options": asdict(o), "models": m.config,
+            "parameters": {"G": count_parameters(m.G), "D": count_parameters(m.D)},
+            "device": str(env.device), "device_name": _device_name(env.device),
+            "precision": {"autocast": env.precision, "channels_last": env.channels_last,
+                          "grad_scaler": m.scaler.is_enabled()},
+            "world_size": env.world, "torch_threads": torch.get_num_threads(),
+            "workers": data.workers,
+            "data": {"path": str(data.root.resolve()), "train_pairs": len(data.dataset),
+                     "held_out_pairs": len(data.held_out), "iters_per_epoch": data.iters_per_epoch,
+                     "bad_files": [list(map(str, b)) for b in getattr(data.dataset, "bad_files", [])]},
+            "versions": _versions(), "resumed_at_iteration": pos.iteration if o.resume else None}
 
-    def __init__(self, sampler, skip: int = 0):
-        self.sampler, self.skip = sampler, skip
 
-    def __iter__(self):
-        return itertools.islice(iter(self.sampler), self.skip, None)
+class RunLog:
+    """RUN/config.json, RUN/log.csv (a row every ``every`` iterations, losses averaged over them)
+    and RUN/tensorboard (the same scalars). Writes nothing unless ``write`` (rank 0). A resumed
+    run keeps the rows up to its checkpoint and drops those logged after it."""
 
-    def __len__(self):
-        return max(0, len(self.sampler) - self.skip)
+    def __init__(self, run: Path, losses: tuple, *, config: dict, every: int,
+                 resumed_at: int | None, tensorboard: bool, write: bool, say: Callable):
+        self.fields = ("iteration", "epoch", *losses, "lr", "seconds")
+        self.every, self.sums, self.count = every, np.zeros(len(losses)), 0
+        self.file = self.tb = None
+        if not write:
+            return
+        (run / "samples").mkdir(parents=True, exist_ok=True)
+        (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        rows = []
+        if resumed_at is not None and (run / "log.csv").is_file():
+            with open(run / "log.csv", newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= resumed_at]
+        self.file = open(run / "log.csv", "w", newline="")
+        self.csv = csv.DictWriter(self.file, fieldnames=self.fields)
+        self.csv.writeheader()
+        self.csv.writerows(rows)
+        self.file.flush()
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(run / "tensorboard"), purge_step=resumed_at or None)
+            except ImportError:
+                say("(TensorBoard not installed: logging to log.csv only)")
+
+    def add(self, pos: Position, values: list, lr: float, seconds: float, last: bool) -> None:
+        """Count one iteration's losses; write their mean when a row is due (or ``last``)."""
+        self.sums += np.array(values)
+        self.count += 1
+        if self.file is None or not (pos.iteration % self.every == 0 or last):
+            return
+        mean = self.sums / max(1, self.count)
+        row = dict(zip(self.fields, [pos.iteration, pos.epoch + 1, *(round(float(v), 6) for v in mean),
+                                     lr, round(seconds, 3)]))
+        self.csv.writerow(row)
+        self.file.flush()
+        if self.tb is not None:
+            for k in self.fields[2:-1]:
+                self.tb.add_scalar(f"train/{k}", row[k], pos.iteration)
+        self.sums[:], self.count = 0, 0
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+class Progress:
+    """The tqdm bar (rank 0, --progress): iterations done of the total; for a run bounded by
+    --max-minutes, the time used of the budget instead (the iteration count beside it), as such
+    a run stops long before any iteration total."""
+
+    def __init__(self, o: TrainOptions, env: Env, losses: tuple, iteration: int, total_iters: int):
+        from tqdm import tqdm
+
+        self.losses, self.budget = losses, o.max_minutes * 60
+        show = dict(dynamic_ncols=True, disable=not (env.master and o.progress), file=sys.stderr)
+        if self.budget:
+            self.bar = tqdm(total=self.budget, bar_format="{l_bar}{bar}| {elapsed} / "
+                            f"{tqdm.format_interval(self.budget)}{{postfix}}", **show)
+        else:
+            self.bar = tqdm(total=total_iters, initial=iteration, unit="it", **show)
+
+    def update(self, iteration: int, elapsed: float, values: list) -> None:
+        post = {k: f"{v:.3f}" for k, v in zip(self.losses, values)}
+        if self.budget:
+            self.bar.set_postfix(it=iteration, **post, refresh=False)
+            self.bar.update(min(elapsed, self.budget) - self.bar.n)
+        else:
+            self.bar.update(1)
+            self.bar.set_postfix(**post, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def save_checkpoint(o: TrainOptions, m: Models, pos: Position, data: Data, *,
+                    epoch_file: bool) -> None:
+    """RUN/checkpoints/latest.pt (+ epoch_XXX.pt) and RUN/generator.pt, each atomically."""
+    run = Path(o.run)
+    record = {
+        "format": ckpt.CHECKPOINT_FORMAT, "version": ckpt.CHECKPOINT_VERSION,
+        "config": m.config, "options": asdict(o),
+        "inference": {"norm_mode": o.inference_norm, "dropout": False}, "data": data.facts(o),
+        "run": str(run), **m.state_dict(), "epoch": pos.epoch, "iteration": pos.iteration,
+        "step_in_epoch": pos.step_in_epoch, "rng": ckpt.capture_rng_state(),
+    }
+    ckpt.atomic_save(record, run / "checkpoints" / "latest.pt")
+    if epoch_file:
+        ckpt.atomic_save(record, run / "checkpoints" / f"epoch_{pos.epoch:03d}.pt")
+    ckpt.save_generator(run / ckpt.GENERATOR_FILE, m.G, norm_mode=o.inference_norm,
+                        dropout=False, data=data.facts(o), run=str(run))
+
+
+def write_sample(o: TrainOptions, env: Env, m: Models, data: Data, name: str) -> None:
+    """RUN/samples/NAME: input | output | target rows of the sample batch (rank 0)."""
+    if env.master:
+        from PIL import Image
+
+        grid = sample_grid(m.G, data.sample_batch, o.inference_norm, env.device, env.channels_last)
+        Image.fromarray(grid).save(Path(o.run) / "samples" / name)
 
 
 def sample_grid(G: nn.Module, batch: dict, norm_mode: str, device, channels_last: bool) -> np.ndarray:
@@ -266,375 +766,3 @@ def _device_name(device: torch.device) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-# ----------------------------------------------------------------------------- the loop
-
-def train(o: TrainOptions, callback=None) -> dict:
-    """See :func:`_train`; this wrapper only restores torch's thread count afterwards."""
-    threads = torch.get_num_threads()
-    try:
-        return _train(o, callback)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train(o: TrainOptions, callback=None) -> dict:
-    """Train pix2pix as ``o`` says. Returns a summary (iterations, seconds per iteration, files).
-
-    ``callback(state)``, if given, is called after every iteration with a dict holding
-    ``iteration``, ``epoch``, ``G``, ``D`` and the losses; tests use it to interrupt a run or to
-    poison weights. Raises BadInput / ModelMismatch / Unavailable / CheckFailed (one line each);
-    KeyboardInterrupt after saving a checkpoint when interrupted with Ctrl-C.
-    """
-    check_options(o)
-    from pix2pix_edge.train.data import PairedDataset, list_pairs, split_holdout
-
-    # ---- distributed set-up: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    ddp = world > 1
-    if o.device == "auto":
-        device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(o.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise Unavailable("--device cuda was asked for but PyTorch sees no CUDA GPU")
-    if device.type == "cuda":
-        if device.index is None:  # under torchrun: one GPU per local rank
-            device = torch.device(f"cuda:{local_rank}")
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    if ddp and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if o.sync_bn and device.type != "cuda":
-        raise Unavailable("--sync-bn needs CUDA GPUs (PyTorch's SyncBatchNorm has no CPU kernel)")
-    master = rank == 0
-    if o.threads > 0:
-        torch.set_num_threads(o.threads)  # train() puts the old value back when it returns
-    amp_dtype, channels_last = resolve_precision(o, device)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    run = Path(o.run)
-    ckpt_dir = run / "checkpoints"
-    latest = ckpt_dir / "latest.pt"
-
-    def say(msg: str) -> None:
-        if master:
-            from tqdm import tqdm
-            tqdm.write(msg, file=sys.stderr)
-
-    # ---- resume: read the checkpoint first, so that the architecture check comes before data
-    state = None
-    if o.resume:
-        if not latest.is_file():
-            raise BadInput(f"--resume: no checkpoint at {latest} (start without --resume)")
-        state = ckpt.load_training_checkpoint(latest)
-
-    # ---- data
-    root = Path(o.data)
-    if not root.is_dir():
-        raise BadInput(f"data directory not found: {root}")
-    missing: list = []
-    pairs = list_pairs(root, "train", bad=missing)
-    if missing and o.on_bad_file == "error":
-        path, why = missing[0]
-        raise BadInput(f"{path}: {why} (--on-bad-file error; {len(missing)} unpaired file(s))")
-    held_out: list = []
-    if o.holdout_last:
-        pairs, held_out = split_holdout(pairs, o.holdout_last)
-    if not pairs:
-        raise BadInput(f"no usable image pairs in {root} (expected aligned A|B images or A/ and "
-                       "B/ folders, in DATA or DATA/train)")
-    dataset = PairedDataset(root, "train", direction=o.direction, load_size=o.load_size,
-                            crop_size=o.crop_size, augment=o.augment, on_bad_file=o.on_bad_file,
-                            files=pairs, seed=o.seed)
-    dataset.bad_files[:0] = missing
-    if dataset.bad_files:
-        say(f"skipping {len(dataset.bad_files)} bad file(s): " + "; ".join(
-            f"{p}: {why}" for p, why in dataset.bad_files[:3]) + (" ..." if len(dataset.bad_files) > 3 else ""))
-    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank,
-                                                  shuffle=True, seed=o.seed)
-    iters_per_epoch = math.ceil(len(sampler) / o.batch_size)
-    total_epochs = o.epochs + o.epochs_decay
-    total_iters = total_epochs * iters_per_epoch
-    if o.max_iters:
-        total_iters = min(total_iters, o.max_iters)
-    workers = o.workers if o.workers >= 0 else min(4, max(0, (os.cpu_count() or 1) // max(1, world) - 1))
-    # a fixed picture set for samples/: no augmentation, the held-out pairs when there are some
-    sample_set = PairedDataset(root, "train", direction=o.direction, load_size=o.crop_size,
-                               crop_size=o.crop_size, augment=False, on_bad_file="skip",
-                               files=(held_out or pairs)[:4], seed=o.seed)
-    sample_batch = torch.utils.data.default_collate([sample_set[i] for i in range(len(sample_set))])
-
-    # ---- models, optimisers, schedules (the reference set-up)
-    torch.manual_seed(o.seed)
-    in_c, out_c = sample_batch["A"].shape[1], sample_batch["B"].shape[1]
-    G = init_weights(UNetGenerator(in_c, out_c, depth=o.depth, ngf=o.ngf, norm=o.norm,
-                                   dropout=o.dropout)).to(device)
-    D = init_weights(PatchDiscriminator(in_c + out_c, ndf=o.ndf, n_layers=o.d_layers,
-                                        norm=o.norm)).to(device)
-    if rank:
-        torch.manual_seed(o.seed + rank)  # a different dropout stream per rank
-    config = {"generator": dict(G.config), "discriminator": dict(D.config)}
-    if state is not None and state["config"] != config:
-        saved = {k: v for part in state["config"].values() for k, v in part.items()}
-        asked = {k: v for part in config.values() for k, v in part.items()}
-        diff = ", ".join(f"{k} {saved.get(k)} -> {asked.get(k)}" for k in sorted(asked)
-                         if saved.get(k) != asked.get(k))
-        raise ModelMismatch(f"cannot resume {latest}: it was trained with another architecture "
-                            f"({diff}); drop those options or train into a new --run")
-    if o.sync_bn:
-        G, D = nn.SyncBatchNorm.convert_sync_batchnorm(G), nn.SyncBatchNorm.convert_sync_batchnorm(D)
-    G, D = G.to(memory_format=fmt), D.to(memory_format=fmt)
-    # fused: one kernel over all tensors per step; ~4x faster than the for-loop on this CPU
-    # (57 M parameters: 0.3 s vs 1.2 s per step measured under load), same update rule
-    adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), fused=o.adam_impl == "fused",
-                foreach=o.adam_impl == "foreach")
-    opt_G = torch.optim.Adam(G.parameters(), **adam)
-    opt_D = torch.optim.Adam(D.parameters(), **adam)
-    sched_G = torch.optim.lr_scheduler.LambdaLR(opt_G, lr_factor(o.epochs, o.epochs_decay))
-    sched_D = torch.optim.lr_scheduler.LambdaLR(opt_D, lr_factor(o.epochs, o.epochs_decay))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
-
-    epoch, iteration, step_in_epoch = 0, 0, 0
-    if state is not None:
-        try:
-            G.load_state_dict(state["G"])
-            D.load_state_dict(state["D"])
-        except RuntimeError as e:
-            raise ModelMismatch(f"cannot resume {latest}: weights do not fit "
-                                f"({str(e).strip().splitlines()[-1][:200]})") from None
-        opt_G.load_state_dict(state["opt_G"])
-        opt_D.load_state_dict(state["opt_D"])
-        sched_G.load_state_dict(state["sched_G"])
-        sched_D.load_state_dict(state["sched_D"])
-        scaler.load_state_dict(state["scaler"])
-        epoch, iteration, step_in_epoch = state["epoch"], state["iteration"], state["step_in_epoch"]
-        if rank == 0:
-            ckpt.restore_rng_state(state["rng"])
-        say(f"resumed {latest}: epoch {epoch + 1}, iteration {iteration} "
-            f"({step_in_epoch}/{iters_per_epoch} batches of this epoch done)")
-        del state
-
-    G_train, D_train, D_for_G = G, D, D
-    if ddp:
-        ids = [device.index] if device.type == "cuda" else None
-        G_train = nn.parallel.DistributedDataParallel(G, device_ids=ids)
-        D_train = nn.parallel.DistributedDataParallel(D, device_ids=ids)
-        # G's step sees D frozen; calling the bare module keeps D's reducer out of G's backward
-        D_for_G = D
-    if o.compile:
-        G_train, D_train = torch.compile(G_train), torch.compile(D_train)
-        D_for_G = D_train if not ddp else torch.compile(D)
-
-    # ---- run directory: config.json, log.csv, TensorBoard (rank 0 only)
-    log_file = tb = None
-    if master:
-        (run / "samples").mkdir(parents=True, exist_ok=True)
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        cfg = {"options": asdict(o), "models": config,
-               "parameters": {"G": count_parameters(G), "D": count_parameters(D)},
-               "device": str(device), "device_name": _device_name(device),
-               "precision": {"autocast": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
-                             "channels_last": channels_last, "grad_scaler": scaler.is_enabled()},
-               "world_size": world, "torch_threads": torch.get_num_threads(), "workers": workers,
-               "data": {"path": str(root.resolve()), "train_pairs": len(pairs),
-                        "held_out_pairs": len(held_out), "iters_per_epoch": iters_per_epoch,
-                        "bad_files": [list(map(str, b)) for b in getattr(dataset, "bad_files", [])]},
-               "versions": _versions(), "resumed_at_iteration": iteration if o.resume else None}
-        (run / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-        log_path = run / "log.csv"
-        rows = []
-        if o.resume and log_path.is_file():  # drop rows logged after the checkpoint we resume
-            with open(log_path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= iteration]
-        log_file = open(log_path, "w", newline="")
-        log = csv.DictWriter(log_file, fieldnames=LOG_FIELDS)
-        log.writeheader()
-        log.writerows(rows)
-        log_file.flush()
-        if o.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                tb = SummaryWriter(str(run / "tensorboard"), purge_step=iteration or None)
-            except ImportError:
-                say("(TensorBoard not installed: logging to log.csv only)")
-        if device.type == "cpu" and o.threads == 0:
-            note = busy_cpu_note(torch.get_num_threads())
-            if note:
-                say(note)
-        say(f"G {count_parameters(G):,} params, D {count_parameters(D):,} params on {device}, "
-            f"{cfg['precision']['autocast']}{' channels_last' if channels_last else ''}, "
-            f"{len(pairs)} pairs, {iters_per_epoch} it/epoch")
-
-    data_facts = {"direction": o.direction, "crop_size": o.crop_size, "load_size": o.load_size,
-                  "dataset": str(root.resolve()), "in_channels": in_c, "out_channels": out_c}
-
-    def save(kind: str) -> None:
-        """latest.pt (+ epoch_XXX.pt when kind == 'epoch') and generator.pt, atomically."""
-        if not master:
-            return
-        record = {
-            "format": ckpt.CHECKPOINT_FORMAT, "version": ckpt.CHECKPOINT_VERSION,
-            "config": config, "options": asdict(o),
-            "inference": {"norm_mode": o.inference_norm, "dropout": False}, "data": data_facts,
-            "run": str(run), "G": G.state_dict(), "D": D.state_dict(),
-            "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-            "sched_G": sched_G.state_dict(), "sched_D": sched_D.state_dict(),
-            "scaler": scaler.state_dict(), "epoch": epoch, "iteration": iteration,
-            "step_in_epoch": step_in_epoch, "rng": ckpt.capture_rng_state(),
-        }
-        ckpt.atomic_save(record, latest)
-        if kind == "epoch" and (epoch % o.save_every == 0 or epoch >= total_epochs):
-            ckpt.atomic_save(record, ckpt_dir / f"epoch_{epoch:03d}.pt")
-        ckpt.save_generator(run / ckpt.GENERATOR_FILE, G, norm_mode=o.inference_norm,
-                            dropout=False, data=data_facts, run=str(run))
-
-    # ---- the loop
-    from tqdm import tqdm
-
-    bar = tqdm(total=total_iters, initial=iteration, unit="it", dynamic_ncols=True,
-               disable=not (master and o.progress), file=sys.stderr)
-    seconds: list[float] = []           # per-iteration wall time, data included (benchmarks)
-    window = np.zeros(4)                # loss sums since the last log row
-    in_window = 0
-    health = Health(o.health_window)
-    started = time.perf_counter()
-    stop_reason = "done"
-    autocast = torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                              enabled=amp_dtype is not None)
-    loader_rng = torch.Generator()      # keeps the DataLoader from drawing on the global RNG
-
-    with StopOnCtrlC() as interrupted:
-        try:
-            while epoch < total_epochs and iteration < total_iters and stop_reason == "done":
-                sampler.set_epoch(epoch)
-                dataset.set_epoch(epoch)
-                loader = torch.utils.data.DataLoader(
-                    dataset, batch_size=o.batch_size, sampler=SkipSampler(sampler, step_in_epoch * o.batch_size),
-                    num_workers=workers, pin_memory=device.type == "cuda", generator=loader_rng,
-                    persistent_workers=False)
-                lr = opt_G.param_groups[0]["lr"]
-                t0 = time.perf_counter()
-                for batch in loader:
-                    real_A = batch["A"].to(device, non_blocking=True).contiguous(memory_format=fmt)
-                    real_B = batch["B"].to(device, non_blocking=True).contiguous(memory_format=fmt)
-
-                    # D step: real pairs -> 1, generated pairs -> 0
-                    with autocast:
-                        fake_B = G_train(real_A)
-                    D.requires_grad_(True)
-                    opt_D.zero_grad(set_to_none=True)
-                    with autocast:
-                        pred_fake = D_train(torch.cat([real_A, fake_B.detach()], 1))
-                        pred_real = D_train(torch.cat([real_A, real_B], 1))
-                    loss_D_fake = gan_loss(pred_fake.float(), False, o.gan_mode)
-                    loss_D_real = gan_loss(pred_real.float(), True, o.gan_mode)
-                    loss_D = 0.5 * (loss_D_fake + loss_D_real)
-                    scaler.scale(loss_D).backward()
-                    scaler.step(opt_D)
-
-                    # G step: fool D, and stay close to the target (L1 x lambda)
-                    D.requires_grad_(False)
-                    opt_G.zero_grad(set_to_none=True)
-                    with autocast:
-                        pred = D_for_G(torch.cat([real_A, fake_B], 1))
-                    loss_G_GAN = gan_loss(pred.float(), True, o.gan_mode)
-                    loss_G_L1 = nn.functional.l1_loss(fake_B.float(), real_B.float()) * o.lambda_l1
-                    scaler.scale(loss_G_GAN + loss_G_L1).backward()
-                    scaler.step(opt_G)
-                    scaler.update()
-
-                    losses = torch.stack([loss_G_GAN, loss_G_L1, loss_D_real, loss_D_fake]).detach()
-                    values = losses.tolist()  # one device sync per iteration
-                    iteration += 1
-                    step_in_epoch += 1
-                    seconds.append(time.perf_counter() - t0)  # includes loading the batch
-                    t0 = time.perf_counter()
-
-                    # health: a non-finite loss stops the run before anything is saved
-                    if not all(math.isfinite(v) for v in values):
-                        named = ", ".join(f"{k}={v:.4g}" for k, v in zip(LOG_FIELDS[2:6], values))
-                        kept = (f"the last good checkpoint is kept at {latest}" if latest.is_file()
-                                else "no checkpoint was written yet")
-                        raise CheckFailed(f"training diverged at iteration {iteration} (epoch "
-                                          f"{epoch + 1}): non-finite loss ({named}); stopped, {kept}. "
-                                          "Try a lower --lr or --amp off")
-                    for warning in health.update(values):
-                        say(warning)
-                    window += np.array(values)
-                    in_window += 1
-
-                    if master:
-                        bar.update(1)
-                        bar.set_postfix(G_GAN=f"{values[0]:.3f}", G_L1=f"{values[1]:.3f}",
-                                        D_real=f"{values[2]:.3f}", D_fake=f"{values[3]:.3f}",
-                                        refresh=False)
-                        if iteration % o.log_every == 0 or iteration == total_iters:
-                            mean = window / max(1, in_window)
-                            row = dict(zip(LOG_FIELDS, [iteration, epoch + 1, *(round(float(m), 6) for m in mean),
-                                                        lr, round(time.perf_counter() - started, 3)]))
-                            log.writerow(row)
-                            log_file.flush()
-                            if tb is not None:
-                                for k in LOG_FIELDS[2:7]:
-                                    tb.add_scalar(f"train/{k}", row[k], iteration)
-                            window[:], in_window = 0, 0
-                    if callback is not None:
-                        callback({"iteration": iteration, "epoch": epoch, "G": G, "D": D,
-                                  "losses": dict(zip(LOG_FIELDS[2:6], values))})
-                    if o.save_every_iters and iteration % o.save_every_iters == 0 \
-                            and step_in_epoch < iters_per_epoch:
-                        save("iters")
-                    if interrupted.requested:
-                        raise KeyboardInterrupt
-                    if iteration >= total_iters:
-                        break
-                    if o.max_minutes and time.perf_counter() - started > o.max_minutes * 60:
-                        stop_reason = "time"
-                        break
-
-                if step_in_epoch >= iters_per_epoch:  # the epoch is complete
-                    if master:
-                        from PIL import Image
-                        Image.fromarray(sample_grid(G, sample_batch, o.inference_norm, device,
-                                                    channels_last)).save(
-                            run / "samples" / f"epoch_{epoch + 1:03d}.png")
-                    epoch += 1
-                    step_in_epoch = 0
-                    sched_G.step()
-                    sched_D.step()
-                    save("epoch")
-            save("end")  # also after --max-iters / --max-minutes, mid-epoch
-        except KeyboardInterrupt:
-            bar.close()
-            save("interrupt")
-            say(f"interrupted at iteration {iteration}: checkpoint saved to {latest}; "
-                f"continue with --resume")
-            raise
-        finally:
-            bar.close()
-            if log_file is not None:
-                log_file.close()
-            if tb is not None:
-                tb.close()
-
-    timed = seconds[min(len(seconds) - 1, 3):] if seconds else []
-    summary = {"iterations": iteration, "epoch": epoch, "stopped": stop_reason,
-               "seconds_per_iter": float(np.median(timed)) if timed else None,
-               "seconds": seconds, "run": str(run), "generator": str(run / ckpt.GENERATOR_FILE),
-               "precision": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
-               "channels_last": channels_last, "device": str(device)}
-    if master:
-        say(f"trained {iteration} iterations ({epoch} epochs) in "
-            f"{time.perf_counter() - started:.0f} s; generator: {run / ckpt.GENERATOR_FILE}")
-    return summary
-
-
-def options_from_dict(d: dict) -> TrainOptions:
-    """TrainOptions from a dict (e.g. config.json's 'options'), ignoring unknown keys."""
-    names = {f.name for f in fields(TrainOptions)}
-    return TrainOptions(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,147 @@
+"""Every option of ``pix2pix train``, written once.
+
+:class:`TrainOptions` is what the training loop reads. Each field's metadata (help text, the
+allowed choices, a lower bound) is also where ``pix2pix train``'s flags come from
+(:func:`cli_flags`, used by train/cli.py) and what :func:`check_options` checks, so a new option
+is one field here. The flag of a field is its name with dashes (``crop_size`` -> ``--crop-size``;
+a bool gets ``--x/--no-x``).
+
+No torch here: ``pix2pix train --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields
+
+DIRECTIONS = ("AtoB", "BtoA")
+ON_BAD_FILE = ("skip", "error")
+NORMS = ("batch", "instance", "none")          # train.models.NORMS (tests check they agree)
+INFERENCE_NORMS = ("per-image", "running")     # train.models.NORM_MODES, default first
+GAN_MODES = ("vanilla", "lsgan")
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+CHANNELS_LAST = ("auto", "on", "off")
+ADAM_IMPLS = ("fused", "foreach", "for-loop")
+
+
+def option(default, help: str, *, choices: tuple | None = None, min: float | None = None):
+    """A TrainOptions field that is also a ``pix2pix train`` flag."""
+    return field(default=default, metadata={"help": help, "choices": choices, "min": min})
+
+
+@dataclass
+class TrainOptions:
+    """Every option of ``pix2pix train`` (the CLI flags are generated from these fields)."""
+
+    data: str
+    run: str = "runs/pix2pix"
+    resume: bool = False
+    # data
+    direction: str = option("AtoB", "AtoB: left half is the input. Real facades files are "
+                            "photo|labels: labels->photo is BtoA.", choices=DIRECTIONS)
+    load_size: int = option(286, "Resize both halves to this before the random crop.", min=1)
+    crop_size: int = option(256, "Training crop (a multiple of 2^depth).", min=1)
+    augment: bool = option(True, "Random crop load-size -> crop-size and horizontal flip.")
+    holdout_last: int = option(0, "Keep the last N training pairs out of training (evaluate on "
+                               "them).", min=0)
+    on_bad_file: str = option("skip", "What to do with unusable image files.", choices=ON_BAD_FILE)
+    # models (reference defaults: unet_256, ngf 64, basic 70x70 PatchGAN, BatchNorm, dropout)
+    depth: int = option(8, "U-Net levels: 8 = unet_256, 7 = unet_128.")
+    ngf: int = option(64, "Generator width.", min=1)
+    ndf: int = option(64, "Discriminator width.", min=1)
+    d_layers: int = option(3, "PatchGAN layers: 3 = the 70x70 'basic' D, 0 = the 1x1 pixel D.",
+                           min=0)
+    norm: str = option("batch", "Normalisation layers.", choices=NORMS)
+    dropout: bool = option(True, "Dropout 0.5 in the innermost up blocks (training only).")
+    # objective, optimiser, schedule
+    gan_mode: str = option("vanilla", "GAN loss: BCE with logits or MSE.", choices=GAN_MODES)
+    lambda_l1: float = option(100.0, "Weight of the L1 loss.", min=0)
+    lr: float = option(2e-4, "Adam learning rate.")
+    beta1: float = option(0.5, "Adam beta1.")
+    beta2: float = option(0.999, "Adam beta2.")
+    batch_size: int = option(1, "Pairs per iteration (per process under torchrun).", min=1)
+    epochs: int = option(100, "Epochs at constant learning rate.")
+    epochs_decay: int = option(100, "Then epochs of linear decay to zero.")
+    max_iters: int = option(0, "Stop after this many iterations in total (0: no limit).", min=0)
+    max_minutes: float = option(0.0, "Stop (and save) after this much wall time (0: no limit); "
+                                "the progress bar then shows time.", min=0)
+    seed: int = option(0, "Seed for weights, shuffling, augmentation and dropout.")
+    # speed
+    device: str = option("auto", "auto | cpu | cuda | cuda:N.")
+    amp: str = option("auto", "Mixed precision. auto: bf16 on GPUs that have it (else fp16) and "
+                      "on CPUs with native BF16.", choices=AMP_CHOICES)
+    channels_last: str = option("auto", "Memory format. auto: on with mixed precision on CUDA, "
+                                "off on CPU (slower there).", choices=CHANNELS_LAST)
+    compile: bool = option(False, "torch.compile G and D (slow start, faster steps).")
+    adam_impl: str = option("fused", "torch.optim.Adam implementation (fused: one kernel for all "
+                            "tensors, fastest here).", choices=ADAM_IMPLS)
+    sync_bn: bool = option(False, "SyncBatchNorm across torchrun processes (CUDA only).")
+    workers: int = option(-1, "DataLoader worker processes (-1: auto).", min=-1)
+    threads: int = option(0, "torch CPU threads (0: torch's default).", min=0)
+    # output
+    log_every: int = option(20, "Iterations per log.csv row (losses averaged over them).", min=1)
+    save_every: int = option(5, "Epochs between checkpoints/epoch_XXX.pt (latest.pt: every "
+                             "epoch).", min=1)
+    save_every_iters: int = option(0, "Also refresh latest.pt every N iterations (0: off).", min=0)
+    inference_norm: str = option("per-image", "Recorded for eval/export: BatchNorm with "
+                                 "per-image statistics (as the reference test.py) or the running "
+                                 "statistics (model.eval()).", choices=INFERENCE_NORMS)
+    tensorboard: bool = option(True, "Log to RUN/tensorboard when installed.")
+    progress: bool = option(True, "Show the progress bar.")
+    health_window: int = option(200, "Iterations over which 'the discriminator has won' is "
+                                "judged.", min=1)
+
+
+def flag(name: str) -> str:
+    """The command-line form of a field: ``--crop-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def cli_flags() -> list:
+    """``(name, flag form, default, help, choices)`` of every field that is a flag, in order;
+    bools have the ``--x/--no-x`` form."""
+    out = []
+    for f in fields(TrainOptions):
+        if "help" not in f.metadata:
+            continue
+        form = f"{flag(f.name)}/--no-{flag(f.name)[2:]}" if f.type in (bool, "bool") else flag(f.name)
+        out.append((f.name, form, f.default, f.metadata["help"], f.metadata["choices"]))
+    return out
+
+
+def defaults() -> dict:
+    return {f.name: f.default for f in fields(TrainOptions) if f.default is not MISSING}
+
+
+def _one_of(choices) -> str:
+    return ", ".join(choices[:-1]) + " or " + choices[-1]
+
+
+def check_options(o: TrainOptions) -> None:
+    """Reject impossible option values with one line (before any heavy work): the choices and
+    lower bounds of the fields' metadata, then the rules that involve several options."""
+    from pix2pix_edge.runtime.errors import BadInput
+
+    for f in fields(o):
+        value, choices, low = getattr(o, f.name), f.metadata.get("choices"), f.metadata.get("min")
+        if choices and value not in choices:
+            raise BadInput(f"{flag(f.name)} must be {_one_of(choices)}, not {value!r}")
+        if low is not None and value < low:
+            raise BadInput(f"{flag(f.name)} must be at least {low}, got {value}")
+    if not 5 <= o.depth <= 11:
+        raise BadInput(f"--depth must be 5..11 (7 = unet_128, 8 = unet_256), got {o.depth}")
+    if o.crop_size % (2 ** o.depth) != 0:
+        raise BadInput(f"--crop-size {o.crop_size} is not a multiple of 2^depth = {2 ** o.depth} "
+                       f"(depth {o.depth}); use e.g. --crop-size "
+                       f"{2 ** o.depth * max(1, o.crop_size // 2 ** o.depth)}")
+    if o.load_size < o.crop_size:
+        raise BadInput(f"--load-size {o.load_size} is smaller than --crop-size {o.crop_size}")
+    if o.epochs < 0 or o.epochs_decay < 0 or o.epochs + o.epochs_decay < 1:
+        raise BadInput("--epochs + --epochs-decay must be at least 1")
+    if o.lr <= 0:
+        raise BadInput("--lr must be positive")
+
+
+def options_from_dict(d: dict) -> TrainOptions:
+    """TrainOptions from a dict (e.g. config.json's 'options'), ignoring unknown keys."""
+    names = {f.name for f in fields(TrainOptions)}
+    return TrainOptions(**{k: v for k, v in d.items() if k in names})
