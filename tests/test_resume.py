@@ -58,6 +58,7 @@ def test_stop_mid_epoch_and_resume_is_bitwise_identical(data, straight, tmp_path
     train(TrainOptions(data=str(data), run=str(run), **TINY, max_iters=4))  # stops in epoch 2
     stopped = load_training_checkpoint(run / "checkpoints" / "latest.pt")
     assert (stopped["epoch"], stopped["step_in_epoch"]) == (1, 1)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "iter_0000004.png"]
     summary = train(TrainOptions(data=str(data), run=str(run), **TINY, resume=True))
     assert summary["iterations"] == 9
     assert_same_state(load_training_checkpoint(run / "checkpoints" / "latest.pt"), straight)

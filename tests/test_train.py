@@ -161,6 +161,7 @@ def test_ctrl_c_saves_and_reraises(data, tmp_path):
         train(TrainOptions(data=str(data), run=str(run), **TINY, max_iters=10), callback=interrupt)
     assert load_training_checkpoint(run / "checkpoints" / "latest.pt")["iteration"] == 2
     assert (run / "generator.pt").is_file()
+    assert [p.name for p in (run / "samples").iterdir()] == ["iter_0000002.png"]  # mid-epoch stop
 
 
 def test_health_warns_when_one_side_wins():
@@ -182,6 +183,42 @@ def test_max_minutes_stops_and_saves(data, tmp_path):
     assert summary["stopped"] == "time" and summary["iterations"] == 1
     assert load_training_checkpoint(run / "checkpoints" / "latest.pt")["iteration"] == 1
     assert (run / "generator.pt").is_file()
+    # stopped in the middle of epoch 1: still a sample of the model it stopped with
+    from PIL import Image
+    assert [p.name for p in (run / "samples").iterdir()] == ["iter_0000001.png"]
+    assert Image.open(run / "samples" / "iter_0000001.png").size == (3 * 32, 4 * 32)  # 4 rows A|G(A)|B
+
+
+def test_progress_bar_of_a_time_bounded_run_shows_time(data, tmp_path, capsys):
+    """--max-minutes: the bar is time used of the budget (with the iteration count), not an
+    iteration total the run will never reach; without it, iterations done of the total."""
+    opts = {**TINY, "progress": True, "max_iters": 3}
+    train(TrainOptions(data=str(data), run=str(tmp_path / "a"), **opts, max_minutes=10))
+    timed = capsys.readouterr().err.split("\r")[-1]
+    assert "/ 10:00, it=3, G_GAN=" in timed and "3/3" not in timed and "/12" not in timed, timed
+    train(TrainOptions(data=str(data), run=str(tmp_path / "b"), **opts))
+    counted = capsys.readouterr().err.split("\r")[-1]
+    assert "| 3/3 [" in counted and "10:00" not in counted, counted
+
+
+def test_bad_files_are_not_counted_as_training_pairs(tmp_path):
+    """5 usable pairs and 4 bad files: '5 pairs' is printed and recorded, the 4 are listed."""
+    from pix2pix_edge.train.synth import make_dataset
+    data = make_dataset(tmp_path / "d", n=5, size=32, seed=0)
+    train_dir = data / "train"
+    (train_dir / "notes.jpg").write_text("not a picture")
+    (train_dir / "empty.png").write_bytes(b"")
+    (train_dir / "cut.png").write_bytes((train_dir / next(iter(sorted(
+        p.name for p in train_dir.iterdir())))).read_bytes()[:100])
+    from PIL import Image
+    Image.new("RGB", (63, 32)).save(train_dir / "odd.png")
+    run = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["train", str(data), "--run", str(run), *TINY_FLAGS, "--max-iters", "1"])
+    assert r.exit_code == 0, r.output
+    assert "skipping 4 bad file(s)" in r.output
+    assert ", 5 pairs, 5 it/epoch" in r.output, r.output
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["data"]["train_pairs"] == 5 and len(cfg["data"]["bad_files"]) == 4
 
 
 def test_train_help_does_not_import_torch():

@@ -690,7 +690,7 @@ class Progress:
     def update(self, iteration: int, elapsed: float, values: list) -> None:
         post = {k: f"{v:.3f}" for k, v in zip(self.losses, values)}
         if self.budget:
-            self.bar.set_postfix(it=iteration, **post, refresh=False)
+            self.bar.set_postfix({"it": iteration, **post}, refresh=False)
             self.bar.update(min(elapsed, self.budget) - self.bar.n)
         else:
             self.bar.update(1)
