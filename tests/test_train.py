@@ -177,6 +177,34 @@ def test_health_warns_when_one_side_wins():
     assert len(warnings) == 1 and "keeps growing" in warnings[0]
 
 
+def test_another_objective_reuses_the_loop_and_its_run_directory(data, tmp_path):
+    """The loop takes its update from an Objective: an L1-only step (no D update) trains through
+    the same loop, and log.csv, checkpoints and generator.pt follow its loss names."""
+    from torch import nn
+
+    from pix2pix_edge.train.loop import Objective, build_models
+
+    def l1_step(m, real_A, real_B, o, autocast):
+        m.opt_G.zero_grad(set_to_none=True)
+        with autocast:
+            loss = nn.functional.l1_loss(m.G_train(real_A).float(), real_B.float())
+        loss.backward()
+        m.opt_G.step()
+        return {"L1": loss}
+
+    run = tmp_path / "run"
+    seen = []
+    summary = train(TrainOptions(data=str(data), run=str(run), **TINY, log_every=1, max_iters=3),
+                    callback=lambda s: seen.append(s["losses"]),
+                    objective=Objective(build_models, l1_step, ("L1",)))
+    assert summary["iterations"] == 3 and [set(s) for s in seen] == [{"L1"}] * 3
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert list(rows[0]) == ["iteration", "epoch", "L1", "lr", "seconds"]
+    assert [float(r["L1"]) for r in rows] == pytest.approx([s["L1"] for s in seen], rel=1e-5)
+    assert load_training_checkpoint(run / "checkpoints" / "latest.pt")["iteration"] == 3
+    assert load_generator(run)[1]["config"]["ngf"] == 4
+
+
 def test_max_minutes_stops_and_saves(data, tmp_path):
     run = tmp_path / "run"
     summary = train(TrainOptions(data=str(data), run=str(run), **TINY, max_minutes=1e-6))

@@ -127,7 +127,7 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
                     t0 = time.perf_counter()
 
                     check_finite(values, objective.losses, pos, latest)  # before anything is saved
-                    for warning in health.update(values):
+                    for warning in health.update(dict(zip(objective.losses, values))):
                         env.say(warning)
                     elapsed = time.perf_counter() - started
                     log.add(pos, values, lr, elapsed, last=pos.iteration == total_iters)
@@ -580,9 +580,13 @@ class Health:
         self.window, self.d, self.g, self.g_means, self.warned = window, [], [], [], set()
 
     def update(self, values) -> list[str]:
-        """``values`` = (G_GAN, G_L1, D_real, D_fake) of one iteration; returns new warnings."""
-        self.d.append(0.5 * (values[2] + values[3]))
-        self.g.append(values[0])
+        """``values``: one iteration's losses by name, or (G_GAN, G_L1, D_real, D_fake); returns
+        new warnings. An objective without these losses gets none."""
+        v = values if isinstance(values, dict) else dict(zip(LOSSES, values))
+        if not {"G_GAN", "D_real", "D_fake"} <= set(v):
+            return []
+        self.d.append(0.5 * (v["D_real"] + v["D_fake"]))
+        self.g.append(v["G_GAN"])
         if len(self.d) < self.window:
             return []
         out = []
