@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pix2pix_edge.runtime import machine
 from pix2pix_edge.train import checkpoint as ckpt
 from pix2pix_edge.train.models import count_parameters, inference_copy
 
@@ -139,26 +140,8 @@ def sample_grid(G: nn.Module, batch: dict, norm_mode: str, device, channels_last
 
 
 def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version(), "torch": torch.__version__,
-           "numpy": np.__version__, "platform": platform.platform()}
-    for pkg in ("pix2pix-edge", "pillow", "tqdm"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
+    return {**machine.versions("torch", "pillow", "tqdm"), "platform": platform.platform()}
 
 
 def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else machine.cpu_model()
