@@ -63,3 +63,29 @@ def test_two_gloo_ranks_end_identical_and_only_rank0_writes(data, tmp_path):
     import json
     cfg = json.loads((tmp_path / "run_rank0" / "config.json").read_text())
     assert cfg["world_size"] == 2 and cfg["data"]["iters_per_epoch"] == 3  # 6 pairs / 2 ranks
+
+
+def _agree_worker(rank: int, world: int, tmp: str) -> None:
+    import torch.distributed as dist
+
+    from pix2pix_edge.train.loop import Env
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous_agree", rank=rank,
+                            world_size=world)
+    try:
+        env = Env(world=world, rank=rank, device=torch.device("cpu"), amp_dtype=None,
+                  channels_last=False)
+        # only rank 1's clock says "time is up": both ranks must stop at the same iteration
+        got = [env.any_rank(rank == 1), env.any_rank(False)]
+        torch.save(torch.tensor(got), f"{tmp}/agree_{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_stop_seen_by_one_rank_stops_every_rank(tmp_path):
+    """--max-minutes is read from each rank's own clock: the decision is all-reduced, so ranks
+    never leave the loop one iteration apart (which would hang the next DDP all-reduce)."""
+    mp.start_processes(_agree_worker, args=(2, str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
+    for rank in (0, 1):
+        assert torch.load(tmp_path / f"agree_{rank}.pt").tolist() == [True, False]

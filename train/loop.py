@@ -140,7 +140,8 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
                         raise KeyboardInterrupt
                     if pos.iteration >= total_iters:
                         break
-                    if o.max_minutes and time.perf_counter() - started > o.max_minutes * 60:
+                    if o.max_minutes and env.any_rank(
+                            time.perf_counter() - started > o.max_minutes * 60):
                         stopped = "time"
                         break
 
@@ -207,6 +208,16 @@ class Env:
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is True on any: a stop decision (such as the
+        --max-minutes clock, which each rank reads for itself) that all ranks take together,
+        so no rank waits forever in a collective the others have left."""
+        if not self.ddp:
+            return flag
+        t = torch.tensor([1 if flag else 0], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item())
 
     def say(self, msg: str) -> None:
         if self.master:
