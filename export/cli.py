@@ -72,17 +72,23 @@ def onnx_cmd(source, output, size, dynamic, opset, norm_mode, fp16, fp16_io, no_
 @click.option("--fp32", is_flag=True, help="A full-precision engine (needs the FP32 ONNX).")
 @click.option("--workspace", type=float, default=2.0, show_default=True, metavar="GiB",
               help="Builder workspace memory limit.")
-@click.option("--min", "min_shape", metavar="HxW|BxHxW", default=None,
-              help="Dynamic models: smallest input (default: one 2**depth square, batch 1).")
-@click.option("--opt", "opt_shape", metavar="HxW|BxHxW", default=None,
-              help="Dynamic models: the shape to optimise for (default: the export size).")
-@click.option("--max", "max_shape", metavar="HxW|BxHxW", default=None,
-              help="Dynamic models: largest input (default: twice the export size).")
+@click.option("--min", "min_size", metavar="WxH", default=None,
+              help="Dynamic models: smallest input size, WxH (width x height) or N for NxN "
+                   "(default: one 2**depth square).")
+@click.option("--opt", "opt_size", metavar="WxH", default=None,
+              help="Dynamic models: the size to optimise for, WxH (width x height) or N for NxN "
+                   "(default: the export size).")
+@click.option("--max", "max_size", metavar="WxH", default=None,
+              help="Dynamic models: largest input size, WxH (width x height) or N for NxN "
+                   "(default: twice the export size).")
+@click.option("--batch", metavar="B|MIN,OPT,MAX", default=None,
+              help="Dynamic models: batch sizes of the profile; B means min 1, opt and max B "
+                   "(default: 1).")
 @click.option("--timing-cache", type=click.Path(path_type=Path), default=None,
               help="Read and update this timing cache (valid for one TensorRT version and GPU); "
                    "rebuilds get much faster.")
 @click.option("--verbose", is_flag=True, help="TensorRT's verbose builder log.")
-def trt_cmd(model, output, fp32, workspace, min_shape, opt_shape, max_shape, timing_cache,
+def trt_cmd(model, output, fp32, workspace, min_size, opt_size, max_size, batch, timing_cache,
             verbose):
     """Build a TensorRT engine from a pix2pix-edge ONNX MODEL, on the GPU that will run it.
 
@@ -92,8 +98,9 @@ def trt_cmd(model, output, fp32, workspace, min_shape, opt_shape, max_shape, tim
     from pix2pix_edge.export.to_tensorrt import build_engine
 
     output = output or model.with_suffix(".engine")
-    report = build_engine(model, output, fp32=fp32, workspace_gib=workspace, min_shape=min_shape,
-                          opt_shape=opt_shape, max_shape=max_shape, timing_cache=timing_cache,
+    report = build_engine(model, output, fp32=fp32, workspace_gib=workspace, min_size=min_size,
+                          opt_size=opt_size, max_size=max_size, batch=batch,
+                          timing_cache=timing_cache,
                           verbose=verbose, log=lambda line: click.echo(line, err=True))
     click.echo(f"wrote {report['engine']} ({report['engine_bytes'] / 2**20:.1f} MiB, "
                f"{report['precision'].upper()}, TensorRT {report['tensorrt_version']}, "
@@ -101,6 +108,7 @@ def trt_cmd(model, output, fp32, workspace, min_shape, opt_shape, max_shape, tim
     click.echo(f"  record: {report['record']}")
     if report["profile"]:
         p = report["profile"]
-        click.echo("  profile: " + ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in p.items()))
+        click.echo("  profile (batch x WxH): " + ", ".join(f"{k} {v[0]} x {v[3]}x{v[2]}"
+                                                         for k, v in p.items()))
     if report["timing_cache"]:
         click.echo(f"  {report['timing_cache']}")

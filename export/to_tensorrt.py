@@ -41,6 +41,7 @@ from pix2pix_edge.runtime.backends.nvidia import (gpu_properties, import_cudart,
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Pix2PixError, Unavailable
 from pix2pix_edge.runtime.files import atomic_write, check_writable
 from pix2pix_edge.runtime.model_info import MAX_SIDE, ModelInfo, write_engine_record
+from pix2pix_edge.runtime.size import Size, parse_size
 
 MIN_VERSION = (8, 5)
 DEFAULT_WORKSPACE_GIB = 2.0
@@ -98,61 +99,63 @@ def network_flag_bits(trt, names: tuple[str, ...]) -> int:
 
 
 # --------------------------------------------------------------------------- shapes
-def parse_shape(text: str, channels: int) -> Shape:
-    """``"256x512"`` (H x W, batch 1), ``"2x256x512"`` (B x H x W) or ``"2x3x256x512"``."""
+def parse_batch(text: str | None) -> tuple[int, int, int]:
+    """``--batch``: ``"4"`` -> (1, 4, 4) (min 1, opt and max 4) or ``"1,2,4"`` (min, opt, max)."""
+    if not text:
+        return (1, 1, 1)
     try:
-        dims = [int(p) for p in str(text).lower().replace(",", "x").split("x")]
+        values = [int(p) for p in str(text).split(",")]
     except ValueError:
-        raise BadInput(f"shape {text!r}: expected HxW, BxHxW or BxCxHxW, e.g. 256x256") from None
-    if len(dims) == 2:
-        dims = [1, channels, *dims]
-    elif len(dims) == 3:
-        dims = [dims[0], channels, dims[1], dims[2]]
-    if len(dims) != 4 or min(dims) <= 0:
-        raise BadInput(f"shape {text!r}: expected HxW, BxHxW or BxCxHxW with positive sizes")
-    if dims[1] != channels:
-        raise BadInput(f"shape {text!r}: the model has {channels} input channels")
-    return tuple(dims)  # type: ignore[return-value]
+        values = []
+    if len(values) == 1:
+        values = [1, values[0], values[0]]
+    if len(values) != 3 or min(values) < 1:
+        raise BadInput(f"--batch {text!r}: expected B or MIN,OPT,MAX (positive integers), "
+                       f"e.g. 4 or 1,2,4")
+    return tuple(values)  # type: ignore[return-value]
 
 
-def compute_profile(info: ModelInfo, dynamic: bool, min_shape: str | None = None,
-                    opt_shape: str | None = None, max_shape: str | None = None
-                    ) -> dict[str, Shape] | None:
-    """The optimisation profile (min / opt / max input shapes) for a dynamic model, else None.
+def compute_profile(info: ModelInfo, dynamic: bool, min_size: str | None = None,
+                    opt_size: str | None = None, max_size: str | None = None,
+                    batch: str | None = None) -> dict[str, Shape] | None:
+    """The optimisation profile (min / opt / max NCHW input shapes) for a dynamic model, else None.
 
-    Defaults: opt = the export size (metadata height x width), min = one multiple square,
-    max = twice the export size; batch 1. Every side must be a multiple of ``2 ** depth``
-    and min <= opt <= max in every dimension."""
-    given = [s for s in (min_shape, opt_shape, max_shape) if s]
+    Sizes are WxH (width x height) or N, as everywhere in pix2pix-edge (runtime.size); ``batch``
+    is B or MIN,OPT,MAX. Defaults: opt = the export size (metadata), min = one multiple square,
+    max = twice the export size; batch 1. Every side must be a multiple of ``2 ** depth`` and
+    min <= opt <= max in every dimension."""
+    given = [s for s in (min_size, opt_size, max_size, batch) if s]
     if not dynamic:
         if given:
-            raise BadInput(f"this model is static ({info.height}x{info.width}); --min/--opt/--max "
-                           "apply to dynamic exports (pix2pix export onnx --dynamic)")
+            raise BadInput(f"this model is static ({info.width}x{info.height}); --min/--opt/--max/"
+                           "--batch apply to dynamic exports (pix2pix export onnx --dynamic)")
         return None
     c, m = info.in_channels, info.multiple
-    opt = parse_shape(opt_shape, c) if opt_shape else (1, c, info.height, info.width)
-    lo = parse_shape(min_shape, c) if min_shape else (1, c, m, m)
-    hi = parse_shape(max_shape, c) if max_shape else (
-        max(1, opt[0]), c, min(2 * opt[2], MAX_SIDE // m * m), min(2 * opt[3], MAX_SIDE // m * m))
-    if not min_shape:  # keep the default min below a user-given opt
-        lo = (min(lo[0], opt[0]), c, min(lo[2], opt[2]), min(lo[3], opt[3]))
-    if not max_shape:
-        hi = (max(hi[0], opt[0]), c, max(hi[2], opt[2]), max(hi[3], opt[3]))
+    b_lo, b_opt, b_hi = parse_batch(batch)
+    opt_wh = parse_size(opt_size, "--opt") or Size(info.width, info.height)
+    opt = (b_opt, c, opt_wh.height, opt_wh.width)
+    lo_wh = parse_size(min_size, "--min")
+    lo = (b_lo, c, lo_wh.height, lo_wh.width) if lo_wh else (b_lo, c, min(m, opt[2]), min(m, opt[3]))
+    hi_wh = parse_size(max_size, "--max")
+    hi = (b_hi, c, hi_wh.height, hi_wh.width) if hi_wh else (
+        b_hi, c, max(opt[2], min(2 * opt[2], MAX_SIDE // m * m)),
+        max(opt[3], min(2 * opt[3], MAX_SIDE // m * m)))
     profile = {"min": lo, "opt": opt, "max": hi}
     for name, shape in profile.items():
         if shape[2] % m or shape[3] % m:
-            raise BadInput(f"--{name} {shape[2]}x{shape[3]} is not a multiple of {m} "
+            raise BadInput(f"--{name} {shape[3]}x{shape[2]} is not a multiple of {m} "
                            f"(2**depth, depth {info.depth})")
         if shape[2] > MAX_SIDE or shape[3] > MAX_SIDE:
-            raise BadInput(f"--{name} {shape[2]}x{shape[3]} exceeds {MAX_SIDE} pixels")
+            raise BadInput(f"--{name} {shape[3]}x{shape[2]} exceeds {MAX_SIDE} pixels")
     if not all(a <= b <= d for a, b, d in zip(lo, opt, hi)):
         raise BadInput(f"profile must satisfy min <= opt <= max in every dimension: "
-                       f"min {_fmt(lo)}, opt {_fmt(opt)}, max {_fmt(hi)}")
+                       f"min {_fmt(lo)}, opt {_fmt(opt)}, max {_fmt(hi)} (batch x WxH)")
     return profile
 
 
 def _fmt(shape) -> str:
-    return "x".join(str(d) for d in shape)
+    """An NCHW profile shape as users give it: batch, then WxH."""
+    return f"{shape[0]} x {shape[3]}x{shape[2]}"
 
 
 # --------------------------------------------------------------------------- the ONNX input
@@ -266,15 +269,16 @@ def _progress_monitor(trt, log: Callable[[str], None]):
 
 
 def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool = False,
-                 workspace_gib: float = DEFAULT_WORKSPACE_GIB, min_shape: str | None = None,
-                 opt_shape: str | None = None, max_shape: str | None = None,
+                 workspace_gib: float = DEFAULT_WORKSPACE_GIB, min_size: str | None = None,
+                 opt_size: str | None = None, max_size: str | None = None,
+                 batch: str | None = None,
                  timing_cache: str | Path | None = None, verbose: bool = False,
                  log: Callable[[str], None] = print) -> dict:
     """``pix2pix export trt``: inspect, plan, build, write engine + record. Returns a report."""
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     # User errors first (they need no GPU), then the hardware.
     facts = inspect_onnx(onnx_path)
-    profile = compute_profile(facts.info, facts.dynamic, min_shape, opt_shape, max_shape)
+    profile = compute_profile(facts.info, facts.dynamic, min_size, opt_size, max_size, batch)
     if workspace_gib <= 0:
         raise BadInput(f"--workspace {workspace_gib}: must be a positive number of GiB")
     if fp32 and facts.precision == "fp16":

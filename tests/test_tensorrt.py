@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from pix2pix_edge.export.to_tensorrt import (BuildPlan, OnnxFacts, build_plan, compute_profile, engine_info,
-                                inspect_onnx, network_flag_bits, parse_shape, parse_version)
+                                inspect_onnx, network_flag_bits, parse_batch, parse_version)
 from pix2pix_edge.runtime.cli import cli
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Unavailable
 from pix2pix_edge.runtime.model_info import ModelInfo, engine_record_path, read_engine_record, write_engine_record
@@ -108,7 +108,7 @@ INFO = ModelInfo(height=256, width=256, multiple=256, depth=8, ngf=64, dynamic=T
 def test_profile_static_model_has_none_and_rejects_shapes():
     assert compute_profile(INFO, dynamic=False) is None
     with pytest.raises(BadInput, match="static"):
-        compute_profile(INFO, dynamic=False, opt_shape="512x512")
+        compute_profile(INFO, dynamic=False, opt_size="512x512")
 
 
 def test_profile_defaults():
@@ -117,31 +117,34 @@ def test_profile_defaults():
 
 
 def test_profile_user_shapes_and_default_fill():
-    p = compute_profile(INFO, True, min_shape="256x256", opt_shape="2x256x512",
-                        max_shape="4x3x768x1024")
+    # sizes are WxH (width x height) as everywhere; the profile itself is NCHW
+    p = compute_profile(INFO, True, min_size="256x256", opt_size="512x256",
+                        max_size="1024x768", batch="1,2,4")
     assert p == {"min": (1, 3, 256, 256), "opt": (2, 3, 256, 512), "max": (4, 3, 768, 1024)}
     # only opt given: min stays one multiple, max grows to cover opt
-    p = compute_profile(INFO, True, opt_shape="4x512x768")
+    p = compute_profile(INFO, True, opt_size="768x512", batch="4")
     assert p["min"] == (1, 3, 256, 256) and p["max"] == (4, 3, 1024, 1536)
 
 
 @pytest.mark.parametrize("kwargs,needle", [
-    ({"opt_shape": "300x256"}, "not a multiple of 256"),
-    ({"min_shape": "512x512", "opt_shape": "256x256"}, "min <= opt <= max"),
-    ({"max_shape": "256x256", "opt_shape": "512x512"}, "min <= opt <= max"),
-    ({"opt_shape": "1x4x256x256"}, "3 input channels"),
-    ({"opt_shape": "big"}, "expected HxW"),
-    ({"max_shape": "8448x256"}, "8192"),
+    ({"opt_size": "256x300"}, "--opt 256x300 is not a multiple of 256"),
+    ({"min_size": "512x512", "opt_size": "256x256"}, "min <= opt <= max"),
+    ({"max_size": "256x256", "opt_size": "512x512"}, "min <= opt <= max"),
+    ({"batch": "4,2,1"}, "min <= opt <= max"),
+    ({"batch": "0"}, "expected B or MIN,OPT,MAX"),
+    ({"batch": "2x2"}, "expected B or MIN,OPT,MAX"),
+    ({"opt_size": "big"}, "expected WIDTHxHEIGHT"),
+    ({"max_size": "256x8448"}, "8192"),
 ])
 def test_profile_errors(kwargs, needle):
     with pytest.raises(BadInput, match=needle):
         compute_profile(INFO, True, **kwargs)
 
 
-def test_parse_shape_forms():
-    assert parse_shape("256x512", 3) == (1, 3, 256, 512)
-    assert parse_shape("2x256x512", 3) == (2, 3, 256, 512)
-    assert parse_shape("2,3,256,512", 3) == (2, 3, 256, 512)
+def test_parse_batch_forms():
+    assert parse_batch(None) == (1, 1, 1)
+    assert parse_batch("4") == (1, 4, 4)
+    assert parse_batch("1,2,4") == (1, 2, 4)
 
 
 # --------------------------------------------------------------------------- ONNX input
@@ -191,7 +194,7 @@ def test_engine_record_contents_roundtrip(tmp_path):
                                      direction="BtoA", extra={"opset": 17}),
                       precision="fp32", io_dtype="float32", dynamic=True)
     plan = build_plan((10, 3, 0), "fp32")
-    profile = compute_profile(facts.info, True, opt_shape="256x512")
+    profile = compute_profile(facts.info, True, opt_size="512x256")
     info = engine_info(facts, plan, tensorrt_version="10.3.0", gpu_name="Orin",
                        compute_capability="8.7", profile=profile, source_onnx="model.onnx")
     engine = tmp_path / "model.engine"
@@ -279,8 +282,9 @@ def test_gpu_build_fp16_engine_and_parity_with_onnx(dynamic_onnx, tmp_path):
 
     engine = tmp_path / "m.engine"
     cache = tmp_path / "timing.cache"
-    report = build_engine(dynamic_onnx, engine, min_shape="64x64", opt_shape="64x64",
-                          max_shape="2x128x128", timing_cache=cache, log=lambda s: None)
+    report = build_engine(dynamic_onnx, engine, min_size="64x64", opt_size="64x64",
+                          max_size="128x128", batch="1,1,2", timing_cache=cache,
+                          log=lambda s: None)
     assert engine.is_file() and cache.is_file() and report["precision"] == "fp16"
     record = read_engine_record(engine)
     assert record.tensorrt_version and record.gpu_name and record.compute_capability
