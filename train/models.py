@@ -19,8 +19,9 @@ import functools
 import torch
 from torch import nn
 
-NORMS = ("batch", "instance", "none")
-NORM_MODES = ("running", "per-image")  # how BatchNorm normalises at inference
+# the choices live with the options (torch-free): how BatchNorm normalises at inference, norms
+from pix2pix_edge.train.options import INFERENCE_NORMS as NORM_MODES
+from pix2pix_edge.train.options import NORMS
 
 
 def norm_layer(kind: str):

@@ -15,8 +15,8 @@ from dataclasses import MISSING, dataclass, field, fields
 
 DIRECTIONS = ("AtoB", "BtoA")
 ON_BAD_FILE = ("skip", "error")
-NORMS = ("batch", "instance", "none")          # train.models.NORMS (tests check they agree)
-INFERENCE_NORMS = ("per-image", "running")     # train.models.NORM_MODES, default first
+NORMS = ("batch", "instance", "none")          # the generator/discriminator norm layers
+INFERENCE_NORMS = ("per-image", "running")     # BatchNorm at inference; default first
 GAN_MODES = ("vanilla", "lsgan")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 CHANNELS_LAST = ("auto", "on", "off")
