@@ -83,8 +83,8 @@ def perceptual_metrics_note() -> str:
     if not have:
         return ("FID and LPIPS skipped: they need pretrained Inception / AlexNet weights "
                 "(packages lpips / pytorch-fid and a download); none are installed here")
-    return (f"FID and LPIPS skipped: {', '.join(have)} installed, but their pretrained weights "
-            "are downloaded on first use and this machine is offline")
+    return (f"FID and LPIPS skipped: {', '.join(have)} installed, but pix2pix eval does not "
+            "compute them (their pretrained weights are downloaded on first use)")
 
 
 # ----------------------------------------------------------------------------- running a model
