@@ -20,6 +20,7 @@ def export():
     \b
       pix2pix export onnx runs/facades -o model.onnx
       pix2pix export onnx runs/facades -o model_fp16.onnx --fp16
+      pix2pix export onnx runs/facades -o model_int8.onnx --int8 --calib data/facades
       pix2pix export trt model.onnx -o model.engine        (on the Jetson / GPU itself)
     """
 
@@ -45,21 +46,35 @@ def export():
 @click.option("--check-images", type=click.Path(path_type=Path), default=None,
               help="Folder of images for the parity check (default: the run's dataset, if on "
                    "disk, else synthetic images). A|B pairs contribute their input half.")
+@click.option("--int8", is_flag=True,
+              help="INT8 (Q/DQ graph, static quantization): INT8 weights per channel, activation "
+                   "ranges calibrated on --calib; the output layer stays float.")
+@click.option("--calib", type=click.Path(path_type=Path), default=None, metavar="DATA",
+              help="With --int8: images to calibrate on (a dataset root, its train split, or a "
+                   "folder of input images); pairs the run held out are never used.")
+@click.option("--calib-images", type=int, default=None, metavar="N",
+              help="With --int8: calibration images, spread over DATA (default 32).")
+@click.option("--min-psnr", type=float, default=30.0, show_default=True, metavar="DB",
+              help="With --int8: fail unless the INT8 output is within this PSNR of the FP32 one.")
+@click.option("--subpixel/--no-subpixel", default=None,
+              help="Rewrite stride-2 ConvTransposes as 4 convolutions + DepthToSpace "
+                   "(default: on with --int8, where it lets them quantize; off otherwise).")
 def onnx_cmd(source, output, size, dynamic, opset, norm_mode, fp16, fp16_io, no_simplify,
-             check_images):
+             check_images, int8, calib, calib_images, min_psnr, subpixel):
     """Export SOURCE (a run directory, generator.pt, training checkpoint or a reference-code
     latest_net_G.pth) to ONNX, with metadata, and check it against PyTorch.
 
     Every export runs a parity check: ONNX Runtime (CPU) vs PyTorch on real or synthetic images,
-    max |diff| <= 1e-4 for FP32, and FP16 vs FP32 PSNR >= 40 dB for --fp16. A failed check
-    exits with code 6 and leaves no OUTPUT file.
+    max |diff| <= 1e-4 for FP32, FP16 vs FP32 PSNR >= 40 dB for --fp16 and INT8 vs FP32 PSNR
+    >= --min-psnr for --int8. A failed check exits with code 6 and leaves no OUTPUT file.
     """
     from pix2pix_edge.export.to_onnx import export_run, format_report
     from pix2pix_edge.runtime.size import parse_size
 
     report = export_run(source, output, size=parse_size(size, "--size"), dynamic=dynamic, opset=opset,
                         norm_mode=norm_mode, fp16=fp16, fp16_io=fp16_io, simplify=not no_simplify,
-                        check_images=check_images,
+                        check_images=check_images, int8=int8, calib=calib,
+                        calib_images=calib_images, min_psnr=min_psnr, subpixel=subpixel,
                         log=lambda line: click.echo(line, err=True))
     for line in format_report(report):
         click.echo(line)

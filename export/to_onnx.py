@@ -229,6 +229,11 @@ def load_images(folder: Path, height: int, width: int, direction: str = "AtoB",
     return np.stack(arrays).astype(np.float32)
 
 
+def check_names(folder: Path | None, n: int = N_CHECK_IMAGES) -> list[str]:
+    """File names :func:`load_images` reads first from ``folder`` (kept out of calibration)."""
+    return [p.name for p in _image_files(folder)[:n]] if folder is not None else []
+
+
 def synthetic_images(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     """Smooth random colour fields with edges (closer to photos than white noise)."""
     g = torch.Generator().manual_seed(seed)
@@ -244,11 +249,16 @@ def synthetic_images(n: int, height: int, width: int, seed: int = 0) -> np.ndarr
 def export_run(source: str | Path, output: str | Path, *, size: Size | None = None,
                dynamic: bool = False, opset: int = DEFAULT_OPSET, norm_mode: str | None = None,
                fp16: bool = False, fp16_io: bool = False, simplify: bool = True,
-               check_images: str | Path | None = None,
+               check_images: str | Path | None = None, int8: bool = False,
+               calib: str | Path | None = None, calib_images: int | None = None,
+               min_psnr: float | None = None, subpixel: bool | None = None,
                log: Callable[[str], None] = print) -> dict:
     """``pix2pix export onnx``: load, export, check, write. Returns the report as a dict.
 
-    ``size``: (width, height), a runtime.size.Size (``report["size"]`` stays [height, width])."""
+    ``size``: (width, height), a runtime.size.Size (``report["size"]`` stays [height, width]).
+    ``int8``: quantize (export/int8.py) with activation ranges calibrated on ``calib``;
+    ``subpixel`` (default: on for INT8 only) rewrites stride-2 ConvTransposes into sub-pixel
+    form (export/subpixel.py) before the FP32 parity check, which therefore checks it too."""
     from pix2pix_edge.train.checkpoint import load_generator
 
     output = Path(output)
@@ -261,6 +271,11 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
         raise BadInput(f"--opset {opset}: pix2pix-edge exports need opset 17 or newer")
     if check_images is not None and not Path(check_images).is_dir():
         raise BadInput(f"--check-images {check_images}: not a directory")
+    if int8 or calib is not None:
+        from pix2pix_edge.export import int8 as int8_mod
+
+        int8_mod.check_options(int8=int8, fp16=fp16, calib=calib, calib_images=calib_images)
+    subpixel = int8 if subpixel is None else subpixel
     check_writable(output, "model.onnx")
 
     generator, record = load_generator(source)
@@ -295,7 +310,7 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
 
     report: dict = {"source": str(source), "output": str(output), "size": [height, width],
                     "dynamic": dynamic, "opset": opset, "norm_mode": recorded_mode,
-                    "precision": "fp16" if fp16 else "fp32",
+                    "precision": "fp16" if fp16 else "int8" if int8 else "fp32",
                     "io_dtype": "float16" if fp16_io else "float32",
                     "parameters": count_parameters(generator),
                     "macs": count_macs(reference, height, width), "check_images": image_source,
@@ -315,6 +330,10 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
                          opset=opset, simplify=simplify, info=info32)
         except (torch.onnx.errors.OnnxExporterError, torch.onnx.errors.UnsupportedOperatorError) as e:
             raise BadInput(f"ONNX export failed at opset {opset}: {str(e).splitlines()[0]}") from None
+        if subpixel:  # the FP32 parity check below then also checks the rewrite
+            from pix2pix_edge.export import int8 as int8_mod
+
+            report["subpixel"] = int8_mod.rewrite_file(tmp32, keep_output_layer=int8)
         ops = op_counts(tmp32)
         report["ops"] = ops
         if torch_mode == "running" and ops.get("BatchNormalization"):
@@ -357,6 +376,27 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
                                      f"{p16['max_abs']:.3g}) on {image_source}")
             final, infer = tmp16, infer16
             x1 = cast(images[:1])
+        elif int8:
+            tmp8 = workdir / "int8.onnx"
+            report["int8"] = int8_mod.export_int8(
+                tmp32, tmp8, calib, height=height, width=width, direction=direction,
+                n=calib_images, source=source, exclude_names=set(check_names(folder)),
+                log=log)
+            infer8, _ = parity.onnx_runner(str(tmp8))
+            out8 = [infer8(x[None]) for x in images]
+            p8 = parity.compare(out32, out8)
+            if extra is not None:
+                p_extra = parity.compare([infer32(extra)], [infer8(extra)])
+                p8["psnr_db"] = min(p8["psnr_db"], p_extra["psnr_db"])
+                p8["max_abs"] = max(p8["max_abs"], p_extra["max_abs"])
+            p8["min_psnr"] = int8_mod.DEFAULT_MIN_PSNR if min_psnr is None else float(min_psnr)
+            report["parity_int8"] = p8
+            if not p8["psnr_db"] >= p8["min_psnr"]:
+                _fail(tmp8, output, f"INT8 check failed: PSNR {p8['psnr_db']:.1f} dB vs the FP32 "
+                                    f"model < --min-psnr {p8['min_psnr']:g} dB (max |diff| "
+                                    f"{p8['max_abs']:.3g}) on {image_source}")
+            final, infer = tmp8, infer8
+            x1 = images[:1]
         else:
             x1 = images[:1]
         report["ort_cpu_ms"] = parity.median_latency_ms(lambda: infer(x1), runs=5, warmup=1)
@@ -398,6 +438,16 @@ def format_report(report: dict) -> list[str]:
                  + (f" + batch {p['dynamic_check']['shape'][0]} at "
                     f"{p['dynamic_check']['shape'][2]}x{p['dynamic_check']['shape'][3]}"
                     if "dynamic_check" in p else ""))
+    if "parity_int8" in report:
+        q, i8 = report["parity_int8"], report["int8"]
+        lines.append(f"  parity INT8 vs FP32: PSNR {q['psnr_db']:.1f} dB (limit {q['min_psnr']:g}), "
+                     f"max |diff| {q['max_abs']:.2e}; {i8['quantized_layers']} layers INT8, "
+                     f"{len(i8['float_layers'])} kept in float, {i8['subpixel_layers']} "
+                     f"ConvTransposes in sub-pixel form")
+        lines.append(f"  calibration: {i8['calibration']} ({i8['calibration_method']})")
+    elif report.get("subpixel"):
+        lines.append(f"  sub-pixel form: {report['subpixel']} ConvTransposes rewritten "
+                     "(4 Conv 2x2 + DepthToSpace each)")
     if "parity_fp16" in report:
         q = report["parity_fp16"]
         lines.append(f"  parity FP16 vs FP32: PSNR {q['psnr_db']:.1f} dB (limit {FP16_MIN_PSNR:.0f}), "

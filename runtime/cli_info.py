@@ -79,6 +79,10 @@ def _summary(m: dict) -> str:
     parts = [f"{size} {m['color_order']} [{lo:g}, {hi:g}] {m['layout']}",
              f"io {m['io_dtype']}, precision {m['precision']}, norm {m['norm_mode']}",
              f"unet depth {m['depth']} ngf {m['ngf']}, {m['direction']}"]
+    if m.get("float_layers"):
+        fl = m["float_layers"]
+        parts.append(f"int8: {len(fl)} layer{'s' * (len(fl) != 1)} kept in float: "
+                     + ", ".join(fl[:4]) + (f", ... ({len(fl) - 4} more)" if len(fl) > 4 else ""))
     if m.get("source_run") or m.get("dataset"):
         parts.append(f"from run {m.get('source_run') or '?'}"
                      + (f" on {m['dataset']}" if m.get("dataset") else ""))

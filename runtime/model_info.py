@@ -28,7 +28,7 @@ RECORD_SUFFIX = ".json"         # engine record: <engine path> + this
 LAYOUTS = ("NCHW",)
 COLOR_ORDERS = ("RGB", "BGR")
 IO_DTYPES = ("float32", "float16")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 NORM_MODES = ("running", "per-image", "instance", "none")
 DIRECTIONS = ("AtoB", "BtoA")
 MAX_SIDE = 8192
@@ -52,6 +52,8 @@ class ModelInfo:
     out_channels: int = 3
     io_dtype: str = "float32"
     precision: str = "fp32"      # compute precision of the weights / engine
+    # INT8 models: the layers kept in float ("OpType node-name"), e.g. the output layer.
+    float_layers: list[str] | None = None
     norm_mode: str = "running"   # what normalisation does at inference
     depth: int = 8
     ngf: int = 64
@@ -144,6 +146,11 @@ class ModelInfo:
             check(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,
                   f"{name} must be a positive integer, got {v!r}")
         check(isinstance(self.dynamic, bool), "dynamic must be true or false")
+        if self.float_layers is not None:
+            check(isinstance(self.float_layers, list)
+                  and all(isinstance(v, str) and len(v) <= 512 for v in self.float_layers),
+                  "float_layers must be a list of layer names")
+            check(self.precision == "int8", "float_layers is only meaningful for precision int8")
         for name in ("source_run", "dataset"):
             check(isinstance(getattr(self, name), str), f"{name} must be a string")
 
