@@ -252,7 +252,10 @@ def quantize(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarra
             op_types_to_quantize=list(QUANT_OPS), per_channel=True, reduce_range=False,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             nodes_to_exclude=sorted(keep), calibrate_method=calib,
-            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
+                           # keep Relu nodes: the UINT8 clamp at 0 replaces them otherwise,
+                           # and to_symmetric (TensorRT) would lose them
+                           "QDQKeepRemovableActivations": True})
     finally:
         logging.disable(logging.NOTSET)
         work.unlink(missing_ok=True)
@@ -285,18 +288,15 @@ def rewrite_file(path: str | Path, keep_output_layer: bool = False) -> int:
     return len(names)
 
 
-def export_int8(fp32_path: str | Path, out_path: str | Path, calib: str | Path, *,
-                height: int, width: int, direction: str = "AtoB", n: int | None = None,
-                source=None, exclude_names: set[str] = frozenset(), method: str = "minmax",
+def export_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray,
+                calibration_text: str, *, method: str = "minmax",
                 log: Callable[[str], None] = print) -> dict:
-    """Calibrate on ``calib`` and quantize ``fp32_path`` (already in sub-pixel form if wanted)
-    into ``out_path`` with INT8 metadata. Returns the facts for the report."""
-    images, text = load_calibration(calib, height, width, direction=direction,
-                                    n=n or DEFAULT_CALIB_IMAGES, source=source,
-                                    exclude_names=exclude_names)
-    facts = quantize(fp32_path, out_path, images, subpixel=False, method=method, log=log)
-    facts["calibration"] = text
-    set_metadata(out_path, facts, text)
+    """Quantize ``fp32_path`` (already in sub-pixel form if wanted) into ``out_path`` with the
+    calibration batch from :func:`load_calibration`, and write the INT8 metadata. Returns the
+    facts for the report."""
+    facts = quantize(fp32_path, out_path, calibration, subpixel=False, method=method, log=log)
+    facts["calibration"] = calibration_text
+    set_metadata(out_path, facts, calibration_text)
     return facts
 
 
@@ -353,4 +353,33 @@ def to_symmetric(model):
             done[key] = names
         node.input[1], node.input[2] = done[key]
     out.graph.initializer.extend(new)
+    # INT32 biases were quantized with (old activation scale x weight scale): give them back
+    # as float constants (what TensorRT expects of a bias anyway).
+    inits = {i.name: i for i in out.graph.initializer}
+    nodes = []
+    for node in out.graph.node:
+        q = inits.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if q is not None and q.data_type == TensorProto.INT32:
+            s = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+            b = numpy_helper.to_array(q).astype(np.float64) * s
+            out.graph.initializer.append(numpy_helper.from_array(b.astype(np.float32),
+                                                                 node.output[0]))
+            continue
+        nodes.append(node)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    used = {i for n in out.graph.node for i in n.input}
+    kept = [i for i in out.graph.initializer if i.name in used]
+    del out.graph.initializer[:]
+    out.graph.initializer.extend(kept)
     return out
+
+
+def symmetric_file(src: str | Path, dst: str | Path) -> Path:
+    """:func:`to_symmetric` from file to file (metadata kept)."""
+    import onnx
+
+    model = to_symmetric(onnx.load(str(src)))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+    return Path(dst)

@@ -297,6 +297,11 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
         images, image_source = load_images(folder, height, width, direction), f"images from {folder}"
     else:
         images, image_source = synthetic_images(N_CHECK_IMAGES, height, width), "synthetic images"
+    if int8:  # before any export work: a bad calibration folder fails at once
+        calib_x, calib_text = int8_mod.load_calibration(
+            calib, height, width, direction=direction,
+            n=calib_images or int8_mod.DEFAULT_CALIB_IMAGES, source=source,
+            exclude_names=set(check_names(folder)))
     # A dynamic export is also checked at a second size with batch 2.
     extra = None
     if dynamic:
@@ -378,10 +383,7 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
             x1 = cast(images[:1])
         elif int8:
             tmp8 = workdir / "int8.onnx"
-            report["int8"] = int8_mod.export_int8(
-                tmp32, tmp8, calib, height=height, width=width, direction=direction,
-                n=calib_images, source=source, exclude_names=set(check_names(folder)),
-                log=log)
+            report["int8"] = int8_mod.export_int8(tmp32, tmp8, calib_x, calib_text, log=log)
             infer8, _ = parity.onnx_runner(str(tmp8))
             out8 = [infer8(x[None]) for x in images]
             p8 = parity.compare(out32, out8)

@@ -58,16 +58,47 @@ class BuildPlan:
     builder_flags: tuple[str, ...]   # BuilderFlag names
     strongly_typed: bool
     convert_to_fp16: bool            # the given FP32 ONNX must become FP16 before parsing
-    precision: str                   # of the engine: fp16 | fp32
+    precision: str                   # of the engine: fp16 | fp32 | int8
     pin_norms_fp32: bool = False     # weak typing: force normalisation layers to FP32
     note: str = ""
+    symmetric_int8: bool = False     # INT8 Q/DQ ONNX: make UINT8 activation Q/DQ symmetric INT8
 
 
-def build_plan(version: tuple[int, ...], onnx_precision: str, fp32: bool = False) -> BuildPlan:
-    """Flags and ONNX preparation for TensorRT ``version`` given the ONNX file's precision."""
+INT8_MIN_CAPABILITY = (6, 1)         # DP4A; older GPUs (Jetson Nano / TX1 sm 5.3) have no INT8
+
+
+def build_plan(version: tuple[int, ...], onnx_precision: str, fp32: bool = False,
+               capability: str | None = None) -> BuildPlan:
+    """Flags and ONNX preparation for TensorRT ``version`` given the ONNX file's precision
+    (and, for INT8, the GPU's compute capability "major.minor" when known).
+
+    INT8 ONNX (Q/DQ nodes, export/int8.py) is explicit quantization: the INT8 layers are where
+    the graph says. Its UINT8 activation quantizers (what ONNX Runtime's CPU kernels want) are
+    rewritten to symmetric INT8 first (TensorRT takes zero point 0 only). 8.x: INT8 + FP16
+    builder flags (the float layers may run in FP16, norms pinned to FP32); >= 10: strongly
+    typed, the float layers run in the graph's FP32."""
     if tuple(version[:2]) < MIN_VERSION:
         raise Unavailable(f"TensorRT {'.'.join(map(str, version))} is too old: pix2pix-edge needs "
                           f"{'.'.join(map(str, MIN_VERSION))} or newer (JetPack 5.1+)")
+    if onnx_precision == "int8":
+        if fp32:
+            raise BadInput("--fp32 needs the FP32 ONNX (this one is INT8); export without "
+                           "--int8 and build from that")
+        if capability is not None:
+            cap = tuple(int(p) for p in str(capability).split(".")[:2])
+            if cap < INT8_MIN_CAPABILITY:
+                raise Unavailable(f"this GPU (sm {capability}) has no INT8 support in TensorRT "
+                                  f"(needs sm {'.'.join(map(str, INT8_MIN_CAPABILITY))}+): "
+                                  "build from the FP32 or FP16 ONNX instead")
+        if version[0] < 10:
+            return BuildPlan(network_flags=("EXPLICIT_BATCH",),
+                             builder_flags=("INT8", "FP16", "PREFER_PRECISION_CONSTRAINTS"),
+                             strongly_typed=False, convert_to_fp16=False, precision="int8",
+                             pin_norms_fp32=True, symmetric_int8=True,
+                             note="INT8 Q/DQ graph: explicit quantization; float layers FP16")
+        return BuildPlan(network_flags=("STRONGLY_TYPED",), builder_flags=(), strongly_typed=True,
+                         convert_to_fp16=False, precision="int8", symmetric_int8=True,
+                         note="INT8 Q/DQ graph, strongly typed: float layers stay FP32")
     precision = "fp32" if fp32 else "fp16"
     if fp32 and onnx_precision == "fp16":
         raise BadInput("--fp32 needs the FP32 ONNX (this one has FP16 weights); "
@@ -201,8 +232,9 @@ def inspect_onnx(path: str | Path) -> OnnxFacts:
     if io_dtype is None:
         raise ModelMismatch(f"{path}: input type {tensor.elem_type} is neither FP32 nor FP16")
     fp16 = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
-    return OnnxFacts(info=info, precision="fp16" if fp16 else "fp32", io_dtype=io_dtype,
-                     dynamic=dynamic)
+    int8 = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+    return OnnxFacts(info=info, precision="int8" if int8 else "fp16" if fp16 else "fp32",
+                     io_dtype=io_dtype, dynamic=dynamic)
 
 
 def engine_info(facts: OnnxFacts, plan: BuildPlan, *, tensorrt_version: str, gpu_name: str,
@@ -281,15 +313,15 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
     profile = compute_profile(facts.info, facts.dynamic, min_size, opt_size, max_size, batch)
     if workspace_gib <= 0:
         raise BadInput(f"--workspace {workspace_gib}: must be a positive number of GiB")
-    if fp32 and facts.precision == "fp16":
+    if fp32 and facts.precision in ("fp16", "int8"):
         build_plan((10, 0, 0), facts.precision, fp32)  # raises the --fp32 message
     check_writable(engine_path, "model.engine")
 
     purpose = "building a TensorRT engine"
     trt = import_tensorrt(purpose)
     version = parse_version(trt.__version__)
-    plan = build_plan(version, facts.precision, fp32)
     gpu_name, capability = gpu_properties(import_cudart(purpose), 0, purpose)
+    plan = build_plan(version, facts.precision, fp32, capability)
     if plan.note:
         log(f"note: {plan.note}")
 
@@ -300,6 +332,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
 
             source = convert_file(onnx_path, Path(tmp) / "fp16.onnx",
                                   keep_io_types=facts.io_dtype == "float32")
+        elif plan.symmetric_int8:
+            from pix2pix_edge.export.int8 import symmetric_file
+
+            source = symmetric_file(onnx_path, Path(tmp) / "int8_symmetric.onnx")
         logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
         builder = trt.Builder(logger)
         network = builder.create_network(network_flag_bits(trt, plan.network_flags))
@@ -308,7 +344,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
             errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
             first = errors[0].strip().splitlines()[0] if errors else "no details"
             raise ModelMismatch(f"TensorRT {trt.__version__} could not parse {onnx_path} "
-                                f"({len(errors)} error(s)): {first[:300]}")
+                                f"({len(errors)} error(s)): {first[:300]}"
+                                + ("; this INT8 (Q/DQ) graph needs a TensorRT that parses it: "
+                                   "build from the FP32 ONNX instead" if plan.precision == "int8"
+                                   else ""))
         if plan.pin_norms_fp32:
             n = pin_norms_fp32(trt, network)
             log(f"  kept {n} normalisation/reduction layers in FP32")
@@ -338,8 +377,11 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
         serialized = builder.build_serialized_network(network, config)
         build_s = time.perf_counter() - t0
         if serialized is None:
-            raise Pix2PixError(f"TensorRT {trt.__version__} failed to build an engine from "
-                               f"{onnx_path}; rerun with --verbose for the builder log")
+            raise Pix2PixError(f"TensorRT {trt.__version__} failed to build an "
+                               f"{'INT8 ' if plan.precision == 'int8' else ''}engine from "
+                               f"{onnx_path}; rerun with --verbose for the builder log"
+                               + ("; or build from the FP32 ONNX" if plan.precision == "int8"
+                                  else ""))
         atomic_write(engine_path, lambda f: f.write(serialized))
         if timing_cache:
             atomic_write(Path(timing_cache), lambda f: f.write(config.get_timing_cache().serialize()))
