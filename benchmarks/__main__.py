@@ -8,6 +8,8 @@ Sections (each can be chosen with ``--only``):
                  (benchmarks/frames_speed.py)
 * ``train``      seconds per training iteration and speed options (benchmarks/train_speed.py)
 * ``quality``    held-out PSNR/SSIM vs latency for ngf 16/32/64 (benchmarks/quality_vs_speed.py)
+* ``int8``       ONNX Runtime CPU INT8 vs FP32 (and sub-pixel FP32): speed, accuracy, held-out
+                 quality of a trained model, the CPU's FP32/INT8/BF16 peaks (benchmarks/int8.py)
 
 Writes ``<out>/<level>-<UTC time>.json`` (rewritten after every section, so a crash keeps what
 was measured), ``<out>/RESULTS.md`` and PNG plots. The full run writes to benchmarks/results/
@@ -33,6 +35,7 @@ SECTIONS = {
     "frames": "benchmarks.frames_speed",
     "train": "benchmarks.train_speed",
     "quality": "benchmarks.quality_vs_speed",
+    "int8": "benchmarks.int8",
 }
 
 
@@ -60,6 +63,9 @@ def main(argv=None) -> int:
                          "(default: 1000 full, 60 quick)")
     ap.add_argument("--quality-widths", default=None, metavar="NGF,...",
                     help="generator widths in the quality section (default: 16,32,64 full)")
+    ap.add_argument("--int8-run", type=Path, default=None, metavar="RUN",
+                    help="int8 section: a facades run trained with --holdout-last 40 for the "
+                         "held-out comparison (default: it trains a small one)")
     ap.add_argument("--out", type=Path, default=None,
                     help="output directory (default: benchmarks/results, or results/quick for --quick)")
     args = ap.parse_args(argv)
@@ -80,7 +86,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         try:
             widths = args.quality_widths.split(",") if args.quality_widths else None
-            opts = {"iters": args.quality_iters, "widths": widths} if name == "quality" else None
+            opts = ({"iters": args.quality_iters, "widths": widths} if name == "quality" else
+                    {"trained_run": args.int8_run} if name == "int8" else None)
             section = call_section(name, level, opts)
         except Exception as e:  # noqa: BLE001 - one failing section must not lose the others
             traceback.print_exc()

@@ -349,3 +349,20 @@ def test_gpu_build_int8_engine_and_parity_with_onnx(int8_export, tmp_path):
     x = synthetic_images(1, 64, 64, seed=2)
     result = compare([onnx_infer(x)], [backend.infer(x)])
     assert result["psnr_db"] >= 30.0, result
+
+
+def test_benchmark_section_smoke():
+    """benchmarks/int8.py at smoke level: every variant timed side by side, with accuracy."""
+    from benchmarks.int8 import run
+
+    result = run("smoke")
+    speed = result["speed"][0]
+    variants = {r["variant"] for r in speed["rows"]}
+    assert variants == {"ort-fp32", "ort-fp32-subpixel", "ort-int8", "ort-int8-no-subpixel"}
+    fp32 = next(r for r in speed["rows"] if r["variant"] == "ort-fp32")
+    sub = next(r for r in speed["rows"] if r["variant"] == "ort-fp32-subpixel")
+    assert fp32["speedup_vs_fp32"] == 1.0 and sub["max_abs_vs_fp32"] < 1e-4
+    for r in speed["rows"]:
+        assert r["p50_ms"] > 0 and r["n"] >= 3
+    assert speed["int8_float_layers"] and "skipped" in result["heldout"]
+    assert result["load_start"] is None or len(result["load_start"]) == 3
