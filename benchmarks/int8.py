@@ -34,8 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (FACADES, RESULTS_DIR, cpu_cores, interleaved, log, machine_info,
-                               markdown_table, summarize, write_json)
+from benchmarks.common import (FACADES, RESULTS_DIR, interleaved, log, machine_info,
+                               markdown_table, write_json)
+from pix2pix_edge.runtime.machine import load_average as loadavg
+from pix2pix_edge.runtime.machine import usable_cpus
+from pix2pix_edge.runtime.stats import latency_stats as summarize
 
 HOLDOUT = 40
 TARGETS = {"speedup": 1.8, "psnr_vs_fp32_db": 30.0, "heldout_psnr_drop_db": 0.3,
@@ -49,13 +52,6 @@ LEVEL_CONFIG: dict[str, dict[str, Any]] = {
     "full": dict(models=[(8, 64, 256), (8, 16, 256)], reps=30, budget_s=120.0, calib=32,
                  quality_n=8, peaks=True, train_iters=1500, heldout_n=HOLDOUT),
 }
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
 
 
 # --------------------------------------------------------------------------- inputs
@@ -372,7 +368,7 @@ def bench_peaks(cfg: dict, workdir: Path) -> dict:
 
 # --------------------------------------------------------------------------- entry
 def run(level: str = "full", trained_run: str | Path | None = None,
-        out: str | Path | None = None, **_: Any) -> dict[str, Any]:
+        out: str | Path | None = None) -> dict[str, Any]:
     """The INT8 section: speed per generator, held-out quality of a trained model, peaks."""
     for module in ("onnxruntime", "onnx", "torch"):
         try:
@@ -380,7 +376,7 @@ def run(level: str = "full", trained_run: str | Path | None = None,
         except ImportError:
             return {"skipped": f"needs the Python package {module!r}"}
     cfg = LEVEL_CONFIG[level]
-    result: dict[str, Any] = {"benchmark": "int8", "level": level, "cores": cpu_cores(),
+    result: dict[str, Any] = {"benchmark": "int8", "level": level, "cores": usable_cpus(),
                               "targets": TARGETS, "load_start": loadavg()}
     with tempfile.TemporaryDirectory(prefix="bench-int8-") as tmp:
         workdir = Path(tmp)
