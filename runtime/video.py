@@ -718,7 +718,13 @@ def open_sink(uri, *, size: tuple[int, int] | None = None, fps: float | None = N
         return NullSink(s or "none")
     if low.startswith("display://"):
         return DisplaySink(s, overlay=overlay, snapshot_dir=snapshot_dir, log=log)
-    if low.startswith(("rtsp://", "rtp://", "webrtc://")):
+    if low.startswith("http://"):       # the browser view (runtime/web.py)
+        from pix2pix_edge.runtime.web import WebSink
+        return WebSink(s)
+    if low.startswith("rtp://"):        # H.264 over RTP through GStreamer (runtime/rtp.py)
+        from pix2pix_edge.runtime.rtp import RtpSink
+        return RtpSink(s, size=size, fps=fps)
+    if low.startswith(("rtsp://", "webrtc://")):
         raise Unavailable(f"streaming output {s} is not supported by the OpenCV runtime; "
                           f"write a file or use display://0")
     if low.startswith("file://"):
