@@ -41,10 +41,18 @@ from pix2pix_edge.runtime.size import SIZE_HELP
 @click.option("--video-output", default="temp", show_default=True, metavar="PATH|temp|none",
               help="Where the pipeline writes its video: a temporary mp4 that is deleted, a "
                    "file to keep, or none (no encoding).")
+@click.option("--live", "live", default=None, metavar="URI",
+              help="Measure capture-to-output latency on a live source instead: a camera or "
+                   "stream, or a video file replayed at its own frame rate (newest frame wins).")
+@click.option("--source-fps", type=click.FloatRange(min=0.1, max=1000), default=None,
+              help="--live: replay a file at this rate instead of its own.")
+@click.option("--flicker", "flicker", type=click.Path(dir_okay=False), default=None,
+              metavar="VIDEO", help="Measure frame-to-frame flicker (warping error) of the output "
+                                    "on this video, next to the input's (--frames, default 120).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the full result (machine, versions, model, settings, numbers) here.")
 def bench(model, backend, providers, fp16_model, warmup, runs, sizes, batches, threads, device,
-          cache_dir, video, frames, video_output, json_path):
+          cache_dir, video, frames, video_output, live, source_fps, flicker, json_path):
     """Time MODEL (.onnx or TensorRT .engine) alone, and with --video the whole pipeline.
 
     \b
@@ -56,7 +64,17 @@ def bench(model, backend, providers, fp16_model, warmup, runs, sizes, batches, t
       pix2pix bench model.onnx
       pix2pix bench model.onnx --fp16 model_fp16.onnx --sizes 256,512x256 --batch 1,4
       pix2pix bench model.engine --video clip.mp4 --frames 300 --json bench.json
+      pix2pix bench model.onnx --live clip.mp4 --frames 240 --threads 1
+      pix2pix bench model.onnx --flicker clip.mp4 --frames 120
+
+    \b
+    --live: capture-to-output latency p50/p95/p99, frames dropped, FPS delivered, against the
+    target model p50 + one source frame interval + 5 ms. --flicker: the warping error of Lai et
+    al. (2018) with DIS optical flow on the input frames, for the output and for the input.
     """
+    if live or flicker:
+        return _live_and_flicker(model, backend, threads, device, live, source_fps, flicker,
+                                 frames, json_path)
     from pix2pix_edge.runtime.bench import format_table, parse_ints, run_bench, write_json
     from pix2pix_edge.runtime.size import parse_sizes
 
@@ -71,3 +89,39 @@ def bench(model, backend, providers, fp16_model, warmup, runs, sizes, batches, t
     click.echo(format_table(result))
     if json_path:
         click.echo(f"wrote {write_json(result, json_path)}")
+
+
+def _live_and_flicker(model, backend, threads, device, live, source_fps, flicker, frames, json_path):
+    """``bench --live`` / ``--flicker`` (issue 13): the whole pipeline as a live user feels it."""
+    import json
+
+    from pix2pix_edge.runtime.backends import open_backend
+    from pix2pix_edge.runtime.bench import machine_info, versions
+    from pix2pix_edge.runtime.live import format_live, load_avg, run_live
+
+    def log(msg):
+        click.echo(msg, err=True)
+
+    result = {"schema": "pix2pix-edge-bench-live/1", "model": str(model),
+              "machine": machine_info(), "versions": versions(), "threads": threads,
+              "loadavg_before": load_avg()}
+    be = open_backend(model, backend, device=device, threads=threads)
+    try:
+        if live:
+            result["live"] = run_live(be, live, frames=frames or 240, source_fps=source_fps, log=log)
+            click.echo(format_live(result["live"]))
+        if flicker:
+            from pix2pix_edge.runtime.flicker import model_flicker
+            r = result["flicker"] = model_flicker(be, flicker, frames=frames or 120)
+            click.echo(f"flicker (warping error, {r['pairs']} frame pairs of {flicker}): output "
+                       f"{r['flicker']:.4f}, input {r['flicker_input']:.4f} "
+                       f"(x{r['ratio']} the input's)")
+    finally:
+        be.close()
+    result["loadavg_after"] = load_avg()
+    click.echo(f"load average before / after: {result['loadavg_before']} / {result['loadavg_after']}")
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        click.echo(f"wrote {json_path}")

@@ -16,7 +16,9 @@ from pix2pix_edge.runtime.size import SIZE_HELP
 SOURCE_HELP = ("Camera 0 | /dev/video0 | csi://0, stream rtsp://... | http://..., video file, "
                "image, directory or glob of images, or a GStreamer pipeline ('... ! appsink').")
 OUTPUT_HELP = ("display://0 (window, the default unless --headless), a video file (.mp4/.avi/.mkv), "
-               "an image directory (out/), an image pattern (out/%06d.png) or none.")
+               "an image directory (out/), an image pattern (out/%06d.png), none, "
+               "http://HOST:PORT/ (a page to watch in a browser; loopback unless HOST is given) "
+               "or rtp://HOST:PORT (H.264 over RTP; needs OpenCV with GStreamer).")
 
 
 def _multiple_of(w: int, h: int, cap: int = 256) -> int:
@@ -51,13 +53,19 @@ def _multiple_of(w: int, h: int, cap: int = 256) -> int:
               help="CPU threads for ONNX Runtime (default: physical cores).")
 @click.option("--device", type=click.IntRange(0, 64), default=0, show_default=True,
               help="GPU index.")
+@click.option("--max-viewers", type=click.IntRange(1, 1000), default=4, show_default=True,
+              help="--output http://...: browsers that may watch at once (503 after).")
+@click.option("--realtime", is_flag=True,
+              help="Play a video file or image set at its own frame rate (or --source-fps), "
+                   "newest frame wins: a camera simulated, frames the model cannot keep up "
+                   "with are dropped.")
 @click.option("--stats-json", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Write frame counts and per-stage latency percentiles as JSON.")
 @click.option("--snapshot-dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Where the window's 's' key saves PNG snapshots.")
 @click.pass_context
 def run(ctx, model, source, output, headless, backend, fit, size, source_size, source_fps, loop,
-        max_frames, no_overlay, threads, device, stats_json, snapshot_dir):
+        max_frames, no_overlay, threads, device, max_viewers, realtime, stats_json, snapshot_dir):
     """Translate frames from --source with MODEL (.onnx or TensorRT .engine) and show or save them.
 
     \b
@@ -67,6 +75,7 @@ def run(ctx, model, source, output, headless, backend, fit, size, source_size, s
       pix2pix run model.engine --source csi://0 --source-size 1280x720
       pix2pix run model.onnx --source photos/ --output translated/
       pix2pix run model.onnx --source rtsp://cam/stream --headless --stats-json stats.json
+      pix2pix run model.onnx --source 0 --output http://127.0.0.1:8090/   # watch in a browser
 
     \b
     Window keys: q or Esc quit, space pause, s snapshot (PNG in --snapshot-dir).
@@ -92,18 +101,34 @@ def run(ctx, model, source, output, headless, backend, fit, size, source_size, s
     if run_size is not None:
         w, h = run_size
         user_info = ModelInfo(height=h, width=w, multiple=_multiple_of(w, h))
-    be = open_backend(model, backend, info=user_info, device=device, threads=threads)
+    # Hooks (issue 13): the browser view binds its port before the model loads, so a port in
+    # use fails at once; --realtime replays a file as a camera would deliver it.
+    web = be = None
     try:
+        if output and output.strip().lower().startswith("http://"):
+            from pix2pix_edge.runtime.web import WebSink
+            web = output = WebSink(output, max_viewers=max_viewers)
+            where = "this machine only" if web.loopback_only else "reachable from the network"
+            log(f"watch at {web.uri}  ({where}, at most {max_viewers} viewers; Ctrl-C stops)")
+        be = open_backend(model, backend, info=user_info, device=device, threads=threads)
         info = be.info
         log(f"model {click.format_filename(model)}: {be.name} ({be.provider}), "
             f"{'dynamic' if info.dynamic else f'{info.width}x{info.height}'}, {info.color_order}")
         options = PipelineOptions(fit=fit, size=run_size, max_frames=max_frames,
                                   overlay=not no_overlay, snapshot_dir=snapshot_dir, log=log)
-        with open_source(source, size=capture_size, fps=source_fps, loop=loop) as src:
+        if realtime:
+            from pix2pix_edge.runtime.live import open_live_source
+            src = open_live_source(source, fps=source_fps, loop=loop)
+        else:
+            src = open_source(source, size=capture_size, fps=source_fps, loop=loop)
+        with src:
             stats = run_pipeline(be, src, output or (None if headless else "display://0"),
                                  options)
     finally:
-        be.close()
+        if be is not None:
+            be.close()
+        if web is not None:
+            web.close()
     click.echo(f"{stats.source} -> {stats.output or 'none'}  "
                f"({stats.source_size[0]}x{stats.source_size[1]} -> model "
                f"{stats.model_size[0]}x{stats.model_size[1]} -> "
