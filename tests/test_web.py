@@ -417,6 +417,7 @@ def test_browser_sees_frames_change_and_the_toggle(tiny_onnx, real_video, tmp_pa
         assert out_w == 360                                           # the output alone
         driver.find_element("id", "both").click()                     # input | output
         assert wait_until(lambda: driver.execute_script(js_w) == out_w + 640, 30)
+        assert wait_until(lambda: driver.execute_script(js_frames) > 0, 30)   # stats polled
         img = driver.find_element("id", "stream")
         shots, frames = [], []
         for _ in range(2):
@@ -427,8 +428,9 @@ def test_browser_sees_frames_change_and_the_toggle(tiny_onnx, real_video, tmp_pa
         a, b = (cv2.imdecode(np.frombuffer(s, np.uint8), cv2.IMREAD_COLOR) for s in shots)
         assert a.shape == b.shape and a.shape[0] > 10
         assert np.abs(a.astype(int) - b.astype(int)).mean() > 2.0   # the picture moved
-        assert frames[2] > frames[0] > 0                              # the counter runs
-        assert "FPS" in driver.find_element("id", "stats").text
+        text = driver.find_element("id", "stats").text
+        assert frames[2] > frames[0] > 0, (frames, text)              # the counter runs
+        assert "FPS" in text, text
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
