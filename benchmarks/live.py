@@ -112,7 +112,7 @@ def pan_canvases(count: int, holdout: int = 40, n_files: int = 400) -> list:
 
 
 def flicker(run_dir, flicker_frames: int, pans: int, pan_frames: int, step: int = 4,
-            seed: int = 0) -> list:
+            seed: int = 0, start: int = 300) -> list:
     import torch
 
     from pix2pix_edge.runtime.flicker import pan_flicker, pan_frames as make_pan, video_flicker
@@ -121,7 +121,7 @@ def flicker(run_dir, flicker_frames: int, pans: int, pan_frames: int, step: int 
 
     torch.set_num_threads(1)
     G, record = load_generator(run_dir)
-    clip = video_frames(flicker_frames)
+    clip = video_frames(flicker_frames, start=start)
     pan_clips = [make_pan(c, 256, step, pan_frames) for c in pan_canvases(pans)]
     rows = []
     for norm, dropout in MODES:
@@ -164,7 +164,8 @@ def run(level: str = "quick", run_dir=None, sections=("latency", "flicker"), **o
         elif not FACADES.is_dir():
             result["flicker"] = {"skipped": f"facades not found at {FACADES}"}
         else:
-            result["flicker"] = flicker(run_dir, p["flicker_frames"], p["pans"], p["pan_frames"])
+            result["flicker"] = flicker(run_dir, p["flicker_frames"], p["pans"], p["pan_frames"],
+                                        start=p.get("start") or 300)
     result["loadavg_end"] = loadavg()
     return result
 
@@ -176,9 +177,11 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="latency,flicker")
     ap.add_argument("--frames", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--start", type=int, default=None, help="first video frame (flicker; 300)")
     ap.add_argument("--out", default=None, help="write the JSON here")
     a = ap.parse_args(argv)
-    r = run(a.level, a.run_dir, tuple(a.only.split(",")), frames=a.frames, repeats=a.repeats)
+    r = run(a.level, a.run_dir, tuple(a.only.split(",")), frames=a.frames, repeats=a.repeats,
+          start=a.start)
     text = json.dumps(r, indent=2)
     if a.out:
         Path(a.out).write_text(text + "\n")
