@@ -15,7 +15,8 @@ reference under a lock and never waits for a viewer: each viewer thread encodes 
 shared between viewers) and sends the newest frame when its socket has room, skipping the frames
 it missed, at most ``max_fps`` (30) per second, so a slow, stalled or vanished viewer costs the
 pipeline nothing and a fast pipeline does not spend its CPU on JPEGs nobody can see. A viewer whose socket accepts
-nothing for ``send_timeout`` seconds is dropped. ``close()`` (end of input, Ctrl-C, errors) ends
+nothing for ``send_timeout`` seconds is dropped, a client that sends no request within
+``request_timeout`` seconds too. ``close()`` (end of input, Ctrl-C, errors) ends
 every stream, closes every connection and frees the port.
 """
 
@@ -198,6 +199,10 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.1"
 
+    def setup(self):
+        self.timeout = self.server.request_timeout   # idle or slow clients are hung up on
+        super().setup()
+
     def log_message(self, format, *args):  # noqa: A002 - quiet: the run prints its own summary
         pass
 
@@ -283,9 +288,10 @@ class _Server(HTTPServer):
     daemon_threads = True
     allow_reuse_address = True      # rebinding right after a run; a live listener still refuses
 
-    def __init__(self, address, hub: _Hub, send_timeout: float):
+    def __init__(self, address, hub: _Hub, send_timeout: float, request_timeout: float):
         self.hub = hub
         self.send_timeout = send_timeout
+        self.request_timeout = request_timeout
         self.lock = threading.Lock()
         self.conns: dict[threading.Thread, socket.socket] = {}
         super().__init__(address, _Handler)
@@ -326,14 +332,16 @@ class WebSink(Sink):
 
     def __init__(self, uri: str = f"http://127.0.0.1:{DEFAULT_PORT}/", *,
                  max_viewers: int = DEFAULT_MAX_VIEWERS, quality: int = 80,
-                 send_timeout: float = 10.0, max_fps: float = DEFAULT_MAX_FPS):
+                 send_timeout: float = 10.0, max_fps: float = DEFAULT_MAX_FPS,
+                 request_timeout: float = 10.0):
         if int(max_viewers) < 1:
             raise BadInput(f"--max-viewers must be at least 1 (got {max_viewers})")
         host, port = parse_web_uri(uri)
         self.host, self.frames = host, 0
         self._hub = _Hub(int(max_viewers), int(quality), float(max_fps))
         try:
-            self._server = _Server((host, port), self._hub, float(send_timeout))
+            self._server = _Server((host, port), self._hub, float(send_timeout),
+                                   float(request_timeout))
         except socket.gaierror as e:
             raise BadInput(f"cannot serve {uri}: unknown host {host!r} ({e.strerror})") from None
         except OSError as e:
