@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
-
-import numpy as np
 
 from pix2pix_edge.runtime.errors import BadInput
 from pix2pix_edge.runtime.video import Frame, Source, open_source
@@ -106,16 +103,6 @@ def open_live_source(uri, *, realtime: bool = True, fps: float | None = None, **
     return src
 
 
-def _pct(values) -> dict:
-    a = np.asarray(values, dtype=np.float64)
-    if a.size == 0:
-        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "mean_ms": None, "n": 0}
-    return {"p50_ms": round(float(np.percentile(a, 50)), 2),
-            "p95_ms": round(float(np.percentile(a, 95)), 2),
-            "p99_ms": round(float(np.percentile(a, 99)), 2),
-            "mean_ms": round(float(a.mean()), 2), "n": int(a.size)}
-
-
 def run_live(backend, uri, *, frames: int | None = 240, source_fps: float | None = None,
              fit: str = "crop", model_runs: int = 30, skip: int = 5, output=None,
              log=None) -> dict:
@@ -126,7 +113,8 @@ def run_live(backend, uri, *, frames: int | None = 240, source_fps: float | None
     process just before."""
     from pix2pix_edge.runtime.bench import time_infer
     from pix2pix_edge.runtime.frames import model_size_for, plan
-    from pix2pix_edge.runtime.pipeline import run_pipeline
+    from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
+    from pix2pix_edge.runtime.stats import percentiles
 
     say = log or (lambda msg: None)
     src = open_live_source(uri, fps=source_fps)
@@ -142,15 +130,16 @@ def run_live(backend, uri, *, frames: int | None = 240, source_fps: float | None
             idx.append(frame.index)
 
         limit = None if frames is None else int(frames) + skip
-        stats = run_pipeline(backend, src, output, fit=fit, max_frames=limit, headless=True,
-                             on_frame=on_frame, warmup=2, log=log)
+        stats = run_pipeline(backend, src, output,
+                             PipelineOptions(fit=fit, max_frames=limit, on_frame=on_frame,
+                                             warmup=2, log=log))
     finally:
         src.close()
     fps = float(src.fps or 0.0)
     interval_ms = 1000.0 / fps if fps > 0 else None
     delivered = int(getattr(src, "delivered", stats.frames_in))
     steady = lat[skip:] if len(lat) > skip + 1 else lat
-    latency = _pct(steady)
+    latency = percentiles(steady)
     target = (round(model["p50_ms"] + interval_ms + 5.0, 2) if interval_ms is not None else None)
     # The same bound with the model's time inside this run (on a shared CPU the decoder and
     # other processes slow inference down): what is left is the pipeline's own waiting.
@@ -162,11 +151,10 @@ def run_live(backend, uri, *, frames: int | None = 240, source_fps: float | None
         "model_p50_ms": model["p50_ms"], "model": model,
         "latency": latency,
         "target_p50_ms": target,
-        "meets_target": (latency["p50_ms"] is not None and target is not None
-                         and latency["p50_ms"] <= target),
+        "meets_target": bool(latency["n"] and target is not None and latency["p50_ms"] <= target),
         "infer_p50_in_run_ms": infer_in_run, "target_in_run_p50_ms": target_in_run,
-        "meets_target_in_run": (latency["p50_ms"] is not None and target_in_run is not None
-                                and latency["p50_ms"] <= target_in_run),
+        "meets_target_in_run": bool(latency["n"] and target_in_run is not None
+                                    and latency["p50_ms"] <= target_in_run),
         "frames_delivered": delivered, "frames_out": stats.frames_out,
         "dropped": max(0, delivered - stats.frames_out),
         "dropped_in_source": int(getattr(src, "missed", 0)), "dropped_in_pipeline": stats.dropped,
@@ -200,7 +188,7 @@ def format_live(r: dict) -> str:
 
 
 def load_avg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
+    """The 1 / 5 / 15 minute load average as text (the machine is shared: note it)."""
+    from pix2pix_edge.runtime.machine import load_average
+    la = load_average()
+    return " ".join(f"{x:.2f}" for x in la) if la else "unknown"

@@ -53,7 +53,7 @@ def test_slow_reader_gets_the_newest_frame(tmp_path):
         if f is None:
             break
         got.append(f)
-        assert time.perf_counter() - f.t_capture < 1 / 24 + 0.02   # at most one interval old
+        assert time.perf_counter() - f.t_capture < 1 / 24 + 0.05   # ~ one interval old, not queued
         time.sleep(0.1)                                    # a model slower than the source
     src.close()
     idx = [f.index for f in got]

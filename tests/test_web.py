@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from pix2pix_edge.runtime.cli import cli
 from pix2pix_edge.runtime.errors import EXIT_INTERRUPTED, EXIT_UNAVAILABLE, BadInput, Unavailable
-from pix2pix_edge.runtime.video import Frame, FrameMeta, has_gstreamer, open_sink
+from pix2pix_edge.runtime.video import Frame, FrameMeta, has_gstreamer, open_sink, open_source
 from pix2pix_edge.runtime.web import WebSink, parse_web_uri
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -241,7 +241,7 @@ def test_stalled_viewers_do_not_slow_the_pipeline(tiny_onnx, real_video):
     """Three viewers that asked for the stream and stopped reading (their sockets full) against
     none: the pipeline's FPS on the real video stays the same (runs alternate; best of two)."""
     from pix2pix_edge.runtime.backends import open_backend
-    from pix2pix_edge.runtime.pipeline import run_pipeline
+    from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
 
     be = open_backend(str(tiny_onnx), "onnxruntime", threads=1)
     try:
@@ -254,8 +254,10 @@ def test_stalled_viewers_do_not_slow_the_pipeline(tiny_onnx, real_video):
                     with Feeder(s, fps=20, make=big_noise):   # ~300 kB JPEGs fill the sockets
                         time.sleep(1.0)
                 seen = []
-                st = run_pipeline(be, str(real_video), s, max_frames=300, warmup=1,
-                                  on_frame=lambda f, out: seen.append(s.viewers))
+                opt = PipelineOptions(max_frames=300, warmup=1,
+                                      on_frame=lambda f, out: seen.append(s.viewers))
+                with open_source(str(real_video)) as src:
+                    st = run_pipeline(be, src, s, opt)
                 assert st.frames_out == 300
                 if stall:
                     assert min(seen) == 3        # connected all along, never reading
@@ -312,7 +314,8 @@ def test_end_of_input_closes_streams(tiny_onnx, tmp_path):
     assert b"200 OK" in read_head(k)
     be = open_backend(str(tiny_onnx), "onnxruntime", threads=1)
     try:
-        st = run_pipeline(be, str(video), s)
+        with open_source(str(video)) as src:
+            st = run_pipeline(be, src, s)
     finally:
         be.close()
     assert st.stopped_by == "end" and st.frames_out == 40 and s.frames == 40
