@@ -110,7 +110,8 @@ def run_live(backend, uri, *, frames: int | None = 240, source_fps: float | None
 
     ``frames``: output frames to measure (after ``skip`` start-up frames are discarded from the
     figures); ``model_runs``: timed infer calls for the model-alone p50, measured in the same
-    process just before."""
+    process just before and just after the run (the mean of the two p50s: on a shared machine
+    the load drifts during a run)."""
     from pix2pix_edge.runtime.bench import time_infer
     from pix2pix_edge.runtime.frames import model_size_for, plan
     from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
@@ -120,8 +121,7 @@ def run_live(backend, uri, *, frames: int | None = 240, source_fps: float | None
     src = open_live_source(uri, fps=source_fps)
     try:
         mw, mh = plan(src.size, model_size_for(backend.info, src.size, None, fit), fit).model_size
-        model = time_infer(backend, (1, 3, mh, mw), warmup=5, runs=model_runs)
-        say(f"model alone: infer p50 {model['p50_ms']:.1f} ms ({model_runs} runs at {mw}x{mh})")
+        before = time_infer(backend, (1, 3, mh, mw), warmup=5, runs=model_runs)
         lat: list[float] = []
         idx: list[int] = []
 
@@ -133,8 +133,13 @@ def run_live(backend, uri, *, frames: int | None = 240, source_fps: float | None
         stats = run_pipeline(backend, src, output,
                              PipelineOptions(fit=fit, max_frames=limit, on_frame=on_frame,
                                              warmup=2, log=log))
+        after = time_infer(backend, (1, 3, mh, mw), warmup=2, runs=model_runs)
     finally:
         src.close()
+    model = {"p50_ms": round((before["p50_ms"] + after["p50_ms"]) / 2, 3),
+             "before": before, "after": after}
+    say(f"model alone: infer p50 {before['p50_ms']:.1f} ms before, {after['p50_ms']:.1f} ms after "
+        f"the run ({model_runs} runs each at {mw}x{mh})")
     fps = float(src.fps or 0.0)
     interval_ms = 1000.0 / fps if fps > 0 else None
     delivered = int(getattr(src, "delivered", stats.frames_in))
