@@ -180,8 +180,8 @@ def format_live(r: dict) -> str:
     lines = [
         f"live source {r['source']}: {r['source_fps']:.2f} fps"
         f"{' (file replayed in real time, newest frame wins)' if r['realtime'] else ''}",
-        f"capture-to-output latency: p50 {lat['p50_ms']} ms  p95 {lat['p95_ms']} ms  "
-        f"p99 {lat['p99_ms']} ms  ({lat['n']} frames)",
+        f"capture-to-output latency: p50 {lat['p50_ms']:.1f} ms  p95 {lat['p95_ms']:.1f} ms  "
+        f"p99 {lat['p99_ms']:.1f} ms  ({lat['n']} frames)",
         f"model alone p50 {r['model_p50_ms']:.1f} ms; target p50 <= {r['target_p50_ms']} ms "
         f"(model + one frame interval + 5 ms): {'met' if r['meets_target'] else 'MISSED'}",
         f"infer p50 inside this run {r['infer_p50_in_run_ms']:.1f} ms; p50 <= "
