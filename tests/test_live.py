@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from pix2pix_edge.runtime.cli import cli
 from pix2pix_edge.runtime.errors import BadInput
 from pix2pix_edge.runtime.live import RealtimeSource, open_live_source, run_live
-from pix2pix_edge.runtime.model_info import ModelInfo
 from pix2pix_edge.runtime.video import open_source
+from tests.slow_model import SleepyBackend
 
 
 def write_video(path, n=36, fps=24, w=96, h=64):
@@ -74,23 +74,6 @@ def test_realtime_refuses_live_sources_and_keeps_image_sets(tmp_path):
     src = open_live_source(str(d), fps=100)
     assert [src.read().index for _ in range(3)] == [0, 1, 2] and src.read() is None
     src.close()
-
-
-class SleepyBackend:
-    """A model that takes ``ms`` per frame without using the CPU (a GPU, a slow accelerator)."""
-
-    name, provider = "sleepy", "test"
-
-    def __init__(self, ms: float):
-        self.ms = ms
-        self.info = ModelInfo(height=64, width=64, multiple=32)
-
-    def infer(self, x):
-        time.sleep(self.ms / 1000)
-        return np.zeros_like(x)
-
-    def close(self):
-        pass
 
 
 @pytest.mark.parametrize("ms", [100.0, 15.0])
