@@ -12,7 +12,13 @@ import re
 
 from pix2pix_edge.runtime.errors import Unavailable
 
-INSTALL_HINT = "on Jetson it comes with JetPack, elsewhere: pip install 'pix2pix-edge[trt]'"
+# The TensorRT build and cuda-python must match the NVIDIA driver's CUDA major (pyproject extras).
+INSTALL_HINT = ("on Jetson it comes with JetPack; on a desktop: pip install "
+                "'pix2pix-edge[trt-cu12]' (NVIDIA driver >= 525) or 'pix2pix-edge[trt-cu13]' "
+                "(driver >= 580)")
+CUDA_PYTHON_HINT = ("pip install 'pix2pix-edge[trt-cu12]' (CUDA 12 driver, >= 525), "
+                    "'pix2pix-edge[trt-cu13]' (CUDA 13 driver, >= 580) or, on JetPack 5, "
+                    "'pix2pix-edge[trt-cu11]'")
 
 
 # --------------------------------------------------------------------------- imports
@@ -36,9 +42,17 @@ def import_cudart(purpose: str = "the TensorRT backend"):
         try:
             from cuda import cudart
         except ImportError as e:
-            raise Unavailable(f"{purpose} needs NVIDIA's cuda-python ({e}); install it with: "
-                              f"pip install 'pix2pix-edge[trt]'") from None
+            raise Unavailable(f"{purpose} needs NVIDIA's cuda-python ({e}); install the one "
+                              f"for your driver: {CUDA_PYTHON_HINT}") from None
     return cudart
+
+
+def init_plugins(trt, logger) -> None:
+    """Register TensorRT's bundled plugins. Before TensorRT 10 the ONNX parser maps
+    InstanceNormalization to the ``InstanceNormalization_TRT`` plugin: without this call before
+    parsing, and again before deserialising in a fresh process, TensorRT fails with
+    "getPluginCreator could not find plugin" (onnx/onnx-tensorrt #597). Harmless on 10+."""
+    trt.init_libnvinfer_plugins(logger, "")
 
 
 # --------------------------------------------------------------------------- CUDA runtime calls
@@ -54,15 +68,72 @@ def cuda_call(cudart, result, what: str):
     return values[0] if len(values) == 1 else (tuple(values) or None)
 
 
+def _cuda_version(v) -> str:
+    """12080 -> "12.8" (the encoding of cudaDriverGetVersion / cudaRuntimeGetVersion)."""
+    v = int(v)
+    return f"{v // 1000}.{v % 1000 // 10}"
+
+
+def _versions(cudart) -> tuple[int | None, int | None]:
+    """(driver, runtime) CUDA versions as cuda-python reports them; driver 0 = no driver.
+    None where the call itself fails (cuda-python 12.6 raises without libcuda)."""
+    out = []
+    for call in ("cudaDriverGetVersion", "cudaRuntimeGetVersion"):
+        try:
+            err, value = getattr(cudart, call)()
+            out.append(int(value) if cuda_ok(cudart, err) else None)
+        except Exception:
+            out.append(None)
+    return out[0], out[1]
+
+
+def _cuda_python_version() -> str:
+    from importlib import metadata
+
+    for dist in ("cuda-bindings", "cuda-python"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "?"
+
+
+def no_gpu_error(cudart, err, purpose: str) -> Unavailable:
+    """The one-line error for a failed device query: no driver / GPU, or (the error CUDA gives
+    for both) a driver too old for this cuda-python, told apart by the driver's version."""
+    name = getattr(err, "name", err)
+    driver, runtime = _versions(cudart)
+    too_old = [getattr(cudart.cudaError_t, n, None)
+               for n in ("cudaErrorInsufficientDriver", "cudaErrorCallRequiresNewerDriver")]
+    if err in [e for e in too_old if e is not None] and driver and runtime and driver < runtime:
+        have, need = driver // 1000, runtime // 1000
+        fix = (f"install the cuda-python for this driver, pip install "
+               f"'pix2pix-edge[trt-cu{have}]', or update the driver" if have < need
+               else "update the driver")
+        return Unavailable(
+            f"{purpose}: the NVIDIA driver supports CUDA {_cuda_version(driver)} but cuda-python "
+            f"{_cuda_python_version()} needs a CUDA {_cuda_version(runtime)} driver"
+            f"{' (>= 580)' if need >= 13 else ''}: {fix} ({name})")
+    return Unavailable(f"{purpose} needs an NVIDIA GPU; CUDA found none ({name})")
+
+
 def gpu_properties(cudart, device: int = 0, purpose: str = "the TensorRT backend"
                    ) -> tuple[str, str]:
-    """(GPU name, ``"X.Y"`` compute capability) of ``device``; Unavailable without a GPU."""
-    err, count = cudart.cudaGetDeviceCount()
+    """(GPU name, ``"X.Y"`` compute capability) of ``device``; Unavailable without a GPU.
+
+    cuda-python 12.6 raises RuntimeError ("Failed to dlopen libcuda.so.1") where there is no
+    driver; 12.9 and 13 return an error tuple (cudaErrorInsufficientDriver, also when the driver
+    is too old for them): each becomes one line, never a traceback."""
+    try:
+        err, count = cudart.cudaGetDeviceCount()
+    except RuntimeError as e:
+        raise Unavailable(f"{purpose} needs an NVIDIA GPU; CUDA found none (cuda-python: "
+                          f"{e})") from None
     if not cuda_ok(cudart, err) or count < 1:
-        raise Unavailable(f"{purpose} needs an NVIDIA GPU; CUDA found none "
-                          f"({getattr(err, 'name', err)})")
+        raise no_gpu_error(cudart, err, purpose)
     if not 0 <= device < count:
-        raise Unavailable(f"GPU {device} does not exist (this machine has {count})")
+        raise Unavailable(f"GPU {device} does not exist (this machine has {count}: "
+                          f"--device 0{f' to {count - 1}' if count > 1 else ''})")
     err, props = cudart.cudaGetDeviceProperties(device)
     if not cuda_ok(cudart, err):
         raise Unavailable(f"cannot read the properties of CUDA device {device} "
@@ -71,6 +142,20 @@ def gpu_properties(cudart, device: int = 0, purpose: str = "the TensorRT backend
     if isinstance(name, bytes):
         name = name.split(b"\0", 1)[0].decode("utf-8", "replace")
     return str(name).split("\0", 1)[0].strip(), f"{props.major}.{props.minor}"
+
+
+def native_handle(cudart, obj) -> int:
+    """The address behind a cuda-python object (a stream), for TensorRT's ``execute_async_v3``.
+    ``int(obj)`` is deprecated since cuda-bindings 13 (12.9 too) in favour of
+    ``cuda.bindings.utils.get_cuda_native_handle``; older cuda-python has only ``int``."""
+    if getattr(cudart, "__name__", "").startswith("cuda.bindings."):
+        try:
+            from cuda.bindings.utils import get_cuda_native_handle
+        except ImportError:
+            pass
+        else:
+            return int(get_cuda_native_handle(obj))
+    return int(obj)
 
 
 # --------------------------------------------------------------------------- versions
