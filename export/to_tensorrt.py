@@ -34,10 +34,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Tuple
 
 from pix2pix_edge.runtime.backends.nvidia import (gpu_properties, import_cudart, import_tensorrt,
-                                                 parse_version)
+                                                 init_plugins, parse_version)
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Pix2PixError, Unavailable
 from pix2pix_edge.runtime.files import atomic_write, check_writable
 from pix2pix_edge.runtime.model_info import MAX_SIDE, ModelInfo, write_engine_record
@@ -45,7 +45,7 @@ from pix2pix_edge.runtime.size import Size, parse_size
 
 MIN_VERSION = (8, 5)
 DEFAULT_WORKSPACE_GIB = 2.0
-Shape = tuple[int, int, int, int]
+Shape = Tuple[int, int, int, int]   # typing.Tuple: `pix2pix export trt` runs on Python 3.8 (JetPack 5)
 
 
 # --------------------------------------------------------------------------- versions and flags
@@ -62,6 +62,7 @@ class BuildPlan:
     pin_norms_fp32: bool = False     # weak typing: force normalisation layers to FP32
     note: str = ""
     symmetric_int8: bool = False     # INT8 Q/DQ ONNX: make UINT8 activation Q/DQ symmetric INT8
+    parser_flags: tuple[str, ...] = ()   # OnnxParserFlag names
 
 
 INT8_MIN_CAPABILITY = (6, 1)         # DP4A; older GPUs (Jetson Nano / TX1 sm 5.3) have no INT8
@@ -80,6 +81,9 @@ def build_plan(version: tuple[int, ...], onnx_precision: str, fp32: bool = False
     if tuple(version[:2]) < MIN_VERSION:
         raise Unavailable(f"TensorRT {'.'.join(map(str, version))} is too old: pix2pix-edge needs "
                           f"{'.'.join(map(str, MIN_VERSION))} or newer (JetPack 5.1+)")
+    # 8.6 can parse InstanceNormalization into a native layer (10 made it the default); 8.5
+    # has no such flag and uses the InstanceNormalization_TRT plugin (init_plugins registers it).
+    native = ("NATIVE_INSTANCENORM",) if (8, 6) <= tuple(version[:2]) < (10, 0) else ()
     if onnx_precision == "int8":
         if fp32:
             raise BadInput("--fp32 needs the FP32 ONNX (this one is INT8); export without "
@@ -94,7 +98,7 @@ def build_plan(version: tuple[int, ...], onnx_precision: str, fp32: bool = False
             return BuildPlan(network_flags=("EXPLICIT_BATCH",),
                              builder_flags=("INT8", "FP16", "PREFER_PRECISION_CONSTRAINTS"),
                              strongly_typed=False, convert_to_fp16=False, precision="int8",
-                             pin_norms_fp32=True, symmetric_int8=True,
+                             pin_norms_fp32=True, symmetric_int8=True, parser_flags=native,
                              note="INT8 Q/DQ graph: explicit quantization; float layers FP16")
         return BuildPlan(network_flags=("STRONGLY_TYPED",), builder_flags=(), strongly_typed=True,
                          convert_to_fp16=False, precision="int8", symmetric_int8=True,
@@ -111,7 +115,7 @@ def build_plan(version: tuple[int, ...], onnx_precision: str, fp32: bool = False
         return BuildPlan(network_flags=("EXPLICIT_BATCH",),
                          builder_flags=() if fp32 else ("FP16", "PREFER_PRECISION_CONSTRAINTS"),
                          strongly_typed=False, convert_to_fp16=False, precision=precision,
-                         pin_norms_fp32=not fp32, note=note)
+                         pin_norms_fp32=not fp32, note=note, parser_flags=native)
     convert = not fp32 and onnx_precision == "fp32"
     note = "converting the FP32 ONNX to FP16 (FP32 norms) for a strongly typed build" if convert else ""
     return BuildPlan(network_flags=("STRONGLY_TYPED",), builder_flags=(), strongly_typed=True,
@@ -337,9 +341,12 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
 
             source = symmetric_file(onnx_path, Path(tmp) / "int8_symmetric.onnx")
         logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+        init_plugins(trt, logger)   # before parsing: 8.5 maps InstanceNorm to a plugin
         builder = trt.Builder(logger)
         network = builder.create_network(network_flag_bits(trt, plan.network_flags))
         parser = trt.OnnxParser(network, logger)
+        for name in plan.parser_flags:
+            parser.set_flag(getattr(trt.OnnxParserFlag, name))
         if not parser.parse_from_file(str(source)):
             errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
             first = errors[0].strip().splitlines()[0] if errors else "no details"

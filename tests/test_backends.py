@@ -392,6 +392,7 @@ class _FakeCudart:
         self.live: dict[int, object] = {}
         self.log: list[str] = []
         self.streams = 0
+        self.copy_threads: set[str] = set()
 
     def _ok(self, *values):
         return (self.cudaError_t.cudaSuccess, *values)
@@ -406,6 +407,8 @@ class _FakeCudart:
         return self._ok(SimpleNamespace(name=b"Orin\0\0\0\0", major=8, minor=7))
 
     def cudaSetDevice(self, device):
+        import threading
+        self.log.append(f"set device {device} on {threading.current_thread().name}")
         return self._ok()
 
     def _alloc(self, n, kind):
@@ -439,13 +442,16 @@ class _FakeCudart:
         return self._ok()
 
     def cudaMemcpyAsync(self, dst, src, count, kind, stream):
+        import threading
         self.ctypes.memmove(int(dst), int(src), int(count))
         self.log.append(f"copy {kind.name} {count}")
+        self.copy_threads.add(threading.current_thread().name)
         return self._ok()
 
 
-def _fake_tensorrt(dynamic: bool, io_dtype=np.float32):
-    """A stand-in for the ``tensorrt`` module with an "engine" computing ``y = 0.5 * x``."""
+def _fake_tensorrt(dynamic: bool, io_dtype=np.float32, calls=None):
+    """A stand-in for the ``tensorrt`` module with an "engine" computing ``y = 0.5 * x``.
+    ``calls`` records plugin registration and deserialisation, in order."""
     import ctypes
     import enum
     from types import ModuleType
@@ -519,9 +525,18 @@ def _fake_tensorrt(dynamic: bool, io_dtype=np.float32):
             pass
 
         def deserialize_cuda_engine(self, blob):
+            if calls is not None:
+                calls.append("deserialize_cuda_engine")
             return Engine() if blob.startswith(b"FAKE-ENGINE") else None
 
+    def init_libnvinfer_plugins(logger, namespace):
+        assert isinstance(logger, Logger) and namespace == ""
+        if calls is not None:
+            calls.append("init_libnvinfer_plugins")
+        return True
+
     trt.TensorIOMode, trt.Logger, trt.Runtime = TensorIOMode, Logger, Runtime
+    trt.init_libnvinfer_plugins = init_libnvinfer_plugins
     trt.nptype = lambda name: np.dtype(name).type
     return trt
 
@@ -531,10 +546,12 @@ def fake_gpu(monkeypatch, tmp_path):
     """Install the fakes; returns (make_engine, cudart). Labelled fake: no GPU here."""
     import sys
     cudart = _FakeCudart()
+    cudart.trt_calls = []
     monkeypatch.setattr(trtb, "import_cudart", lambda: cudart)
 
     def make(dynamic=False, io_dtype=np.float32, record=True, blob=b"FAKE-ENGINE"):
-        monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(dynamic, io_dtype))
+        monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(dynamic, io_dtype,
+                                                                    cudart.trt_calls))
         path = tmp_path / ("dyn.engine" if dynamic else "static.engine")
         path.write_bytes(blob)
         if record:
@@ -557,7 +574,7 @@ def test_tensorrt_plumbing_with_fakes_static(fake_gpu, io_dtype):
     assert be.metadata_source == "record" and be.input_shape == [1, 3, 64, 64]
     assert be.info.io_dtype == np.dtype(io_dtype).name and not be.info.dynamic
     nbytes = 3 * 64 * 64 * np.dtype(io_dtype).itemsize
-    assert cudart.log == [f"host {nbytes}", f"device {nbytes}"] * 2
+    assert cudart.log == ["set device 0 on MainThread"] + [f"host {nbytes}", f"device {nbytes}"] * 2
     x = _x((1, 3, 64, 64))
     y = be.infer(x)
     assert y.dtype == np.float32 and y.shape == x.shape
@@ -576,7 +593,7 @@ def test_tensorrt_plumbing_with_fakes_dynamic(fake_gpu):
     make, cudart = fake_gpu
     be = open_backend(make(dynamic=True))
     assert be.info.dynamic
-    assert cudart.log[:2] == [f"host {2 * 3 * 128 * 128 * 4}", f"device {2 * 3 * 128 * 128 * 4}"]
+    assert cudart.log[1:3] == [f"host {2 * 3 * 128 * 128 * 4}", f"device {2 * 3 * 128 * 128 * 4}"]
     for shape in [(1, 3, 64, 64), (2, 3, 32, 96), (1, 3, 128, 128)]:
         x = _x(shape)
         np.testing.assert_array_equal(be.infer(x), x * 0.5)
@@ -618,3 +635,40 @@ def test_info_on_an_engine_with_fakes(fake_gpu):
     assert r.exit_code == 0, r.output
     assert "input        input  float32  ?x3x?x?" in r.output
     assert "runs on      TensorRT 10.3.0.30 on Orin" in r.output
+
+
+def test_tensorrt_plugins_are_registered_before_the_engine_is_deserialised(fake_gpu):
+    """Engines built by TensorRT 8.x hold the InstanceNormalization_TRT plugin: a fresh process
+    must call init_libnvinfer_plugins before deserialize_cuda_engine (onnx-tensorrt #597)."""
+    make, cudart = fake_gpu
+    be = open_backend(make())
+    assert cudart.trt_calls == ["init_libnvinfer_plugins", "deserialize_cuda_engine"]
+    be.close()
+
+
+def test_tensorrt_infers_on_the_named_device_from_a_worker_thread(fake_gpu):
+    """The pipeline opens the backend on the main thread and infers on its own thread: CUDA's
+    current device is per thread, so the worker must select --device itself before any copy."""
+    import threading
+
+    make, cudart = fake_gpu
+    cudart.devices = 2
+    be = open_backend(make(), device=1)
+    assert cudart.log[0] == "set device 1 on MainThread"
+    out = {}
+    worker = threading.Thread(target=lambda: out.update(y=be.infer(_x((1, 3, 64, 64)))),
+                              name="infer-worker")
+    worker.start()
+    worker.join()
+    assert out["y"].shape == (1, 3, 64, 64)
+    first_worker_call = next(e for e in cudart.log if "infer-worker" in e or e.startswith("copy"))
+    assert first_worker_call == "set device 1 on infer-worker", cudart.log
+    assert cudart.copy_threads == {"infer-worker"}
+    be.infer(_x((1, 3, 64, 64)))      # once per thread, not once per call
+    be.infer(_x((1, 3, 64, 64)))
+    assert [e for e in cudart.log if e.startswith("set device")] == [
+        "set device 1 on MainThread", "set device 1 on infer-worker"]
+    be.close()
+    with pytest.raises(Unavailable, match=r"GPU 2 does not exist \(this machine has 2: "
+                                          r"--device 0 to 1\)"):
+        open_backend(make(), device=2)

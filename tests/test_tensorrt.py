@@ -35,11 +35,13 @@ def test_plan_tensorrt_8_weak_typing_fp16_flag_on_fp32_onnx():
     assert plan == BuildPlan(network_flags=("EXPLICIT_BATCH",),
                              builder_flags=("FP16", "PREFER_PRECISION_CONSTRAINTS"),
                              strongly_typed=False, convert_to_fp16=False, precision="fp16",
-                             pin_norms_fp32=True)
+                             pin_norms_fp32=True, parser_flags=("NATIVE_INSTANCENORM",))
     fp32 = build_plan((8, 6, 1), "fp32", fp32=True)
     assert fp32.builder_flags == () and fp32.precision == "fp32" and not fp32.pin_norms_fp32
-    # JetPack 5.1 ships 8.5: same path
+    # JetPack 5.1 ships 8.5: same path, but 8.5 has no OnnxParserFlag (the InstanceNorm plugin,
+    # registered by init_plugins, does the work)
     assert build_plan((8, 5, 2), "fp32").network_flags == ("EXPLICIT_BATCH",)
+    assert build_plan((8, 5, 2), "fp32").parser_flags == ()
     # an FP16 ONNX still builds on 8.x, with a note
     assert "FP32 ONNX" in build_plan((8, 6, 1), "fp16").note
 
@@ -338,3 +340,93 @@ def test_export_help_imports_no_torch_onnx_or_tensorrt(tiny_onnx):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def _recording_tensorrt(version: str, calls: list):
+    """A stand-in ``tensorrt`` (none on this machine) that records the build's calls in order."""
+    import enum
+
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = version
+    trt.NetworkDefinitionCreationFlag = enum.IntEnum("N", {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1})
+    trt.BuilderFlag = enum.IntEnum("B", {"FP16": 0, "PREFER_PRECISION_CONSTRAINTS": 1})
+    trt.OnnxParserFlag = enum.IntEnum("P", {"NATIVE_INSTANCENORM": 0})
+    trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="workspace")
+    trt.LayerType = types.SimpleNamespace(NORMALIZATION="NORMALIZATION", REDUCE="REDUCE")
+    trt.float32 = "f32"
+
+    class Logger:
+        VERBOSE, WARNING, ERROR = 0, 1, 2
+
+        def __init__(self, level):
+            pass
+
+    class Network:
+        num_layers = 0
+
+    class Parser:
+        num_errors = 0
+
+        def __init__(self, network, logger):
+            calls.append("OnnxParser")
+
+        def set_flag(self, flag):
+            calls.append(f"parser.set_flag({flag.name})")
+
+        def parse_from_file(self, path):
+            calls.append("parse_from_file")
+            return True
+
+    class Config:
+        def __getattr__(self, name):
+            return lambda *a, **k: calls.append(f"config.{name}")
+
+    class Builder:
+        def __init__(self, logger):
+            calls.append("Builder")
+
+        def create_network(self, bits):
+            calls.append(f"create_network({bits})")
+            return Network()
+
+        def create_builder_config(self):
+            return Config()
+
+        def build_serialized_network(self, network, config):
+            calls.append("build_serialized_network")
+            return b"ENGINE"
+
+    def init_libnvinfer_plugins(logger, namespace):
+        assert namespace == ""
+        calls.append("init_libnvinfer_plugins")
+        return True
+
+    trt.Logger, trt.Builder, trt.OnnxParser = Logger, Builder, Parser
+    trt.init_libnvinfer_plugins = init_libnvinfer_plugins
+    return trt
+
+
+@pytest.mark.parametrize("version,native", [("8.5.2.2", False), ("8.6.1", True),
+                                            ("10.3.0", False)])
+def test_build_registers_plugins_before_parsing(version, native, tiny_onnx, tmp_path,
+                                                monkeypatch):
+    """Before TensorRT 10 the parser maps InstanceNormalization to the InstanceNormalization_TRT
+    plugin: init_libnvinfer_plugins must come before parsing; 8.6 parses it natively
+    (OnnxParserFlag.NATIVE_INSTANCENORM, set before parse). Stand-ins: no TensorRT/GPU here."""
+    from pix2pix_edge.export import to_tensorrt
+
+    calls = []
+    monkeypatch.setattr(to_tensorrt, "import_tensorrt",
+                        lambda purpose: _recording_tensorrt(version, calls))
+    monkeypatch.setattr(to_tensorrt, "import_cudart", lambda purpose: None)
+    monkeypatch.setattr(to_tensorrt, "gpu_properties", lambda cudart, device, purpose:
+                        ("Orin", "8.7"))
+    report = to_tensorrt.build_engine(tiny_onnx, tmp_path / "m.engine", fp32=True,
+                                      log=lambda s: None)
+    assert report["tensorrt_version"] == version
+    assert calls.index("init_libnvinfer_plugins") < calls.index("OnnxParser") \
+        < calls.index("parse_from_file") < calls.index("build_serialized_network")
+    flag = "parser.set_flag(NATIVE_INSTANCENORM)"
+    assert (flag in calls) == native
+    if native:
+        assert calls.index(flag) < calls.index("parse_from_file")

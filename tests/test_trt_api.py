@@ -224,7 +224,7 @@ for name, (kws, where) in uses["kwargs"].items():
                 out["kw_missing"].append(f"{name}({kw}=...)")
 
 version = tt.parse_version(trt.__version__)
-for onnx_precision in ("fp32", "fp16"):
+for onnx_precision in ("fp32", "fp16", "int8"):
     for fp32 in (False, True):
         try:
             plan = tt.build_plan(version, onnx_precision, fp32)
@@ -341,8 +341,14 @@ def test_85_takes_the_86_branch():
     parse to the 8.x branch, which the 8.6 bindings checked above."""
     from pix2pix_edge.export.to_tensorrt import build_plan, parse_version
 
+    import dataclasses
+
     for text in ("8.5.2.2", "8.5.2-1+cuda11.4", "8.5.3.1"):
         v = parse_version(text)
         assert v[:2] == (8, 5)
-        assert build_plan(v, "fp32") == build_plan((8, 6, 1), "fp32")
-        assert build_plan(v, "fp32", fp32=True) == build_plan((8, 6, 1), "fp32", fp32=True)
+        for fp32 in (False, True):
+            plan85, plan86 = build_plan(v, "fp32", fp32), build_plan((8, 6, 1), "fp32", fp32)
+            # the same branch; only 8.6 has OnnxParserFlag.NATIVE_INSTANCENORM (8.5 parses
+            # InstanceNormalization into the plugin that init_plugins registers)
+            assert plan85.parser_flags == () and plan86.parser_flags == ("NATIVE_INSTANCENORM",)
+            assert plan85 == dataclasses.replace(plan86, parser_flags=())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,8 @@ import numpy as np
 from pix2pix_edge.runtime.backends.base import (check_batch, largest_pow2_dividing, resolve_info,
                                                shape_str)
 from pix2pix_edge.runtime.backends.nvidia import (cuda_call, gpu_properties, import_cudart,
-                                                 import_tensorrt, parse_compute_capability,
-                                                 same_version, sm)
+                                                 import_tensorrt, init_plugins, native_handle,
+                                                 parse_compute_capability, same_version, sm)
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch
 from pix2pix_edge.runtime.model_info import ModelInfo, read_engine_record
 
@@ -101,6 +102,10 @@ class TensorRTBackend:
         self._buffers: list[_Buffer] = []
         self._stream = None
         self._context = self._engine = self._runtime = None
+        self.device = int(device)
+        # CUDA's current device is per thread: every thread that calls into CUDA for this
+        # engine (the pipeline's inference thread, not only the one that opened it) selects it.
+        self._device_set = threading.local()
         if not self.path.is_file():
             raise BadInput(f"engine file not found: {self.path}")
         trt = import_tensorrt()
@@ -116,9 +121,11 @@ class TensorRTBackend:
                                   self.compute_capability)
             if why:
                 raise ModelMismatch(why)
-        cuda_call(cudart, cudart.cudaSetDevice(device), "cudaSetDevice")
+        self._use_device()
 
-        self._runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+        logger = trt.Logger(trt.Logger.ERROR)
+        init_plugins(trt, logger)   # engines built by TensorRT 8.x may hold InstanceNorm plugins
+        self._runtime = trt.Runtime(logger)
         self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
             raise ModelMismatch(
@@ -174,6 +181,13 @@ class TensorRTBackend:
         self._context.set_tensor_address(self._out_name, int(self._outp.device))
         self._current = None
 
+    def _use_device(self) -> None:
+        """cudaSetDevice(self.device) once on each thread that uses this engine."""
+        if getattr(self._device_set, "done", False):
+            return
+        cuda_call(self._cudart, self._cudart.cudaSetDevice(self.device), "cudaSetDevice")
+        self._device_set.done = True
+
     @property
     def precision(self) -> str:
         return self.info.precision
@@ -188,6 +202,7 @@ class TensorRTBackend:
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         check_batch(batch, self.info, self._in_shape)
+        self._use_device()
         shape = tuple(batch.shape)
         if self._dynamic:
             lo, hi = self._profile
@@ -207,7 +222,7 @@ class TensorRTBackend:
         cuda_call(cudart, cudart.cudaMemcpyAsync(
             self._inp.device, self._inp.host_ptr, n_in * self._in_dtype.itemsize, h2d,
             self._stream), "cudaMemcpyAsync (host to device)")
-        if not self._context.execute_async_v3(int(self._stream)):
+        if not self._context.execute_async_v3(native_handle(cudart, self._stream)):
             raise RuntimeError(f"TensorRT execute_async_v3 failed on {self.path.name}")
         cuda_call(cudart, cudart.cudaMemcpyAsync(
             self._outp.host_ptr, self._outp.device, n_out * self._out_dtype.itemsize, d2h,
@@ -217,6 +232,8 @@ class TensorRTBackend:
 
     def close(self) -> None:
         """Free the GPU memory, the pinned buffers and the stream (safe to call twice)."""
+        if self._stream is not None or self._buffers:
+            self._use_device()
         if self._stream is not None:
             self._cudart.cudaStreamSynchronize(self._stream)
         self._context = None   # context before engine before runtime
