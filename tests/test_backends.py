@@ -54,20 +54,81 @@ def dynamic_onnx(tiny_onnx, tmp_path_factory):
 
 # --------------------------------------------------------------------------- ONNX Runtime
 def test_usable_providers_is_cpu_here_and_silent(capfd):
-    ortb._usable.cache_clear()
+    ortb._probe.cache_clear()
     providers = ortb.usable_providers()
     out, err = capfd.readouterr()
     if "CUDAExecutionProvider" in providers:
         pytest.skip("this machine has a working CUDA provider")
     assert providers == ["CPUExecutionProvider"]
     assert out == "" and err == "", (out, err)
-    # The GPU providers are listed as available here although they cannot load: the probe is
-    # what tells them apart, and asking for one is a clear error, not a noisy fallback.
-    assert "CUDAExecutionProvider" in ort.get_available_providers()
-    with pytest.raises(Unavailable, match="CUDAExecutionProvider cannot load"):
+    if ort.get_device() == "GPU":
+        # onnxruntime-gpu lists the GPU providers although they cannot load here: the probe is
+        # what tells them apart, and asking for one is a clear error, not a noisy fallback.
+        assert "CUDAExecutionProvider" in ort.get_available_providers()
+        reason = "no NVIDIA driver here" if not ortb.nvidia_driver_loads() else "missing"
+    else:   # the CPU build (the Python 3.8 runtime tests install it)
+        reason = "is a CPU-only build: replace it (pip uninstall onnxruntime) by onnxruntime-gpu"
+    with pytest.raises(Unavailable, match="CUDAExecutionProvider cannot load") as e:
         ortb.resolve_providers(["cuda"])
+    assert reason in str(e.value), e.value          # why, in the same line
+    assert "\n" not in str(e.value)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_gpu_libraries_are_preloaded_before_probing(monkeypatch):
+    """onnxruntime-gpu >= 1.21 finds the CUDA / cuDNN of its [cuda,cudnn] extra only through
+    onnxruntime.preload_dlls(): the probe calls it (once) before asking for a GPU provider."""
+    if ort.get_device() != "GPU":
+        pytest.skip("onnxruntime here is the CPU build: there is nothing to preload")
+    calls = []
+    monkeypatch.setattr(ort, "preload_dlls", lambda *a, **k: calls.append((a, k)), raising=False)
+    ortb._probe.cache_clear()
+    try:
+        ortb.usable_providers()
+        ortb.usable_providers()
+        assert calls == [((), {})]
+    finally:
+        ortb._probe.cache_clear()
+
+
+FALLBACK = r"""
+import sys
+from pix2pix_edge.runtime.backends import onnxruntime as ortb
+from pix2pix_edge.runtime.cli import main
+print("why:", ortb.why_not("CUDAExecutionProvider"), file=sys.stderr)
+main(["bench", sys.argv[1], "--warmup", "1", "--runs", "2", "--sizes", "64x64"])
+"""
+
+
+def test_gpu_host_without_cuda_libraries_is_told_why_it_runs_on_the_cpu(tiny_onnx, tmp_path):
+    """A pip-only desktop: a driver is there but onnxruntime-gpu's CUDA / cuDNN are not. The
+    run still works on the CPU, and says so in one line with the fix; never silently. (A
+    stand-in libcuda.so.1 plays the driver: tests/fake_driver.py.)"""
+    import subprocess
+    import sys
+
+    from tests import fake_driver
+
+    if ort.get_device() != "GPU":
+        pytest.skip("onnxruntime here is the CPU build")
+    env = fake_driver.env_with(fake_driver.build(tmp_path / "driver"))
+    res = subprocess.run([sys.executable, "-c", FALLBACK, str(tiny_onnx)], env=env,
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    why = [ln for ln in res.stderr.splitlines() if ln.startswith("why: ")]
+    assert why and "a CUDA library is missing (lib" in why[0], res.stderr
+    assert f"pip install 'onnxruntime-gpu[cuda,cudnn]=={ort.__version__}'" in why[0]
+    notes = [ln for ln in res.stderr.splitlines() if ln.startswith("note: ")]
+    assert notes == [f"note: ONNX Runtime runs on the CPU: CUDAExecutionProvider cannot load "
+                     f"here: {why[0][5:]}"], res.stderr
+    assert "CPUExecutionProvider" in res.stdout
+    # asking for the CPU is not a fallback: nothing to say
+    res = subprocess.run([sys.executable, "-m", "pix2pix_edge.runtime.cli", "bench",
+                          str(tiny_onnx), "--provider", "cpu", "--warmup", "1", "--runs", "2",
+                          "--sizes", "64x64"], env=env, capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert res.returncode == 0 and "note:" not in res.stderr, res.stderr
 
 
 def test_session_probe_is_quiet(capfd):

@@ -7,8 +7,9 @@ runs the real ``pix2pix`` command in a subprocess with that package on its path 
 TensorRT 10.3 bindings on stub libraries (tests/test_trt_api.py), so the path from the command
 line to the probe is the user's. Absent folders skip, naming the command that fetches them.
 
-"Too old a driver" is made with a stand-in libcuda.so.1 that reports a CUDA 12.2 driver (the
-hardware is absent here); cuda-python's own runtime then decides the driver is too old.
+"Too old a driver" is made with a stand-in libcuda.so.1 that reports a CUDA 12.2 driver
+(tests/fake_driver.py; the hardware is absent here): cuda-python's own runtime then decides the
+driver is too old.
 """
 
 from __future__ import annotations
@@ -22,24 +23,14 @@ from pathlib import Path
 
 import pytest
 
+from tests import fake_driver
+
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("api_packages", REPO / "scripts" / "api_packages.py")
 api_packages = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(api_packages)
 
 TRT_KEY = "10.3"
-OLD_DRIVER_C = r"""
-/* A libcuda.so.1 reporting a CUDA 12.2 driver; other driver functions are "not found". */
-#include <dlfcn.h>
-int cuDriverGetVersion(int *v) { *v = 12020; return 0; }
-int cuInit(unsigned int flags) { return 0; }
-int cuGetProcAddress_v2(const char *s, void **p, int v, unsigned long long f, int *st) {
-    *p = dlsym(RTLD_DEFAULT, s); if (st) *st = *p ? 1 : 0; return *p ? 0 : 500; }
-int cuGetProcAddress(const char *s, void **p, int v, unsigned long long f) {
-    *p = dlsym(RTLD_DEFAULT, s); return *p ? 0 : 500; }
-int cuGetErrorString(int e, const char **s) { *s = "stand-in"; return 0; }
-int cuGetErrorName(int e, const char **s) { *s = "stand-in"; return 0; }
-"""
 
 
 def _has_driver() -> bool:
@@ -65,12 +56,7 @@ def _env(key: str, tmp_path: Path, old_driver: bool = False) -> dict:
     env["PYTHONPATH"] = os.pathsep.join([str(shim), str(api_packages.cuda_dir(key) / "site"),
                                          env["PYTHONPATH"]])
     if old_driver:
-        lib = tmp_path / "driver"
-        lib.mkdir(exist_ok=True)
-        (lib / "cuda.c").write_text(OLD_DRIVER_C)
-        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib / "libcuda.so.1"),
-                        "-Wl,-soname,libcuda.so.1", str(lib / "cuda.c"), "-ldl"], check=True)
-        env["LD_LIBRARY_PATH"] = os.pathsep.join([str(lib), env["LD_LIBRARY_PATH"]])
+        env = fake_driver.env_with(fake_driver.build(tmp_path / "driver"), env)
     env.pop("PIX2PIX_DEBUG", None)
     return env
 

@@ -50,24 +50,65 @@ def import_onnxruntime():
 
 
 # --------------------------------------------------------------------------- providers
-def _libs_load(provider: str) -> bool:
-    """Can the provider's shared library and everything it links against be loaded?
-
-    dlopen with lazy binding resolves the NEEDED libraries (libcublas, libcudnn, libnvinfer,
-    libcuda ...) without running anything, and fails silently when one is missing. Where the
-    library is not where we expect it (other platforms), let the session probe decide."""
-    if not sys.platform.startswith("linux"):
-        return True
-    ort = import_onnxruntime()
-    lib = Path(ort.__file__).parent / "capi" / _PROVIDER_LIBS[provider]
-    if not lib.is_file():
-        return True
+def _cuda_major(ort) -> int:
+    """The CUDA major an onnxruntime-gpu wheel from the package index is built for (1.21-1.26:
+    12, 1.27 and newer: 13)."""
     try:
-        ctypes.CDLL("libcuda.so.1", mode=os.RTLD_LAZY | os.RTLD_LOCAL)   # the driver (a GPU host)
-        ctypes.CDLL(str(lib), mode=os.RTLD_LAZY | os.RTLD_LOCAL)
+        major, minor = (int(x) for x in str(ort.__version__).split(".")[:2])
+    except ValueError:
+        return 13
+    return 13 if (major, minor) >= (1, 27) else 12
+
+
+def _gpu_fix(ort) -> str:
+    if sys.platform.startswith("linux") and os.uname().machine == "aarch64":
+        return "on Jetson install JetPack's onnxruntime-gpu wheel and its CUDA / cuDNN / TensorRT"
+    cu = _cuda_major(ort)
+    return (f"onnxruntime-gpu {ort.__version__} is a CUDA {cu} / cuDNN 9 build: pip install "
+            f"'onnxruntime-gpu[cuda,cudnn]=={ort.__version__}' (pix2pix-edge[ort-cu{cu}]), "
+            f"or pix2pix-edge[ort-cu{25 - cu}] for a CUDA {25 - cu} driver")
+
+
+@functools.lru_cache(maxsize=None)
+def nvidia_driver_loads() -> bool:
+    """Is there an NVIDIA driver (libcuda.so.1) on this machine?"""
+    try:
+        ctypes.CDLL("libcuda.so.1", mode=os.RTLD_LAZY | os.RTLD_LOCAL)
     except OSError:
         return False
     return True
+
+
+def _libs_error(provider: str) -> str | None:
+    """Why the provider's shared library (or one it links: libcublas, libcudnn, libnvinfer,
+    libcuda ...) cannot be loaded, or None when it can.
+
+    dlopen with lazy binding resolves the NEEDED libraries without running anything. Where the
+    library is not where we expect it (other platforms), let the session probe decide."""
+    if not sys.platform.startswith("linux"):
+        return None
+    ort = import_onnxruntime()
+    lib = Path(ort.__file__).parent / "capi" / _PROVIDER_LIBS[provider]
+    if not lib.is_file():
+        return None
+    try:
+        ctypes.CDLL("libcuda.so.1", mode=os.RTLD_LAZY | os.RTLD_LOCAL)   # the driver (a GPU host)
+    except OSError as e:
+        return f"no NVIDIA driver here ({one_line(e, 120)})"
+    try:
+        ctypes.CDLL(str(lib), mode=os.RTLD_LAZY | os.RTLD_LOCAL)
+    except OSError as e:
+        missing = one_line(e, 160)
+        if provider == TRT_EP and ("libnvinfer" in missing or "libnvonnxparser" in missing):
+            return (f"TensorRT is missing ({missing}): this provider links TensorRT 10 (pip "
+                    f"install 'tensorrt-cu{_cuda_major(ort)}>=10,<11'); it cannot load next to "
+                    f"TensorRT 11")
+        return f"a CUDA library is missing ({missing}): {_gpu_fix(ort)}"
+    return None
+
+
+def _libs_load(provider: str) -> bool:
+    return _libs_error(provider) is None
 
 
 def _session_gets(provider: str) -> bool:
@@ -88,19 +129,55 @@ def _session_gets(provider: str) -> bool:
         ort.set_default_logger_severity(2)   # ORT's default (warnings)
 
 
+def preload_gpu_libraries(ort) -> bool:
+    """onnxruntime-gpu >= 1.21: load the CUDA / cuDNN libraries its ``[cuda,cudnn]`` extra
+    installed (the nvidia-* wheels, which are not on the loader's path) so its CUDA and TensorRT
+    providers can link them. Quiet; False where there is nothing to call or it failed."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return False
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            preload()
+    except Exception:
+        return False
+    return True
+
+
 def usable_providers() -> list[str]:
     """The execution providers that can actually run here, best first (TensorRT, CUDA, CPU).
 
     Cached: the answer does not change within a process. Prints nothing."""
-    return list(_usable())
+    return list(_probe()[0])
+
+
+def why_not(provider: str) -> str:
+    """One line: why ``provider`` cannot run here, and how to fix it ("" when it can)."""
+    return _probe()[1].get(provider, "")
 
 
 @functools.lru_cache(maxsize=None)
-def _usable() -> tuple[str, ...]:
-    available = set(import_onnxruntime().get_available_providers())
-    usable = [p for p in (TRT_EP, CUDA_EP)
-              if p in available and _libs_load(p) and _session_gets(p)]
-    return tuple(usable + [CPU_EP])
+def _probe() -> tuple[tuple[str, ...], dict]:
+    ort = import_onnxruntime()
+    available = set(ort.get_available_providers())
+    if available & {TRT_EP, CUDA_EP}:
+        preload_gpu_libraries(ort)
+    usable, why = [], {}
+    for p in (TRT_EP, CUDA_EP):
+        if p not in available:
+            why[p] = (f"this onnxruntime {ort.__version__} is a CPU-only build: replace it "
+                      f"(pip uninstall onnxruntime) by onnxruntime-gpu, pip install "
+                      f"'pix2pix-edge[ort-cu12]' (CUDA 12 driver) or 'pix2pix-edge[ort-cu13]' "
+                      f"(CUDA 13 driver, >= 580); on Jetson JetPack's onnxruntime-gpu wheel")
+            continue
+        reason = _libs_error(p)
+        if reason is None and not _session_gets(p):
+            reason = f"a session asking for it fell back to the CPU: {_gpu_fix(ort)}"
+        if reason is None:
+            usable.append(p)
+        else:
+            why[p] = reason
+    return tuple(usable + [CPU_EP]), why
 
 
 def resolve_providers(providers) -> list[str]:
@@ -110,6 +187,9 @@ def resolve_providers(providers) -> list[str]:
     here is an :class:`Unavailable` error, not a silent fallback."""
     usable = list(usable_providers())
     if providers is None:
+        note = fallback_note()
+        if note:
+            _note_once(note)
         return usable
     if isinstance(providers, str):
         providers = [p for p in providers.split(",") if p]
@@ -120,11 +200,27 @@ def resolve_providers(providers) -> list[str]:
             raise BadInput(f"unknown ONNX Runtime provider {p!r} "
                            f"(choose from: cpu, cuda, tensorrt)")
         if ep not in usable:
-            raise Unavailable(f"ONNX Runtime provider {ep} cannot load on this machine "
-                              f"(usable here: {', '.join(usable)})")
+            raise Unavailable(f"ONNX Runtime provider {ep} cannot load on this machine: "
+                              f"{why_not(ep)} (usable here: {', '.join(usable)})")
         if ep not in out:
             out.append(ep)
     return out
+
+
+def fallback_note() -> str | None:
+    """Where a GPU (a driver) and onnxruntime-gpu are there but no GPU provider can load, the
+    automatic choice is the CPU: this line says why and how to fix it (never silently).
+    None elsewhere: without a driver the CPU is the only choice."""
+    if usable_providers()[0] != CPU_EP or not nvidia_driver_loads():
+        return None
+    if not set(import_onnxruntime().get_available_providers()) & {TRT_EP, CUDA_EP}:
+        return None
+    return f"ONNX Runtime runs on the CPU: {CUDA_EP} cannot load here: {why_not(CUDA_EP)}"
+
+
+@functools.lru_cache(maxsize=None)
+def _note_once(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr)
 
 
 def default_cache_dir() -> Path:
