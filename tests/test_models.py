@@ -1,5 +1,7 @@
 """The networks match the reference code: parameter counts, shapes, inference modes, checkpoints."""
 
+import copy
+
 import pytest
 import torch
 
@@ -100,3 +102,26 @@ def test_generator_file_errors(tmp_path):
         load_generator(tmp_path / "other.pt")
     with pytest.raises(BadInput, match="no generator.pt"):
         load_generator(tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["per-image", "running"])
+def test_sync_batchnorm_generator_gets_the_recorded_inference_mode(mode):
+    """--sync-bn trains with SyncBatchNorm, which is not a BatchNorm2d: the per-image mode must
+    still replace it (sample images, eval and export use the recorded mode), and the running
+    mode must give a plain BatchNorm2d with the same statistics (no process group needed)."""
+    torch.manual_seed(0)
+    g = init_weights(UNetGenerator(depth=5, ngf=4))
+    with torch.no_grad():   # give the running statistics something to say
+        for m in g.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(g))
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
+    plain, sync = inference_copy(g, mode), inference_copy(synced, mode)
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in sync.modules())
+    if mode == "per-image":
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in sync.modules())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(sync(x), plain(x))

@@ -138,6 +138,11 @@ class PatchDiscriminator(nn.Module):
         return self.net(x) if self.config["n_layers"] == 0 else self.model(x)
 
 
+# BatchNorm as the generator may hold it: --sync-bn turns BatchNorm2d into SyncBatchNorm, which
+# is not a BatchNorm2d subclass.
+BATCH_NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm)
+
+
 def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
     """The paper's initialisation: conv weights N(0, gain), BatchNorm weights N(1, gain), biases 0."""
     for m in module.modules():
@@ -145,7 +150,7 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
             nn.init.normal_(m.weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, BATCH_NORMS):
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
     return module
@@ -177,7 +182,15 @@ def inference_copy(generator: UNetGenerator, norm_mode: str = "running",
 
     def convert(parent: nn.Module):
         for name, child in parent.named_children():
-            if isinstance(child, nn.BatchNorm2d) and norm_mode == "per-image":
+            if isinstance(child, nn.SyncBatchNorm) and norm_mode != "per-image":
+                # running statistics: the same layer as a plain BatchNorm2d (SyncBatchNorm needs a
+                # process group to train and is not what export or the CPU should see)
+                plain = nn.BatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum,
+                                       affine=child.affine,
+                                       track_running_stats=child.track_running_stats)
+                plain.load_state_dict(child.state_dict())
+                setattr(parent, name, plain.to(child.weight.device).eval())
+            elif isinstance(child, BATCH_NORMS) and norm_mode == "per-image":
                 inorm = nn.InstanceNorm2d(child.num_features, eps=child.eps, affine=True,
                                           track_running_stats=False)
                 with torch.no_grad():
