@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import shutil
 from pathlib import Path
 
@@ -13,30 +14,42 @@ FACADES = SHARED / "datasets" / "facades"
 VIDEO = SHARED / "videos" / "big_buck_bunny.mp4"
 
 
-def _cuda_available() -> bool:
+def gpu_count() -> int:
+    """NVIDIA GPUs the driver sees (libcuda's cuDeviceGetCount).
+
+    Asked of the driver itself, not of torch or cuda-python: the .venv holds the CPU build of
+    torch, and a GPU host must not skip its gpu tests because of that (they then fail, saying
+    what to install: see the cuda_torch fixture)."""
     try:
-        import torch
-        return torch.cuda.is_available()
-    except ImportError:
-        pass
-    try:  # no torch: ask the driver through cuda-python
-        try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            from cuda import cudart
-        err, n = cudart.cudaGetDeviceCount()
-        return int(err) == 0 and n > 0
-    except Exception:
-        return False
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
 
 
 def pytest_collection_modifyitems(config, items):
-    if _cuda_available():
+    if gpu_count() > 0:
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA (none on this machine)")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def cuda_torch():
+    """torch with CUDA, on a machine that has a GPU (gpu tests only run there). A CPU build of
+    torch on a GPU host fails the test: a skip would hide that nothing was tested."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.fail(f"this machine has {gpu_count()} NVIDIA GPU(s) but torch {torch.__version__} "
+                    f"cannot use them (CPU build, or a CUDA build too new for the driver): install "
+                    f"a CUDA build of torch (pip install torch, the default wheel on Linux x86_64)",
+                    pytrace=False)
+    return torch
 
 
 @pytest.fixture(scope="session")

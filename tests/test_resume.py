@@ -117,3 +117,33 @@ def test_resume_with_another_architecture_is_a_model_mismatch(data, tmp_path):
                                  "--crop-size", "128", "--load-size", "128"])
     assert r.exit_code == 4, r.output
     assert "cannot resume" in r.output and "depth 6 -> 7" in r.output and "Traceback" not in r.output
+
+
+def test_resume_with_fp16_after_a_run_without_it_starts_the_scaler_clean(capsys, tmp_path):
+    """A CPU / bf16 / fp32 run saves a disabled GradScaler (empty state); resuming it with
+    --amp fp16 used to fail on "The source state dict is empty". The scaler starts fresh, with a
+    note. (fp16 training needs CUDA; torch's CPU GradScaler stands in for the enabled one.)"""
+    from pix2pix_edge.train.loop import Env, Models, Position, restore
+
+    def models(fp16: bool) -> Models:
+        torch.manual_seed(0)
+        G, D = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+        opt_G, opt_D = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+        return Models(G, D, opt_G, opt_D, torch.optim.lr_scheduler.LambdaLR(opt_G, lambda e: 1.0),
+                      torch.optim.lr_scheduler.LambdaLR(opt_D, lambda e: 1.0),
+                      torch.amp.GradScaler("cpu", enabled=fp16), {"generator": {}})
+
+    saved = models(fp16=False).state_dict()
+    assert saved["scaler"] == {}
+    state = {**saved, "config": {"generator": {}}, "rng": None, "epoch": 1, "iteration": 5,
+             "step_in_epoch": 2}
+    m = models(fp16=True)
+    env = Env(1, 1, torch.device("cpu"), torch.float16, False)   # rank 1: no RNG restore
+    assert restore(m, state, env, tmp_path / "latest.pt") == Position(1, 5, 2)
+    assert m.scaler.get_scale() == torch.amp.GradScaler("cpu").get_scale()
+    # and an fp16 checkpoint resumed with fp16 keeps its scale
+    m.scaler.scale(torch.ones(()))      # the scale exists once something was scaled
+    m.scaler.update(1024.0)
+    again = models(fp16=True)
+    restore(again, {**state, **m.state_dict()}, env, tmp_path / "latest.pt")
+    assert again.scaler.get_scale() == 1024.0

@@ -438,8 +438,15 @@ class Models:
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
-        for name in ("opt_G", "opt_D", "sched_G", "sched_D", "scaler"):
+        for name in ("opt_G", "opt_D", "sched_G", "sched_D"):
             getattr(self, name).load_state_dict(state[name])
+        if not self.scaler_starts_fresh(state):
+            self.scaler.load_state_dict(state["scaler"])
+
+    def scaler_starts_fresh(self, state: dict) -> bool:
+        """A run trained without fp16 (CPU, bf16, fp32) saved a disabled GradScaler's empty state:
+        resumed with --amp fp16, the scaler starts from its initial scale, as a new fp16 run."""
+        return self.scaler.is_enabled() and not state.get("scaler")
 
 
 def build_models(o: TrainOptions, env: Env, data: Data) -> Models:
@@ -508,6 +515,9 @@ def restore(m: Models, state: dict, env: Env, latest: Path) -> Position:
     except RuntimeError as e:
         raise ModelMismatch(f"cannot resume {latest}: weights do not fit "
                             f"({str(e).strip().splitlines()[-1][:200]})") from None
+    if m.scaler_starts_fresh(state):
+        env.say("note: resuming a run trained without fp16 with --amp fp16: the GradScaler "
+                "starts from its initial scale")
     if env.rank == 0:
         ckpt.restore_rng_state(state["rng"])
     return Position(state["epoch"], state["iteration"], state["step_in_epoch"])
