@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # torch==2.13.0: the CPU build (no multi-GB CUDA download on CPU-only machines and CI).
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test test-gpu bench bench-quick install clean
+.PHONY: demo test test-gpu test-py38 api-packages tiny-onnx bench bench-quick install clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,11 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
-test-gpu: install
-	$(PY) -m pytest -q -m gpu
+# The GPU check (scripts/gpu_check.py) with the Python that has CUDA torch (not the .venv's CPU
+# build): machine facts, the gpu tests, training s/it and TensorRT figures in one table. Fails
+# without a GPU, a CUDA torch or TensorRT, or when every gpu test was skipped.
+test-gpu:
+	bash scripts/gpu_check.sh
 
 bench: install
 	$(PY) -m benchmarks
@@ -31,5 +34,44 @@ bench: install
 bench-quick: install
 	$(PY) -m benchmarks --quick
 
+# ---------------------------------------------------------------- GPU / Jetson readiness (CI)
+# The real NVIDIA Python packages the CPU tests check against (tests/test_trt_api.py,
+# tests/test_cuda_python.py): TensorRT 8.6 / 10.3 / 10.13 / 11.4 bindings on stub libraries,
+# cuda-python 12.6 / 12.9 / cuda-bindings 13, into .cache/ (scripts/api_packages.py).
+api-packages: install
+	$(PY) scripts/api_packages.py
+
+# The runtime on Python 3.8 (JetPack 5) without torch: run / bench / info and their tests, with
+# the oldest numpy and OpenCV wheels that work. numpy 1.17.3 (JetPack 5 ships 1.17) has no
+# onnxruntime that reads opset 17 (onnxruntime >= 1.12 needs numpy >= 1.21), so the tests that
+# need no ONNX Runtime run on numpy 1.17.3, then everything on numpy 1.21.0 + onnxruntime 1.12.1.
+PY38      ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.8*/bin/python3.8) python3.8)
+VENV38    := .venv38
+PIP38     := $(VENV38)/bin/python -m pip -q
+PY38_OLD  := numpy==1.17.3 opencv-python==4.5.3.56
+PY38_ORT  := numpy==1.21.0 onnxruntime==1.12.1 onnx==1.12.0 protobuf==3.20.1
+PY38_NO_ORT_TESTS := tests/test_frames.py tests/test_video.py tests/test_model_info.py \
+                     tests/test_interrupt.py tests/test_cli.py
+PY38_TESTS := $(PY38_NO_ORT_TESTS) tests/test_py38.py tests/test_backends.py tests/test_bench.py \
+              tests/test_pipeline.py tests/test_run_cli.py tests/test_no_torch.py
+
+$(VENV38)/.installed: pyproject.toml Makefile
+	rm -rf $(VENV38)
+	$(PY38) -m venv $(VENV38)
+	$(PIP38) install $(PY38_OLD) pytest pytest-timeout -e .
+	touch $@
+
+test-py38: $(VENV38)/.installed
+	$(VENV38)/bin/python -c "import sys, importlib.util as u; assert sys.version_info[:2] == (3, 8); assert not u.find_spec('torch'), 'torch in $(VENV38)'"
+	$(PIP38) uninstall -y onnxruntime onnx
+	$(PIP38) install $(PY38_OLD)
+	$(VENV38)/bin/python -m pytest -q -p no:cacheprovider $(PY38_NO_ORT_TESTS)
+	$(PIP38) install $(PY38_ORT)
+	$(VENV38)/bin/python -m pytest -q -p no:cacheprovider $(PY38_TESTS)
+
+# tests/data/tiny.onnx: the tiny model of tests/tiny_model.py, for the torch-free runs.
+tiny-onnx: install
+	$(PY) -m tests.tiny_model
+
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) $(VENV38) .cache demo .pytest_cache
