@@ -163,7 +163,8 @@ def test_gpu_training_mixed_precision_and_resume(cuda_torch, synth, tmp_path, am
     run = tmp_path / "run"
     first = train(TrainOptions(data=str(synth), run=str(run), device="cuda", amp=amp,
                                max_iters=3, **TINY))
-    assert first["iterations"] == 3 and first["precision"] == ("bfloat16" if amp == "bf16" else "float16")
+    assert first["iterations"] == 3
+    assert first["precision"] == ("bfloat16" if amp == "bf16" else "float16")
     state = load_training_checkpoint(run / "checkpoints" / "latest.pt")
     if amp == "fp16":   # the GradScaler ran and its state was saved
         assert state["scaler"] and state["scaler"]["scale"] > 0
