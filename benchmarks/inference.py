@@ -150,7 +150,7 @@ def tensorrt_status() -> str | None:
         return "no NVIDIA GPU on this machine (TensorRT FP16 needs one; run on a Jetson / GPU host)"
     _, why = optional("tensorrt")
     if why:
-        return "TensorRT is not installed (pip install 'pix2pix-edge[trt]')"
+        return "TensorRT is not installed (pip install 'pix2pix-edge[trt-cu12]' or [trt-cu13])"
     return None
 
 

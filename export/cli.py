@@ -102,9 +102,11 @@ def onnx_cmd(source, output, size, dynamic, opset, norm_mode, fp16, fp16_io, no_
 @click.option("--timing-cache", type=click.Path(path_type=Path), default=None,
               help="Read and update this timing cache (valid for one TensorRT version and GPU); "
                    "rebuilds get much faster.")
+@click.option("--device", type=click.IntRange(0), default=0, show_default=True,
+              help="The CUDA GPU to build on (the engine runs on that kind of GPU).")
 @click.option("--verbose", is_flag=True, help="TensorRT's verbose builder log.")
 def trt_cmd(model, output, fp32, workspace, min_size, opt_size, max_size, batch, timing_cache,
-            verbose):
+            device, verbose):
     """Build a TensorRT engine from a pix2pix-edge ONNX MODEL, on the GPU that will run it.
 
     TensorRT 8.5/8.6 (JetPack 5): FP32 ONNX + BuilderFlag.FP16. TensorRT 10/11: a strongly
@@ -114,7 +116,7 @@ def trt_cmd(model, output, fp32, workspace, min_size, opt_size, max_size, batch,
 
     output = output or model.with_suffix(".engine")
     report = build_engine(model, output, fp32=fp32, workspace_gib=workspace, min_size=min_size,
-                          opt_size=opt_size, max_size=max_size, batch=batch,
+                          opt_size=opt_size, max_size=max_size, batch=batch, device=device,
                           timing_cache=timing_cache,
                           verbose=verbose, log=lambda line: click.echo(line, err=True))
     click.echo(f"wrote {report['engine']} ({report['engine_bytes'] / 2**20:.1f} MiB, "

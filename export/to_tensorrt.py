@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Tuple
 
-from pix2pix_edge.runtime.backends.nvidia import (gpu_properties, import_cudart, import_tensorrt,
-                                                 init_plugins, parse_version)
+from pix2pix_edge.runtime.backends.nvidia import (cuda_call, gpu_properties, import_cudart,
+                                                 import_tensorrt, init_plugins, parse_version)
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Pix2PixError, Unavailable
 from pix2pix_edge.runtime.files import atomic_write, check_writable
 from pix2pix_edge.runtime.model_info import MAX_SIDE, ModelInfo, write_engine_record
@@ -307,7 +307,7 @@ def _progress_monitor(trt, log: Callable[[str], None]):
 def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool = False,
                  workspace_gib: float = DEFAULT_WORKSPACE_GIB, min_size: str | None = None,
                  opt_size: str | None = None, max_size: str | None = None,
-                 batch: str | None = None,
+                 batch: str | None = None, device: int = 0,
                  timing_cache: str | Path | None = None, verbose: bool = False,
                  log: Callable[[str], None] = print) -> dict:
     """``pix2pix export trt``: inspect, plan, build, write engine + record. Returns a report."""
@@ -324,7 +324,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
     purpose = "building a TensorRT engine"
     trt = import_tensorrt(purpose)
     version = parse_version(trt.__version__)
-    gpu_name, capability = gpu_properties(import_cudart(purpose), 0, purpose)
+    cudart = import_cudart(purpose)
+    gpu_name, capability = gpu_properties(cudart, device, purpose)
+    cuda_call(cudart, cudart.cudaSetDevice(device), "cudaSetDevice")  # build on the GPU named
     plan = build_plan(version, facts.precision, fp32, capability)
     if plan.note:
         log(f"note: {plan.note}")

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from pix2pix_edge.runtime.errors import EXIT_ERROR, EXIT_INTERRUPTED, Pix2PixError
+from pix2pix_edge.runtime.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, Pix2PixError
 
 # name -> (module:attribute, one-line help). Order is the order of the workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,6 +26,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("pix2pix_edge.runtime.cli_run:run", "Translate a camera, stream, video or images in real time."),
     "bench": ("pix2pix_edge.runtime.cli_bench:bench", "Latency of a model alone and of the full video pipeline."),
     "demo": ("pix2pix_edge.train.demo:demo", "Synthetic data -> train -> export -> translate a video, end to end."),
+}
+
+# What a subcommand's optional dependency is and how to get it (the runtime installs without).
+NEEDS = {
+    "torch": "pip install 'pix2pix-edge[train]' (or [export]; Python >= 3.10; on a Jetson, "
+             "NVIDIA's PyTorch wheel for your JetPack)",
+    "onnx": "pip install 'pix2pix-edge[export]' (on a Jetson: [export-jetson])",
+    "tqdm": "pip install 'pix2pix-edge[train]'",
 }
 
 
@@ -40,7 +48,10 @@ class LazyGroup(click.Group):
             return None
         target, _ = COMMANDS[name]
         module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as e:
+            raise _missing_library(name, e) from None
 
     def format_commands(self, ctx, formatter):
         # Listing must not import the subcommands (that would pull in torch).
@@ -56,10 +67,21 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except ModuleNotFoundError as e:   # a library imported lazily by the command
+            raise _missing_library(ctx.invoked_subcommand or "", e) from None
         except OSError as e:
             if os.environ.get("PIX2PIX_DEBUG"):
                 raise
             raise _cli_error(_describe_os_error(e), EXIT_ERROR) from None
+
+
+def _missing_library(command: str, e: ModuleNotFoundError) -> BaseException:
+    """One line (exit 5) for an optional library a subcommand needs; other import errors stay."""
+    missing = (e.name or "").split(".")[0]
+    if missing not in NEEDS:
+        return e
+    return _cli_error(f"pix2pix {command} needs {missing}, which is not installed here: "
+                      f"{NEEDS[missing]}", EXIT_UNAVAILABLE)
 
 
 def _cli_error(message: str, code: int) -> click.ClickException:

@@ -248,8 +248,9 @@ class CaptureSource(Source):
         with quiet_opencv(native=kind == "file"):
             if kind == "file":
                 params = []
-                if self.decode_threads:
-                    params = [cv2.CAP_PROP_N_THREADS, int(self.decode_threads)]
+                n_threads = getattr(cv2, "CAP_PROP_N_THREADS", None)  # OpenCV >= 4.6 only
+                if self.decode_threads and n_threads is not None:
+                    params = [n_threads, int(self.decode_threads)]
                 cap = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG, params)
                 if not cap.isOpened():
                     raise BadInput(f"cannot open video {target}: not a video file, or a format "

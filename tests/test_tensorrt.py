@@ -418,11 +418,15 @@ def test_build_registers_plugins_before_parsing(version, native, tiny_onnx, tmp_
     calls = []
     monkeypatch.setattr(to_tensorrt, "import_tensorrt",
                         lambda purpose: _recording_tensorrt(version, calls))
-    monkeypatch.setattr(to_tensorrt, "import_cudart", lambda purpose: None)
+    cudart = types.SimpleNamespace(cudaError_t=types.SimpleNamespace(cudaSuccess=0),
+                                   cudaSetDevice=lambda d: (calls.append(f"cudaSetDevice({d})"),
+                                                            0)[1:])
+    monkeypatch.setattr(to_tensorrt, "import_cudart", lambda purpose: cudart)
     monkeypatch.setattr(to_tensorrt, "gpu_properties", lambda cudart, device, purpose:
                         ("Orin", "8.7"))
-    report = to_tensorrt.build_engine(tiny_onnx, tmp_path / "m.engine", fp32=True,
+    report = to_tensorrt.build_engine(tiny_onnx, tmp_path / "m.engine", fp32=True, device=1,
                                       log=lambda s: None)
+    assert calls.index("cudaSetDevice(1)") < calls.index("build_serialized_network")
     assert report["tensorrt_version"] == version
     assert calls.index("init_libnvinfer_plugins") < calls.index("OnnxParser") \
         < calls.index("parse_from_file") < calls.index("build_serialized_network")
