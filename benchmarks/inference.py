@@ -11,6 +11,10 @@ backend runs the same input, interleaved per repetition (benchmarks.common.inter
 * ``ort-fp16``     ONNX Runtime on an FP16 graph (norms kept in FP32). On a CPU this runs through
                    inserted casts (no FP16 convolution on x86): the row is there for its accuracy
                    (PSNR against FP32), not its speed;
+* ``ort-int8``     ONNX Runtime on the INT8 Q/DQ graph ``pix2pix export onnx --int8`` writes
+                   (export/int8.py: sub-pixel ConvTransposes, output layer and Tanh in float),
+                   calibrated on 4 of the benchmark's inputs (benchmarks/int8.py measures it on
+                   real calibration data and a trained model);
 * ``tensorrt-fp16`` only with an NVIDIA GPU and TensorRT; otherwise listed as skipped, with why.
 
 Inference normalisation: ``running`` (BatchNorm with running statistics; the exporter folds it
@@ -207,6 +211,19 @@ def _backends(model_running, model_per_image, side: int, workdir: Path, threads:
                                    note="CPU runs FP16 through casts: accuracy check, not speed")
         except Exception as e:  # noqa: BLE001
             skipped.append({"backend": "ort-fp16", "reason": f"FP16 conversion failed: {e}"[:200]})
+        try:
+            from pix2pix_edge.export import int8 as q8
+
+            p8 = workdir / f"g{side}_int8.onnx"
+            calib = np.concatenate([sample_input(side, seed=s).numpy() for s in range(4)])
+            facts = q8.quantize(p32, p8, calib, subpixel=True, log=lambda *a: None)
+            q8.set_metadata(p8, facts, "4 benchmark inputs")
+            s8 = ort_session(p8, threads)
+            out["ort-int8"] = dict(run=lambda: s8.infer(x_np), backend="ort-int8",
+                                   precision="int8", norm_mode="running",
+                                   note="Q/DQ, sub-pixel ConvTransposes, output layer in float")
+        except Exception as e:  # noqa: BLE001 - report, do not hide
+            skipped.append({"backend": "ort-int8", "reason": f"INT8 quantization failed: {e}"[:200]})
         if per_image:
             pp = export_onnx(model_per_image, workdir / f"g{side}_pi.onnx", side)
             sp = ort_session(pp, threads)

@@ -34,13 +34,15 @@ def test_smoke_run_writes_json_markdown_and_plot(tmp_path):
     inf = result["sections"]["inference"]
     rows = inf["rows"]
     backends = {r["backend"] for r in rows}
-    assert {"torch-fp32", "ort-fp32", "ort-fp16"} <= backends
+    assert {"torch-fp32", "ort-fp32", "ort-fp16", "ort-int8"} <= backends
     for r in rows:
         for key in ("p50_ms", "p90_ms", "p99_ms", "fps", "gflop", "gflop_per_s", "params", "n"):
             assert r[key] is not None and r[key] > 0, (r["backend"], key)
         assert r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
     fp16 = next(r for r in rows if r["backend"] == "ort-fp16")
     assert fp16["psnr_vs_fp32_db"] > 40  # FP16 must stay close to FP32 (norms kept in FP32)
+    int8 = next(r for r in rows if r["backend"] == "ort-int8")
+    assert int8["precision"] == "int8" and int8["psnr_vs_fp32_db"] > 30  # the export check
     skipped = {s["backend"]: s["reason"] for s in inf["skipped"]}
     gpu = machine["gpu"] is not None
     if not gpu:
