@@ -293,9 +293,23 @@ def label_side(pairs: list[Pair]) -> str | None:
     return None
 
 
-def split_holdout(pairs: list, holdout_last: int) -> tuple[list, list]:
-    """``(train, held_out)``: the last ``holdout_last`` pairs in natural order are held out."""
-    n = int(holdout_last)
+def split_holdout(pairs: list, holdout_last: int = 0, every: int = 0) -> tuple[list, list]:
+    """``(train, held_out)``: the last ``holdout_last`` pairs in natural order are held out, or,
+    with ``every=N``, every N-th pair (the N-th, 2N-th, ...: a share that covers a dataset whose
+    kinds come one after another, as shoes then handbags)."""
+    n, every = int(holdout_last), int(every)
+    if n and every:
+        raise BadInput("hold out either the last N pairs or every N-th pair, not both")
+    if every:
+        if every < 2:
+            raise BadInput(f"--holdout-every must be at least 2 (got {every}): every pair "
+                           "would be held out")
+        held = list(pairs[every - 1::every])
+        if not held:
+            raise BadInput(f"cannot hold out every {every}th of {len(pairs)} pairs: there are "
+                           "fewer than that")
+        train = [p for i, p in enumerate(pairs) if (i + 1) % every]
+        return train, held
     if n <= 0:
         return list(pairs), []
     if n >= len(pairs):

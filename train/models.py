@@ -22,6 +22,7 @@ from torch import nn
 # the choices live with the options (torch-free): how BatchNorm normalises at inference, norms
 from pix2pix_edge.train.options import INFERENCE_NORMS as NORM_MODES
 from pix2pix_edge.train.options import NORMS
+UPSAMPLES = ("transpose", "resize")    # decoder: ConvTranspose 4x4 (reference) | x2 nearest + 3x3 conv
 
 
 def norm_layer(kind: str):
@@ -35,11 +36,25 @@ def norm_layer(kind: str):
     raise ValueError(f"unknown norm {kind!r}: expected one of {', '.join(NORMS)}")
 
 
+def up_layers(in_c: int, out_c: int, bias: bool, upsample: str = "transpose") -> list:
+    """The x2 up-sampling of one decoder level. ``transpose``: ConvTranspose 4x4 stride 2 (the
+    reference). ``resize``: nearest x2 then a 3x3 convolution (no checkerboard artefacts, only
+    ordinary convolutions: what INT8 kernels cover). A flat list, so that a following BatchNorm
+    sits right after the convolution in the Sequential (export folds it there)."""
+    if upsample == "transpose":
+        return [nn.ConvTranspose2d(in_c, out_c, kernel_size=4, stride=2, padding=1, bias=bias)]
+    if upsample == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(in_c, out_c, kernel_size=3, stride=1, padding=1, bias=bias)]
+    raise ValueError(f"unknown upsample {upsample!r}: expected one of {', '.join(UPSAMPLES)}")
+
+
 class UNetBlock(nn.Module):
     """One level of the U-Net: down-sample, the inner levels, up-sample, skip by concatenation."""
 
     def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None,
-                 outermost=False, innermost=False, norm="batch", use_dropout=False):
+                 outermost=False, innermost=False, norm="batch", use_dropout=False,
+                 upsample="transpose"):
         super().__init__()
         self.outermost = outermost
         make_norm = norm_layer(norm)
@@ -50,17 +65,15 @@ class UNetBlock(nn.Module):
         uprelu = nn.ReLU(True)
 
         if outermost:
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
-            layers = [downconv, submodule, uprelu, upconv, nn.Tanh()]
+            upconv = up_layers(inner_nc * 2, outer_nc, True, upsample)
+            layers = [downconv, submodule, uprelu, *upconv, nn.Tanh()]
         elif innermost:
-            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1,
-                                        bias=use_bias)
-            layers = [downrelu, downconv, uprelu, upconv, make_norm(outer_nc)]
+            upconv = up_layers(inner_nc, outer_nc, use_bias, upsample)
+            layers = [downrelu, downconv, uprelu, *upconv, make_norm(outer_nc)]
         else:
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1,
-                                        bias=use_bias)
+            upconv = up_layers(inner_nc * 2, outer_nc, use_bias, upsample)
             layers = [downrelu, downconv, make_norm(inner_nc), submodule,
-                      uprelu, upconv, make_norm(outer_nc)]
+                      uprelu, *upconv, make_norm(outer_nc)]
             if use_dropout:
                 layers.append(nn.Dropout(0.5))
         self.model = nn.Sequential(*layers)
@@ -79,20 +92,23 @@ class UNetGenerator(nn.Module):
     """
 
     def __init__(self, in_channels=3, out_channels=3, depth=8, ngf=64, norm="batch",
-                 dropout=True):
+                 dropout=True, upsample="transpose"):
         super().__init__()
         if depth < 5:
             raise ValueError(f"U-Net depth must be at least 5, got {depth}")
+        if upsample not in UPSAMPLES:
+            raise ValueError(f"unknown upsample {upsample!r}: expected one of {', '.join(UPSAMPLES)}")
         self.config = dict(in_channels=in_channels, out_channels=out_channels, depth=depth,
-                           ngf=ngf, norm=norm, dropout=dropout)
-        block = UNetBlock(ngf * 8, ngf * 8, norm=norm, innermost=True)
+                           ngf=ngf, norm=norm, dropout=dropout, upsample=upsample)
+        up = dict(norm=norm, upsample=upsample)
+        block = UNetBlock(ngf * 8, ngf * 8, innermost=True, **up)
         for _ in range(depth - 5):
-            block = UNetBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=dropout)
-        block = UNetBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
-        block = UNetBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
-        block = UNetBlock(ngf, ngf * 2, submodule=block, norm=norm)
+            block = UNetBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=dropout, **up)
+        block = UNetBlock(ngf * 4, ngf * 8, submodule=block, **up)
+        block = UNetBlock(ngf * 2, ngf * 4, submodule=block, **up)
+        block = UNetBlock(ngf, ngf * 2, submodule=block, **up)
         self.model = UNetBlock(out_channels, ngf, input_nc=in_channels, submodule=block,
-                               outermost=True, norm=norm)
+                               outermost=True, **up)
 
     @property
     def multiple(self) -> int:
@@ -134,8 +150,59 @@ class PatchDiscriminator(nn.Module):
                    nn.Conv2d(ndf * mult, 1, 4, 1, 1)]
         self.model = nn.Sequential(*layers)
 
-    def forward(self, x):
-        return self.net(x) if self.config["n_layers"] == 0 else self.model(x)
+    def forward(self, x, features: bool = False):
+        """The logits; with ``features=True`` the list of every block's output (after each
+        LeakyReLU), the logits last: what pix2pixHD's feature-matching loss compares."""
+        net = self.net if self.config["n_layers"] == 0 else self.model
+        if not features:
+            return net(x)
+        out = []
+        for layer in net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(x)
+        return out + [x]
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """pix2pixHD's multi-scale PatchGAN: ``scales`` discriminators of the same architecture, the
+    k-th one seeing the pair down-sampled k times by a 3x3 average pool of stride 2 (padding 1,
+    padding not counted), as ``MultiscaleDiscriminator`` in NVIDIA/pix2pixHD.
+
+    ``forward`` returns one entry per scale, finest first: the logits, or with ``features=True``
+    the per-block feature list of :meth:`PatchDiscriminator.forward`."""
+
+    def __init__(self, in_channels=6, ndf=64, n_layers=3, norm="batch", scales=2):
+        super().__init__()
+        if scales < 2:
+            raise ValueError("a multi-scale discriminator has at least 2 scales (1 is PatchDiscriminator)")
+        self.config = dict(in_channels=in_channels, ndf=ndf, n_layers=n_layers, norm=norm,
+                           scales=scales)
+        self.scales = nn.ModuleList(PatchDiscriminator(in_channels, ndf, n_layers, norm)
+                                    for _ in range(scales))
+        self.down = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, x, features: bool = False):
+        out = []
+        for i, d in enumerate(self.scales):
+            if i:
+                x = self.down(x)
+            out.append(d(x, features=features))
+        return out
+
+
+def make_discriminator(in_channels=6, ndf=64, n_layers=3, norm="batch", scales=1) -> nn.Module:
+    """The reference PatchGAN for ``scales == 1`` (same parameters and keys), else pix2pixHD's."""
+    if scales == 1:
+        return PatchDiscriminator(in_channels, ndf, n_layers, norm)
+    return MultiScaleDiscriminator(in_channels, ndf, n_layers, norm, scales)
+
+
+def per_scale(out, features: bool = False) -> list:
+    """A discriminator's output as a list over scales (one entry for the plain PatchGAN)."""
+    if isinstance(out, torch.Tensor) or (features and out and isinstance(out[0], torch.Tensor)):
+        return [out]
+    return list(out)
 
 
 # BatchNorm as the generator may hold it: --sync-bn turns BatchNorm2d into SyncBatchNorm, which

@@ -1,0 +1,232 @@
+"""``pix2pix distill``: train a small student generator against a trained teacher.
+
+The teacher is any generator ``pix2pix train`` wrote (a run directory or generator file), loaded
+with ``weights_only=True`` (train/checkpoint.py) and run in its *recorded* inference mode
+(train/models.py :func:`inference_copy`: per-image or running BatchNorm statistics), dropout off,
+frozen. The student is an ordinary :class:`UNetGenerator` (default ngf 16), so its run directory
+is like any other: ``pix2pix eval``, ``export`` and ``run`` take it unchanged.
+
+The student's objective, every term weighted by a flag and logged in log.csv:
+
+* ``T_L1``   ``lambda_teacher`` x L1(student(x), teacher(x)): the teacher's output as target
+  (OMGD, GAN Compression);
+* ``G_L1``   ``lambda_l1`` x L1(student(x), y): the ground truth, as in ``train``;
+* ``G_GAN``  ``lambda_gan`` x the GAN loss against a discriminator trained as in ``train``
+  (``--lambda-gan 0`` trains no discriminator at all, as OMGD); ``--d-scales`` / ``--lambda-fm``
+  work as in ``train``;
+* ``F_MSE``  ``lambda_feat`` x feature distillation: MSE between the teacher's decoder
+  activations and the student's, mapped to the teacher's width by learned 1x1 convolutions
+  (GAN Compression), at the ``distill_layers`` outermost decoder levels.
+
+``--extra-inputs DIR``: input-only images (frames of the deployment camera, say). Each iteration
+also draws a batch of them; their targets are the teacher's outputs (``T_L1`` and ``F_MSE`` only),
+so the student learns the deployment domain without labels. Which extra images an iteration
+draws is a function of (seed, iteration), so ``--resume`` stays exact.
+
+This module holds the pieces: the teacher, the feature taps and adapters, the extra inputs and
+the objective (:func:`distill_step`). The loop itself is train/loop.py's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pix2pix_edge.runtime.errors import BadInput, ModelMismatch
+from pix2pix_edge.train.models import UNetBlock, UNetGenerator, inference_copy
+
+DISTILL_LOG_FIELDS = ("T_L1", "F_MSE")  # the terms distillation adds to train's log columns
+
+
+# ----------------------------------------------------------------------------- the teacher
+
+def load_teacher(source: str | Path, *, in_channels: int | None = None,
+                 out_channels: int | None = None, crop_size: int | None = None):
+    """``(frozen inference model, record)`` of the teacher in ``source`` (a run directory or a
+    generator file of ``pix2pix train``), in its recorded inference mode with dropout off.
+
+    One-line errors: not a generator (ModelMismatch), channels that differ from the data's, a
+    depth whose 2^depth does not divide the crop size (ModelMismatch)."""
+    from pix2pix_edge.train.checkpoint import load_generator
+
+    source = Path(source)
+    try:
+        G, record = load_generator(source)
+    except (BadInput, ModelMismatch) as e:
+        raise type(e)(f"teacher: {e}") from None
+    c = G.config
+    if in_channels is not None and c["in_channels"] != in_channels:
+        raise ModelMismatch(f"teacher {source} takes {c['in_channels']}-channel inputs but the "
+                            f"data's inputs have {in_channels} channels (another task or "
+                            "--direction?)")
+    if out_channels is not None and c["out_channels"] != out_channels:
+        raise ModelMismatch(f"teacher {source} makes {c['out_channels']}-channel outputs but the "
+                            f"data's targets have {out_channels} channels (another task or "
+                            "--direction?)")
+    if crop_size is not None and crop_size % G.multiple:
+        raise ModelMismatch(f"teacher {source} is a depth-{c['depth']} U-Net: its inputs must be "
+                            f"multiples of {G.multiple}, but --crop-size is {crop_size}")
+    teacher = inference_copy(G, record["inference"]["norm_mode"], dropout=False)
+    return teacher, record
+
+
+# ----------------------------------------------------------------------------- feature taps
+
+def decoder_blocks(G: UNetGenerator) -> list[UNetBlock]:
+    """The inner U-Net levels from the outermost inwards: level k up-samples to 1/2^k of the
+    input side; the output of its ``model`` (up-convolution -> norm) is its decoder activation."""
+    blocks, block = [], G.model
+    while True:
+        inner = [m for m in block.model if isinstance(m, UNetBlock)]
+        if not inner:
+            return blocks
+        block = inner[0]
+        blocks.append(block)
+
+
+def decoder_channels(G: UNetGenerator, layers: int) -> list[int]:
+    """Channels of the ``layers`` outermost decoder activations of ``G``."""
+    ngf = G.config["ngf"]
+    return [ngf * min(2 ** k, 8) for k in range(layers)]
+
+
+class FeatureTap:
+    """``with FeatureTap(G, layers) as features: out = G(x)``: ``features`` then holds the decoder
+    activations of the ``layers`` outermost levels of that forward pass, outermost first. The
+    hooks exist only inside the ``with``, so the generator itself (exported, deep-copied for
+    inference) never carries any."""
+
+    def __init__(self, G: UNetGenerator, layers: int):
+        blocks = decoder_blocks(G)
+        if layers > len(blocks):
+            raise BadInput(f"--distill-layers {layers}: a depth-{G.config['depth']} U-Net has "
+                           f"{len(blocks)} inner decoder levels")
+        self.blocks = blocks[:layers]
+        self.features: list = []
+        self.handles: list = []
+
+    def __enter__(self) -> list:
+        self.features = [None] * len(self.blocks)
+
+        def hook(i):
+            def keep(module, inputs, output):
+                self.features[i] = output
+            return keep
+
+        self.handles = [b.model.register_forward_hook(hook(i)) for i, b in enumerate(self.blocks)]
+        return self.features
+
+    def __exit__(self, *exc) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+
+class Student(nn.Module):
+    """The student generator plus the 1x1 convolutions that map its decoder activations to the
+    teacher's width. One module, so that DDP reduces the adapters' gradients with the student's;
+    ``forward`` returns ``(output, mapped features)``. Only ``generator`` is exported."""
+
+    def __init__(self, generator: UNetGenerator, teacher_channels: list[int]):
+        super().__init__()
+        self.generator = generator
+        s_channels = decoder_channels(generator, len(teacher_channels))
+        self.adapters = nn.ModuleList(nn.Conv2d(s, t, 1) for s, t in zip(s_channels, teacher_channels))
+
+    def forward(self, x):
+        if not len(self.adapters):
+            return self.generator(x), []
+        with FeatureTap(self.generator, len(self.adapters)) as features:
+            out = self.generator(x)
+        return out, [a(f) for a, f in zip(self.adapters, features)]
+
+
+class Teacher:
+    """The frozen teacher: ``teacher(x) -> (output, decoder activations)``, without grad."""
+
+    def __init__(self, model: UNetGenerator, layers: int):
+        self.model, self.layers = model, layers
+        self.channels = decoder_channels(model, layers)
+
+    @torch.no_grad()
+    def __call__(self, x):
+        if not self.layers:
+            return self.model(x), []
+        with FeatureTap(self.model, self.layers) as features:
+            out = self.model(x)
+        return out, list(features)
+
+    def to(self, *args, **kwargs) -> "Teacher":
+        self.model.to(*args, **kwargs)
+        return self
+
+
+# ----------------------------------------------------------------------------- extra inputs
+
+class ExtraInputs:
+    """Input-only images for distillation (``--extra-inputs DIR``), as batches of tensors.
+
+    Every file is decoded once up front; a corrupt or unusable one is an error naming it (the
+    folder is the user's own footage: better to say so than to train on less of it). Batches
+    get the same resize / random crop / flip as the training pairs; the batch of iteration ``t``
+    is a function of ``(seed, t, rank)`` only, so a resumed run draws the same ones."""
+
+    def __init__(self, folder: str | Path, *, load_size: int, crop_size: int, augment: bool,
+                 seed: int, batch_size: int, rank: int = 0, world: int = 1):
+        from pix2pix_edge.train.data import IMAGE_EXTS, PairedDataset, Pair, check_pairs, natural_sorted
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise BadInput(f"--extra-inputs: folder not found: {folder}")
+        files = natural_sorted(p for p in folder.iterdir() if p.is_file()
+                               and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise BadInput(f"--extra-inputs: no images in {folder} "
+                           f"(looked for {', '.join(sorted(IMAGE_EXTS))})")
+        pairs = [Pair(p.stem, p, p) for p in files]  # input only: both "halves" are the image
+        good, bad = check_pairs(pairs)
+        if bad:
+            path, why = bad[0]
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise BadInput(f"--extra-inputs: bad image {path}: {why}{more}; remove or replace it")
+        self.dataset = PairedDataset(None, load_size=load_size, crop_size=crop_size,
+                                     augment=augment, on_bad_file="error", files=good, seed=seed)
+        self.seed, self.batch_size, self.rank, self.world = int(seed), batch_size, rank, world
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batch(self, iteration: int) -> torch.Tensor:
+        """The extra inputs of (0-based) ``iteration`` as an NCHW tensor in [-1, 1]."""
+        n, bs = len(self.dataset), self.batch_size
+        start = (iteration * self.world + self.rank) * bs
+        items = []
+        for pos in range(start, start + bs):
+            cycle, k = divmod(pos, n)
+            order = np.random.default_rng([self.seed, 7919, cycle]).permutation(n)
+            self.dataset.set_epoch(cycle)
+            items.append(self.dataset[int(order[k])]["A"])
+        return torch.stack(items)
+
+
+# ----------------------------------------------------------------------------- the objective
+
+def feature_loss(student_feats: list, teacher_feats: list) -> torch.Tensor:
+    """Mean over levels of MSE(adapted student activation, teacher activation)."""
+    losses = [nn.functional.mse_loss(s.float(), t.float()) for s, t in zip(student_feats, teacher_feats)]
+    return torch.stack(losses).mean()
+
+
+@dataclass
+class DistillWeights:
+    """The weights of the student's loss terms (``--lambda-*``)."""
+
+    teacher: float = 100.0
+    l1: float = 100.0
+    gan: float = 1.0
+    feat: float = 10.0
+    fm: float = 0.0
