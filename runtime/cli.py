@@ -20,6 +20,7 @@ from pix2pix_edge.runtime.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_UNAVA
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("pix2pix_edge.train.cli_data:data", "Make, download and check paired datasets."),
     "train": ("pix2pix_edge.train.cli:train", "Train a pix2pix generator (CPU, one GPU, or torchrun DDP)."),
+    "distill": ("pix2pix_edge.train.cli_distill:distill", "Train a small student generator against a trained teacher."),
     "eval": ("pix2pix_edge.train.cli:evaluate", "L1 / PSNR / SSIM of a trained run on held-out pairs."),
     "export": ("pix2pix_edge.export.cli:export", "Export a generator to ONNX (FP32/FP16) or a TensorRT engine."),
     "info": ("pix2pix_edge.runtime.cli_info:info", "Show a model file's metadata, inputs and outputs."),

@@ -37,7 +37,10 @@ import torch
 from torch import nn
 
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch
-from pix2pix_edge.train.models import UNetBlock, UNetGenerator, inference_copy
+from pix2pix_edge.train.loop import (Models, Objective, adam, d_update, discriminator, for_device,
+                                     g_adversarial, grad_scaler, schedule)
+from pix2pix_edge.train.models import (UNetBlock, UNetGenerator, count_parameters, inference_copy,
+                                       init_weights)
 
 DISTILL_LOG_FIELDS = ("T_L1", "F_MSE")  # the terms distillation adds to train's log columns
 
@@ -230,3 +233,168 @@ class DistillWeights:
     gan: float = 1.0
     feat: float = 10.0
     fm: float = 0.0
+
+
+# ----------------------------------------------------------------------------- models and step
+
+@dataclass
+class DistillModels(Models):
+    """:class:`train.loop.Models` for a student: ``G`` is the bare student generator (what
+    generator.pt, samples and eval see); ``student`` adds the 1x1 adapters (optimised with G by
+    ``opt_G``, saved as ``adapters``); ``D`` is an empty module when no term needs one."""
+
+    student: Student | None = None
+    teacher: Teacher | None = None
+    extra: ExtraInputs | None = None
+    adversarial: bool = True
+    steps: int = 0                       # iterations done: which extra inputs come next
+
+    def wrap(self, o, env) -> None:
+        self.G_train, self.D_train, self.D_for_G = self.student, self.D, self.D
+        if env.ddp:
+            ids = [env.device.index] if env.device.type == "cuda" else None
+            self.G_train = nn.parallel.DistributedDataParallel(self.student, device_ids=ids)
+            if self.adversarial:
+                self.D_train = nn.parallel.DistributedDataParallel(self.D, device_ids=ids)
+        if o.compile:
+            self.G_train = torch.compile(self.G_train)
+            if self.adversarial:
+                self.D_train = torch.compile(self.D_train)
+                self.D_for_G = self.D_train if not env.ddp else torch.compile(self.D)
+
+    def step_schedules(self) -> None:
+        self.sched_G.step()
+        if self.adversarial:
+            self.sched_D.step()
+
+    def state_dict(self) -> dict:
+        out = {"G": self.G.state_dict(), "adapters": self.student.adapters.state_dict(),
+               "opt_G": self.opt_G.state_dict(), "sched_G": self.sched_G.state_dict(),
+               "scaler": self.scaler.state_dict(), "D": self.D.state_dict()}
+        if self.adversarial:
+            out.update(opt_D=self.opt_D.state_dict(), sched_D=self.sched_D.state_dict())
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.student.adapters.load_state_dict(state["adapters"])
+        self.D.load_state_dict(state["D"])
+        names = ("opt_G", "sched_G", "scaler") + (("opt_D", "sched_D") if self.adversarial else ())
+        for name in names:
+            getattr(self, name).load_state_dict(state[name])
+        self.steps = int(state["iteration"])
+
+
+def build_distill(o, env, data) -> DistillModels:
+    """The frozen teacher, the student (train's generator options) with its adapters, the
+    discriminator when a term needs one, their optimisers and schedules as in ``train``."""
+    in_c, out_c = data.channels
+    teacher_model, record = load_teacher(o.teacher, in_channels=in_c, out_channels=out_c,
+                                         crop_size=o.crop_size)
+    teacher = Teacher(teacher_model.to(env.device), o.distill_layers)
+    if o.distill_layers and o.distill_layers > o.depth - 1:
+        raise BadInput(f"--distill-layers {o.distill_layers}: a depth-{o.depth} student has "
+                       f"{o.depth - 1} inner decoder levels")
+    torch.manual_seed(o.seed)
+    G = init_weights(UNetGenerator(in_c, out_c, depth=o.depth, ngf=o.ngf, norm=o.norm,
+                                   dropout=o.dropout, upsample=o.upsample)).to(env.device)
+    student = Student(G, teacher.channels)
+    init_weights(student.adapters)
+    student.to(env.device)
+    adversarial = o.lambda_gan > 0 or o.lambda_fm > 0
+    D = init_weights(discriminator(o, in_c + out_c)).to(env.device) if adversarial else nn.Module()
+    if env.rank:
+        torch.manual_seed(o.seed + env.rank)
+    config = {"generator": dict(G.config), "discriminator": dict(D.config) if adversarial else None,
+              "distill": {"teacher": dict(teacher_model.config), "layers": o.distill_layers}}
+    student = for_device(o, env, student)
+    G = student.generator
+    D = for_device(o, env, D) if adversarial else D
+    opt_G = adam(o, student.parameters())
+    opt_D = adam(o, D.parameters()) if adversarial else None
+    extra = None
+    if o.extra_inputs:
+        extra = ExtraInputs(o.extra_inputs, load_size=o.load_size, crop_size=o.crop_size,
+                            augment=o.augment, seed=o.seed, batch_size=o.batch_size,
+                            rank=env.rank, world=env.world)
+        env.say(f"extra inputs: {len(extra)} image(s) from {o.extra_inputs}, "
+                f"{o.batch_size} per iteration, targets from the teacher")
+    env.say(f"teacher {o.teacher}: ngf {teacher_model.config['ngf']}, depth "
+            f"{teacher_model.config['depth']}, {record['inference']['norm_mode']} norm, "
+            f"{count_parameters(teacher_model):,} params")
+    return DistillModels(G, D, opt_G, opt_D, schedule(o, opt_G),
+                         schedule(o, opt_D) if adversarial else None, grad_scaler(env), config,
+                         student=student, teacher=teacher, extra=extra, adversarial=adversarial)
+
+
+def distill_losses(o) -> tuple:
+    """The log.csv columns of a distillation run with options ``o``, in order."""
+    names = ("G_GAN", "G_L1", "D_real", "D_fake") if (o.lambda_gan > 0 or o.lambda_fm > 0) else ("G_L1",)
+    names += ("T_L1", "F_MSE")
+    if o.lambda_fm > 0:
+        names += ("G_FM",)
+    if o.extra_inputs:
+        names += ("X_T_L1",)
+    return names
+
+
+def distill_step(m: DistillModels, real_A: torch.Tensor, real_B: torch.Tensor, o, autocast) -> dict:
+    """One student iteration: the D update (when there is a D), then the student's update on
+    its weighted terms. Extra inputs go through the student in the same batch as the pairs (one
+    forward, so DDP sees one), their loss terms against the teacher only."""
+    n = real_A.shape[0]
+    x = real_A
+    if m.extra is not None:
+        extra = m.extra.batch(m.steps).to(real_A.device).contiguous(memory_format=_fmt(real_A))
+        x = torch.cat([real_A, extra])
+    with autocast:
+        out, s_feats = m.G_train(x)
+        t_out, t_feats = m.teacher(x)
+    fake_B = out[:n]
+    losses = {}
+    if m.adversarial:
+        losses["D_real"], losses["D_fake"] = d_update(m, real_A, real_B, fake_B, o, autocast)
+    m.opt_G.zero_grad(set_to_none=True)
+    total = []
+    if m.adversarial:
+        G_GAN, G_FM = g_adversarial(m, real_A, real_B, fake_B, o, autocast)
+        losses["G_GAN"] = G_GAN * o.lambda_gan
+        total.append(losses["G_GAN"])
+        if G_FM is not None:
+            losses["G_FM"] = G_FM
+            total.append(G_FM)
+    losses["G_L1"] = nn.functional.l1_loss(fake_B.float(), real_B.float()) * o.lambda_l1
+    losses["T_L1"] = nn.functional.l1_loss(fake_B.float(), t_out[:n].float()) * o.lambda_teacher
+    zero = losses["G_L1"].new_zeros(())
+    losses["F_MSE"] = (feature_loss([f[:n] for f in s_feats], [f[:n] for f in t_feats])
+                       * o.lambda_feat if s_feats else zero)
+    total += [losses["G_L1"], losses["T_L1"], losses["F_MSE"]]
+    if m.extra is not None:
+        x_t = nn.functional.l1_loss(out[n:].float(), t_out[n:].float()) * o.lambda_teacher
+        x_f = (feature_loss([f[n:] for f in s_feats], [f[n:] for f in t_feats]) * o.lambda_feat
+               if s_feats else zero)
+        losses["X_T_L1"] = x_t
+        total += [x_t, x_f]
+    m.scaler.scale(torch.stack(total).sum()).backward()
+    m.scaler.step(m.opt_G)
+    m.scaler.update()
+    m.steps += 1
+    return losses
+
+
+def _fmt(t: torch.Tensor):
+    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) and \
+        not t.is_contiguous() else torch.contiguous_format
+
+
+def objective(o) -> Objective:
+    return Objective(build_distill, distill_step, distill_losses(o))
+
+
+def distill(o, callback=None) -> dict:
+    """Train a student as ``o`` (DistillOptions) says, with train/loop.py's loop; its summary."""
+    from pix2pix_edge.train.loop import train
+
+    if not o.teacher:
+        raise BadInput("distill needs a teacher: a run directory or generator file of `pix2pix train`")
+    return train(o, callback=callback, objective=objective(o))

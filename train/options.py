@@ -21,6 +21,7 @@ GAN_MODES = ("vanilla", "lsgan")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 CHANNELS_LAST = ("auto", "on", "off")
 ADAM_IMPLS = ("fused", "foreach", "for-loop")
+UPSAMPLES = ("transpose", "resize")            # train.models.UPSAMPLES
 
 
 def option(default, help: str, *, choices: tuple | None = None, min: float | None = None):
@@ -43,6 +44,9 @@ class TrainOptions:
     augment: bool = option(True, "Random crop load-size -> crop-size and horizontal flip.")
     holdout_last: int = option(0, "Keep the last N training pairs out of training (evaluate on "
                                "them).", min=0)
+    holdout_every: int = option(0, "Or keep every N-th training pair out (the N-th, 2N-th, ...: a "
+                                "share that covers data sorted by kind, as shoes then handbags).",
+                                min=0)
     on_bad_file: str = option("skip", "What to do with unusable image files.", choices=ON_BAD_FILE)
     # models (reference defaults: unet_256, ngf 64, basic 70x70 PatchGAN, BatchNorm, dropout)
     depth: int = option(8, "U-Net levels: 8 = unet_256, 7 = unet_128.")
@@ -52,9 +56,17 @@ class TrainOptions:
                            min=0)
     norm: str = option("batch", "Normalisation layers.", choices=NORMS)
     dropout: bool = option(True, "Dropout 0.5 in the innermost up blocks (training only).")
+    upsample: str = option("transpose", "Decoder up-sampling: transpose = ConvTranspose 4x4 (the "
+                           "reference); resize = x2 nearest + 3x3 conv (no checkerboard, plain "
+                           "convolutions only).", choices=UPSAMPLES)
+    d_scales: int = option(1, "PatchGAN scales (pix2pixHD): 1 = the reference D; N: N "
+                           "discriminators on the pair at 1, 1/2, 1/4 ... resolution.", min=1)
     # objective, optimiser, schedule
     gan_mode: str = option("vanilla", "GAN loss: BCE with logits or MSE.", choices=GAN_MODES)
     lambda_l1: float = option(100.0, "Weight of the L1 loss.", min=0)
+    lambda_fm: float = option(0.0, "Weight of pix2pixHD's discriminator feature-matching loss "
+                              "(L1 between D's features on real and generated pairs; pix2pixHD: "
+                              "10). 0: off.", min=0)
     lr: float = option(2e-4, "Adam learning rate.")
     beta1: float = option(0.5, "Adam beta1.")
     beta2: float = option(0.999, "Adam beta2.")
@@ -96,11 +108,12 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def cli_flags() -> list:
-    """``(name, flag form, default, help, choices)`` of every field that is a flag, in order;
-    bools have the ``--x/--no-x`` form."""
+def cli_flags(cls=None) -> list:
+    """``(name, flag form, default, help, choices)`` of every field of ``cls`` (TrainOptions or
+    a subclass such as train.distill_options.DistillOptions) that is a flag, in order; bools
+    have the ``--x/--no-x`` form."""
     out = []
-    for f in fields(TrainOptions):
+    for f in fields(cls or TrainOptions):
         if "help" not in f.metadata:
             continue
         form = f"{flag(f.name)}/--no-{flag(f.name)[2:]}" if f.type in (bool, "bool") else flag(f.name)
@@ -108,8 +121,8 @@ def cli_flags() -> list:
     return out
 
 
-def defaults() -> dict:
-    return {f.name: f.default for f in fields(TrainOptions) if f.default is not MISSING}
+def defaults(cls=None) -> dict:
+    return {f.name: f.default for f in fields(cls or TrainOptions) if f.default is not MISSING}
 
 
 def _one_of(choices) -> str:
@@ -133,6 +146,17 @@ def check_options(o: TrainOptions) -> None:
         raise BadInput(f"--crop-size {o.crop_size} is not a multiple of 2^depth = {2 ** o.depth} "
                        f"(depth {o.depth}); use e.g. --crop-size "
                        f"{2 ** o.depth * max(1, o.crop_size // 2 ** o.depth)}")
+    if o.holdout_last and o.holdout_every:
+        raise BadInput("--holdout-last and --holdout-every: hold out one way, not both")
+    if o.holdout_every == 1:
+        raise BadInput("--holdout-every 1 would hold out every pair; use 2 or more")
+    coarsest = o.crop_size // 2 ** (o.d_scales - 1)
+    need = 4 * 2 ** o.d_layers if o.d_layers else 1
+    if o.d_scales > 1 and coarsest < need:
+        raise BadInput(f"--d-scales {o.d_scales}: the coarsest discriminator would see "
+                       f"{coarsest}x{coarsest} (--crop-size {o.crop_size} / 2^{o.d_scales - 1}), "
+                       f"but a {o.d_layers}-layer PatchGAN needs at least {need}x{need}; use "
+                       "fewer scales or a larger crop")
     if o.load_size < o.crop_size:
         raise BadInput(f"--load-size {o.load_size} is smaller than --crop-size {o.crop_size}")
     if o.epochs < 0 or o.epochs_decay < 0 or o.epochs + o.epochs_decay < 1:
