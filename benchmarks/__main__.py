@@ -10,6 +10,8 @@ Sections (each can be chosen with ``--only``):
 * ``quality``    held-out PSNR/SSIM vs latency for ngf 16/32/64 (benchmarks/quality_vs_speed.py)
 * ``int8``       ONNX Runtime CPU INT8 vs FP32 (and sub-pixel FP32): speed, accuracy, held-out
                  quality of a trained model, the CPU's FP32/INT8/BF16 peaks (benchmarks/int8.py)
+* ``edge``       teacher vs edge-sized students (scratch, distilled, cheaper decoders, pix2pixHD
+                 objective) on facades and edges2shoes_handbags (benchmarks/edge.py)
 
 Writes ``<out>/<level>-<UTC time>.json`` (rewritten after every section, so a crash keeps what
 was measured), ``<out>/RESULTS.md`` and PNG plots. The full run writes to benchmarks/results/
@@ -36,6 +38,7 @@ SECTIONS = {
     "train": "benchmarks.train_speed",
     "quality": "benchmarks.quality_vs_speed",
     "int8": "benchmarks.int8",
+    "edge": "benchmarks.edge",
 }
 
 
@@ -49,6 +52,10 @@ def call_section(name: str, level: str, opts: dict | None = None) -> dict:
     if not isinstance(out, dict):
         return {"error": f"{SECTIONS[name]}.run returned {type(out).__name__}, not a dict"}
     return out
+
+
+def _split(text):
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
 def main(argv=None) -> int:
@@ -66,6 +73,13 @@ def main(argv=None) -> int:
     ap.add_argument("--int8-run", type=Path, default=None, metavar="RUN",
                     help="int8 section: a facades run trained with --holdout-last 40 for the "
                          "held-out comparison (default: it trains a small one)")
+    ap.add_argument("--edge-runs", type=Path, default=None, metavar="DIR",
+                    help="edge section: keep the trained runs in DIR and reuse finished ones "
+                         "(default: a temporary folder)")
+    ap.add_argument("--edge-variants", default=None, metavar="NAME,...",
+                    help="edge section: which students (default: all of benchmarks/edge.py VARIANTS)")
+    ap.add_argument("--edge-tasks", default=None, metavar="TASK,...",
+                    help="edge section: facades, edges (default: both)")
     ap.add_argument("--out", type=Path, default=None,
                     help="output directory (default: benchmarks/results, or results/quick for --quick)")
     args = ap.parse_args(argv)
@@ -87,7 +101,9 @@ def main(argv=None) -> int:
         try:
             widths = args.quality_widths.split(",") if args.quality_widths else None
             opts = ({"iters": args.quality_iters, "widths": widths} if name == "quality" else
-                    {"trained_run": args.int8_run} if name == "int8" else None)
+                    {"trained_run": args.int8_run} if name == "int8" else
+                    {"runs": args.edge_runs, "tasks": _split(args.edge_tasks),
+                     "variants": _split(args.edge_variants)} if name == "edge" else None)
             section = call_section(name, level, opts)
         except Exception as e:  # noqa: BLE001 - one failing section must not lose the others
             traceback.print_exc()

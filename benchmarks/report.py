@@ -22,7 +22,8 @@ QUALITY_PNG = "quality_vs_latency.png"
 SECTION_TITLES = {"inference": "Inference (generator only, batch 1)",
                   "e2e": "End to end (video file → translate → video file)",
                   "frames": "Pre- and post-processing per frame",
-                  "train": "Training speed", "quality": "Quality vs speed (facades, labels → photo)"}
+                  "train": "Training speed", "quality": "Quality vs speed (facades, labels → photo)",
+                  "edge": "Edge-sized generators: teacher vs students (benchmarks/edge.py)"}
 
 INFERENCE_COLUMNS = [
     ("model", "model", ""), ("size", "input", "d"), ("backend", "backend", ""),

@@ -125,7 +125,9 @@ def make_info(config: dict, record: dict, *, height: int, width: int, dynamic: b
         norm_mode=norm_mode, depth=config["depth"], ngf=config["ngf"],
         direction=direction if direction in DIRECTIONS else "AtoB",
         source_run=str(record.get("run") or source), dataset=str(dataset),
-        extra={"opset": opset, "exporter": "pix2pix-edge"},
+        # the decoder (train --upsample), so a reader knows which U-Net variant it holds
+        extra={"opset": opset, "exporter": "pix2pix-edge",
+               "upsample": config.get("upsample", "transpose")},
     )
     info.validate()
     return info

@@ -151,7 +151,7 @@ def check_options(o: TrainOptions) -> None:
     if o.holdout_every == 1:
         raise BadInput("--holdout-every 1 would hold out every pair; use 2 or more")
     coarsest = o.crop_size // 2 ** (o.d_scales - 1)
-    need = 4 * 2 ** o.d_layers if o.d_layers else 1
+    need = 3 * 2 ** o.d_layers if o.d_layers else 1   # BatchNorm needs >1 value before the last conv
     if o.d_scales > 1 and coarsest < need:
         raise BadInput(f"--d-scales {o.d_scales}: the coarsest discriminator would see "
                        f"{coarsest}x{coarsest} (--crop-size {o.crop_size} / 2^{o.d_scales - 1}), "
