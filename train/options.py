@@ -21,7 +21,7 @@ GAN_MODES = ("vanilla", "lsgan")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 CHANNELS_LAST = ("auto", "on", "off")
 ADAM_IMPLS = ("fused", "foreach", "for-loop")
-UPSAMPLES = ("transpose", "resize")            # train.models.UPSAMPLES
+UPSAMPLES = ("transpose", "resize", "separable")  # train.models.UPSAMPLES
 
 
 def option(default, help: str, *, choices: tuple | None = None, min: float | None = None):
@@ -58,7 +58,8 @@ class TrainOptions:
     dropout: bool = option(True, "Dropout 0.5 in the innermost up blocks (training only).")
     upsample: str = option("transpose", "Decoder up-sampling: transpose = ConvTranspose 4x4 (the "
                            "reference); resize = x2 nearest + 3x3 conv (no checkerboard, plain "
-                           "convolutions only).", choices=UPSAMPLES)
+                           "convolutions only); separable = x2 nearest + depthwise 3x3 + 1x1 "
+                           "(fastest on CPU).", choices=UPSAMPLES)
     d_scales: int = option(1, "PatchGAN scales (pix2pixHD): 1 = the reference D; N: N "
                            "discriminators on the pair at 1, 1/2, 1/4 ... resolution.", min=1)
     # objective, optimiser, schedule
