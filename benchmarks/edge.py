@@ -46,12 +46,16 @@ TASKS = {
 }
 LEVELS: dict[str, dict[str, Any]] = {
     # smoke: synthetic data, proves the plumbing in seconds; numbers mean nothing
-    "smoke": dict(depth=5, side=64, load=72, teacher_ngf=8, ngf=4, ndf=8, teacher_iters=3,
-                  iters=3, grid=2, reps=3, budget_s=1.0, synthetic=True),
-    "quick": dict(depth=6, side=64, load=72, teacher_ngf=16, ngf=4, ndf=16, teacher_iters=40,
-                  iters=40, grid=4, reps=10, budget_s=4.0, max_eval=40),
-    "full": dict(depth=7, side=128, load=143, teacher_ngf=64, ngf=16, ndf=64, teacher_iters=400,
-                 iters=400, grid=6, reps=40, budget_s=30.0),
+    "smoke": dict(depth=5, side=64, load=72, teacher_ngf=8, teacher_ndf=8, ngf=4, ndf=4,
+                  teacher_iters=3, iters=3, grid=2, reps=3, budget_s=1.0, synthetic=True),
+    "quick": dict(depth=6, side=64, load=72, teacher_ngf=16, teacher_ndf=16, ngf=4, ndf=8,
+                  teacher_iters=40, iters=40, grid=4, reps=10, budget_s=4.0, max_eval=40),
+    # Two shared CPU cores, one torch thread: the teacher trains at about 3.3 s/iteration (400:
+    # ~22 min); a student at 0.14 s/iteration from scratch, ~1.2 s distilled (the teacher's
+    # forward pass dominates). Students' discriminator at ndf 32: at ndf 64 a scratch student
+    # measured 0.85 s/iteration, six times slower, for a generator 16 times smaller than D's.
+    "full": dict(depth=7, side=128, load=143, teacher_ngf=64, teacher_ndf=64, ngf=16, ndf=32,
+                 teacher_iters=400, iters=300, grid=6, reps=40, budget_s=30.0),
 }
 # student variants: name -> (command, extra options)
 VARIANTS = {
@@ -59,11 +63,13 @@ VARIANTS = {
     "distilled": ("distill", {}),
     "distilled-resize": ("distill", {"upsample": "resize"}),
     "distilled-noD": ("distill", {"lambda_gan": 0.0}),
+    "distilled-separable": ("distill", {"upsample": "separable"}),
     "scratch-hd": ("train", {"d_scales": 2, "lambda_fm": 10.0}),
 }
 LABELS = {"teacher": "teacher", "scratch": "from scratch", "distilled": "distilled",
           "distilled-resize": "distilled, resize decoder",
           "distilled-noD": "distilled, no discriminator",
+          "distilled-separable": "distilled, separable decoder",
           "scratch-hd": "from scratch, --d-scales 2 --lambda-fm 10"}
 
 
@@ -97,7 +103,7 @@ def train_variant(name: str, run: Path, teacher: Path, cfg: dict, task: dict, da
         if name == "teacher":
             from pix2pix_edge.train.loop import train
             from pix2pix_edge.train.options import TrainOptions
-            summary = train(TrainOptions(**base, ngf=cfg["teacher_ngf"]))
+            summary = train(TrainOptions(**dict(base, ndf=cfg["teacher_ndf"]), ngf=cfg["teacher_ngf"]))
         else:
             command, extra = VARIANTS[name]
             if command == "train":
@@ -259,7 +265,7 @@ def run_task(name: str, cfg: dict, runs: Path, png_dir: Path | None, variants: l
     for model, m in models.items():
         lat = timing["latency"][model]
         rows.append({
-            "task": name, "model": model, "ngf": records[model]["ngf"],
+            "task": name, "model": model, "label": LABELS.get(model, model), "ngf": records[model]["ngf"],
             "upsample": records[model].get("upsample", "transpose"),
             "params": count_parameters(m), "gflop": round(2 * count_macs(m, cfg["side"], cfg["side"]) / 1e9, 3),
             "l1": round(metrics[model]["l1"], 4), "psnr": round(metrics[model]["psnr"], 2),
@@ -275,7 +281,7 @@ def run_task(name: str, cfg: dict, runs: Path, png_dir: Path | None, variants: l
     if png_dir is not None:
         files.append(str(write_grid(images, columns, png_dir / f"edge_grid_{name}.png")))
     targets = {}
-    for model in ("distilled", "distilled-resize", "distilled-noD"):
+    for model in [v for v in VARIANTS if v.startswith("distilled")]:
         if model in models:
             r = next(r for r in rows if r["model"] == model)
             targets[model] = {"speedup": r["speedup"], "speedup_ok": r["speedup"] >= 10,
@@ -316,7 +322,8 @@ def run(level: str = "full", runs: str | Path | None = None, tasks=None, variant
     setup = (f"unet depth {cfg['depth']} at {cfg['side']}x{cfg['side']} (resize {cfg['load']} -> "
              f"random crop {cfg['side']} + flip), batch 1, seed 0, one torch thread; teacher ngf "
              f"{cfg['teacher_ngf']}, {cfg['teacher_iters']} iterations; students ngf {cfg['ngf']}, "
-             f"{cfg['iters']} iterations each; basic PatchGAN ndf {cfg['ndf']}")
+             f"{cfg['iters']} iterations each; basic PatchGAN ndf {cfg['teacher_ndf']} (teacher), "
+             f"{cfg['ndf']} (students)")
     out: dict[str, Any] = {"config": cfg, "setup": setup, "rows": [], "tasks": {}}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-edge-runs-") as tmp:
