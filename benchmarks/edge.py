@@ -60,11 +60,11 @@ LEVELS: dict[str, dict[str, Any]] = {
 # student variants: name -> (command, extra options)
 VARIANTS = {
     "scratch": ("train", {}),
+    "scratch-hd": ("train", {"d_scales": 2, "lambda_fm": 10.0}),
     "distilled": ("distill", {}),
     "distilled-resize": ("distill", {"upsample": "resize"}),
     "distilled-noD": ("distill", {"lambda_gan": 0.0}),
     "distilled-separable": ("distill", {"upsample": "separable"}),
-    "scratch-hd": ("train", {"d_scales": 2, "lambda_fm": 10.0}),
 }
 LABELS = {"teacher": "teacher", "scratch": "from scratch", "distilled": "distilled",
           "distilled-resize": "distilled, resize decoder",

@@ -114,6 +114,19 @@ def test_feature_taps_leave_no_hooks_and_adapters_map_to_teacher_width():
         FeatureTap(s.generator, 6)
 
 
+def test_holdout_every_covers_data_sorted_by_kind(data, tmp_path):
+    from pix2pix_edge.runtime.errors import BadInput
+    from pix2pix_edge.train.data import split_holdout
+
+    pairs = [f"{i}_AB" for i in range(1, 21)]   # e.g. shoes 1..10, then handbags 11..20
+    train_, held = split_holdout(pairs, every=10)
+    assert held == ["10_AB", "20_AB"] and len(train_) == 18 and not set(held) & set(train_)
+    with pytest.raises(BadInput, match="not both"):
+        split_holdout(pairs, 2, every=10)
+    r = CliRunner().invoke(cli, ["eval", str(tmp_path / "nothing"), str(data), "--holdout-every", "-1"])
+    assert r.exit_code == 3 and "--holdout-every" in r.output
+
+
 # ----------------------------------------------------------------------------- training
 
 def test_students_loss_falls_in_a_real_short_run(data, teacher, tmp_path):
@@ -337,7 +350,7 @@ def test_edge_benchmark_smoke(tmp_path):
     r = run("smoke", runs=tmp_path / "runs", variants=["scratch", "distilled", "scratch-hd"],
             png_dir=tmp_path / "png")
     models = [row["model"] for row in r["rows"]]
-    assert models == ["teacher", "scratch", "distilled", "scratch-hd"]
+    assert models == ["teacher", "scratch", "distilled", "scratch-hd"]  # the order asked for
     for row in r["rows"]:
         for k in ("params", "gflop", "l1", "psnr", "ssim", "p50_ms", "speedup"):
             assert row[k] is not None and row[k] > 0, (row["model"], k)

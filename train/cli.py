@@ -72,6 +72,9 @@ def train(ctx, data: Path, run: Path, resume: bool, **options):
 @click.option("--holdout-last", type=int, default=0,
               help="Evaluate on the last N pairs of DATA's train split instead (as held out "
                    "with `train --holdout-last N`).")
+@click.option("--holdout-every", type=int, default=0,
+              help="Or on every N-th pair of DATA's train split (as held out with "
+                   "`train --holdout-every N`).")
 @click.option("--norm-mode", type=click.Choice(["per-image", "running", "both"]), default=None,
               help="BatchNorm at inference [default: the mode recorded in RUN].")
 @click.option("--direction", type=click.Choice(DIRECTIONS), default=None,
@@ -80,7 +83,8 @@ def train(ctx, data: Path, run: Path, resume: bool, **options):
               help="Where to write metrics.json, index.html, grid_*.png [default: RUN/eval].")
 @click.option("--batch-size", type=int, default=4, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda.")
-def evaluate(run: Path, data: Path, split: str, holdout_last: int, norm_mode: str | None,
+def evaluate(run: Path, data: Path, split: str, holdout_last: int, holdout_every: int,
+             norm_mode: str | None,
              direction: str | None, out: Path | None, batch_size: int, device: str):
     """L1, PSNR and SSIM of the generator in RUN on held-out pairs of DATA, and a gallery.
 
@@ -91,5 +95,8 @@ def evaluate(run: Path, data: Path, split: str, holdout_last: int, norm_mode: st
         raise BadInput("--holdout-last must be >= 0")
     from pix2pix_edge.train.evaluate import evaluate as run_eval
 
-    run_eval(run, data, split=split, holdout_last=holdout_last, norm_mode=norm_mode, out=out,
+    if holdout_every < 0:
+        raise BadInput("--holdout-every must be >= 0")
+    run_eval(run, data, split=split, holdout_last=holdout_last, holdout_every=holdout_every,
+             norm_mode=norm_mode, out=out,
              batch_size=batch_size, device=device, direction=direction, log=click.echo)

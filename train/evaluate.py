@@ -155,7 +155,7 @@ def _write_html(path: Path, result: dict, grids: dict[str, str], per_image: dict
 def evaluate(run: str | Path, data: str | Path, split: str = "val", holdout_last: int = 0,
              norm_mode: str | None = None, out: str | Path | None = None, batch_size: int = 4,
              device: str = "auto", direction: str | None = None, keep: int = 8,
-             log=print) -> dict:
+             log=print, holdout_every: int = 0) -> dict:
     """Evaluate ``run`` (a run directory or generator file) on ``data``; write metrics.json,
     grid PNG(s) and index.html to ``out`` (default RUN/eval). Returns the metrics record."""
     from pix2pix_edge.train.checkpoint import load_generator
@@ -174,9 +174,10 @@ def evaluate(run: str | Path, data: str | Path, split: str = "val", holdout_last
     data = Path(data)
     if not data.is_dir():
         raise BadInput(f"data directory not found: {data}")
-    if holdout_last:
-        files = split_holdout(list_pairs(data, "train"), holdout_last)[1]
-        split_name = f"last {holdout_last} of train"
+    if holdout_last or holdout_every:
+        files = split_holdout(list_pairs(data, "train"), holdout_last, every=holdout_every)[1]
+        split_name = f"last {holdout_last} of train" if holdout_last else \
+            f"every {holdout_every}th of train"
         ds = PairedDataset(data, "train", direction=direction, load_size=size, crop_size=size,
                            augment=False, files=files)
     else:
