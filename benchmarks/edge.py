@@ -34,7 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, SHARED, cpu_cores, interleaved, log, summarize
+from benchmarks.common import RESULTS_DIR, SHARED, interleaved, log
+from pix2pix_edge.runtime.machine import usable_cpus as cpu_cores
+from pix2pix_edge.runtime.stats import latency_stats as summarize
 
 EDGES = SHARED / "datasets" / "edges2shoes_handbags"
 FACADES = SHARED / "datasets" / "facades"
@@ -348,3 +350,40 @@ if __name__ == "__main__":  # python -m benchmarks.edge [level] [runs-dir]
     result = run(sys.argv[1] if len(sys.argv) > 1 else "quick",
                  runs=sys.argv[2] if len(sys.argv) > 2 else None)
     print(json.dumps(result, indent=1, default=str))
+
+
+# --------------------------------------------------------------------------- report
+COLUMNS = [("task", "task", ""), ("label", "model", ""), ("params_m", "params (M)", ".3f"),
+           ("gflop", "GFLOP", ".3f"), ("l1", "L1 ↓", ".4f"), ("psnr", "PSNR dB", ".2f"),
+           ("ssim", "SSIM", ".4f"), ("psnr_vs_teacher", "PSNR vs teacher", ".2f"),
+           ("p50_ms", "ORT p50 ms", ".2f"), ("speedup", "speed-up", ".1f"),
+           ("iterations", "iterations", "d")]
+
+
+def markdown(sec: dict) -> list[str]:
+    """The edge section of RESULTS.md (benchmarks/report.py calls this)."""
+    from benchmarks.common import fmt, markdown_table
+
+    rows = [dict(r, params_m=r["params"] / 1e6) for r in sec.get("rows", [])]
+    lines = [f"Setup: {sec.get('setup', '')}.", "", markdown_table(rows, COLUMNS), ""]
+    for task, t in sec.get("tasks", {}).items():
+        lines.append(f"- **{task}** ({t.get('what')}; {t.get('held_out')} held-out pairs; load "
+                     f"average while timing {t.get('timing_load', {}).get('load_before')}):")
+        for model, v in (t.get("targets") or {}).items():
+            lines.append(f"  - {model}: {fmt(v['speedup'], '.1f')}x faster than the teacher "
+                         f"({'meets' if v['speedup_ok'] else 'misses'} 10x); recovers "
+                         f"{fmt(v['ssim_gap_recovered'], '.0%') if v['ssim_gap_recovered'] is not None else '-'} "
+                         f"of the teacher-vs-scratch SSIM gap and "
+                         f"{fmt(v['l1_gap_recovered'], '.0%') if v['l1_gap_recovered'] is not None else '-'} "
+                         f"of the L1 gap ({'meets' if v['gap_ok'] else 'misses'} half)")
+        hd = t.get("hd_minus_reference")
+        if hd:
+            lines.append(f"  - `--d-scales 2 --lambda-fm 10` minus the reference objective (scratch, "
+                         f"same iterations): L1 {hd['l1']:+.4f}, PSNR {hd['psnr']:+.2f} dB, SSIM "
+                         f"{hd['ssim']:+.4f}")
+        for f in t.get("files", []):
+            lines.append(f"  - ![{task} grid]({Path(f).name}) ({' | '.join(t.get('grid_columns', []))})")
+    if sec.get("plot"):
+        lines += ["", f"![edge quality vs latency]({Path(sec['plot']).name})"]
+    lines += ["", f"- {sec.get('note', '')}"]
+    return lines

@@ -9,6 +9,7 @@ rerun on its own (``python -m benchmarks --only quality``) can join an earlier f
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,8 @@ def to_markdown(result: dict, plots: list[str]) -> str:
             continue
         if name == "inference":
             lines += inference_markdown(sec)
+        elif name == "edge" and sec.get("rows"):
+            lines += importlib.import_module("benchmarks.edge").markdown(sec)
         elif name == "e2e" and sec.get("summary"):
             lines += e2e_markdown(sec)
         elif name == "quality" and sec.get("rows"):

@@ -360,6 +360,11 @@ def test_edge_benchmark_smoke(tmp_path):
     assert set(task["hd_minus_reference"]) == {"l1", "psnr", "ssim"}
     assert (tmp_path / "png" / "edge_quality_latency.png").is_file()
     assert len(list((tmp_path / "png").glob("edge_grid_*.png"))) == 1
+    from benchmarks import report
+
+    md = report.to_markdown({"level": "smoke", "sections": {"edge": r}}, [])
+    assert "## Edge-sized generators" in md and "| PSNR vs teacher |" in md
+    assert "of the teacher-vs-scratch SSIM gap" in md and "--d-scales 2 --lambda-fm 10" in md
     # finished runs are reused, not retrained
     again = run("smoke", runs=tmp_path / "runs", variants=["scratch"], png_dir=None)
     assert [row["iterations"] for row in again["rows"]] == [3, 3]
