@@ -368,3 +368,41 @@ def test_edge_benchmark_smoke(tmp_path):
     # finished runs are reused, not retrained
     again = run("smoke", runs=tmp_path / "runs", variants=["scratch"], png_dir=None)
     assert [row["iterations"] for row in again["rows"]] == [3, 3]
+
+
+# ----------------------------------------------------------------------------- DDP
+
+def _ddp_worker(rank: int, world: int, data: str, teacher: str, extra: str, tmp: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous", rank=rank,
+                            world_size=world)
+    try:
+        def keep(s):
+            if s["iteration"] == 3:
+                torch.save({n: p.detach().clone() for n, p in s["G"].named_parameters()},
+                           f"{tmp}/student_{rank}.pt")
+
+        distill(DistillOptions(data=data, run=f"{tmp}/run_rank{rank}", teacher=teacher, ngf=4,
+                               extra_inputs=extra, max_iters=3, amp="off", **TINY), callback=keep)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_gloo_ranks_end_identical(data, teacher, extra_dir, tmp_path):
+    import torch.distributed._functional_collectives  # noqa: F401  (see tests/test_ddp.py)
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_ddp_worker, args=(2, str(data), str(teacher), str(extra_dir), str(tmp_path)),
+                       nprocs=2, join=True, start_method="fork")
+    w0 = torch.load(tmp_path / "student_0.pt", weights_only=True)
+    w1 = torch.load(tmp_path / "student_1.pt", weights_only=True)
+    for name in w0:
+        assert torch.equal(w0[name], w1[name]), f"{name} differs between ranks"
+    assert (tmp_path / "run_rank0" / "generator.pt").is_file()
+    assert not (tmp_path / "run_rank1").exists(), "rank 1 wrote files"
+    state = load_training_checkpoint(tmp_path / "run_rank0" / "checkpoints" / "latest.pt")
+    assert state["adapters"] and json.loads((tmp_path / "run_rank0" / "config.json").read_text())["world_size"] == 2
