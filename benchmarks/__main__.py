@@ -77,7 +77,8 @@ def main(argv=None) -> int:
                     help="edge section: keep the trained runs in DIR and reuse finished ones "
                          "(default: a temporary folder)")
     ap.add_argument("--edge-variants", default=None, metavar="NAME,...",
-                    help="edge section: which students (default: all of benchmarks/edge.py VARIANTS)")
+                    help="edge section: which students (default: benchmarks/edge.py DEFAULT_VARIANTS; "
+                         "ablations: distilled-noFeat, distilled-noGT)")
     ap.add_argument("--edge-tasks", default=None, metavar="TASK,...",
                     help="edge section: facades, edges (default: both)")
     ap.add_argument("--out", type=Path, default=None,
