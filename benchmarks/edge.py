@@ -213,17 +213,19 @@ def plot(rows: list[dict], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
+    markers = dict(zip(dict.fromkeys(r["task"] for r in rows), "os^D"))
     for ax, metric in zip(axes, ("ssim", "l1")):
-        for task, marker in zip(sorted({r["task"] for r in rows}), "os^"):
-            for r in (r for r in rows if r["task"] == task):
-                ax.scatter(r["p50_ms"], r[metric], marker=marker)
-                ax.annotate(f"{task}: {r['model']}", (r["p50_ms"], r[metric]), fontsize=6,
-                            xytext=(3, 3), textcoords="offset points")
+        for r in rows:
+            ax.scatter(r["p50_ms"], r[metric], marker=markers[r["task"]], color=colours[r["model"]],
+                       s=40, label=f"{r['task']}: {LABELS.get(r['model'], r['model'])}")
         ax.set_xscale("log")
         ax.set_xlabel("ONNX Runtime CPU p50 latency (ms, log)")
         ax.set_ylabel(f"held-out {metric.upper()}" + (" (lower is better)" if metric == "l1" else ""))
         ax.grid(True, alpha=0.3)
+    axes[1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle("Edge-sized generators: held-out quality vs latency")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
