@@ -16,10 +16,9 @@ from __future__ import annotations
 import re
 
 import cv2
-import numpy as np
 
 from pix2pix_edge.runtime.errors import BadInput, Unavailable
-from pix2pix_edge.runtime.video import NO_GSTREAMER, Sink, has_gstreamer
+from pix2pix_edge.runtime.video import NO_GSTREAMER, WriterSink, has_gstreamer
 
 _SINK = "rtph264pay config-interval=1 pt=96 ! udpsink host={host} port={port} sync=false async=false"
 ENCODERS = {
@@ -45,7 +44,7 @@ def rtp_pipelines(host: str, port: int, bitrate: int = 4_000_000) -> dict[str, s
             for name, p in ENCODERS.items()}
 
 
-class RtpSink(Sink):
+class RtpSink(WriterSink):
     """Frames -> H.264 -> RTP over UDP (one cv2.VideoWriter on a GStreamer pipeline)."""
 
     def __init__(self, uri: str, *, size: tuple[int, int] | None, fps: float | None = None,
@@ -68,14 +67,3 @@ class RtpSink(Sink):
         if self.writer is None:
             raise Unavailable(f"cannot send {uri}: GStreamer has neither nvv4l2h264enc nor "
                               f"x264enc (install gstreamer1.0-plugins-ugly)")
-
-    def write(self, image: np.ndarray, name: str | None = None) -> None:
-        if (image.shape[1], image.shape[0]) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_LINEAR)
-        self.writer.write(image)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None

@@ -505,7 +505,26 @@ def _check_output_file(path: Path, example: str) -> None:
         raise BadInput(f"cannot write to {path}: not writable (a read-only file)")
 
 
-class VideoFileSink(Sink):
+class WriterSink(Sink):
+    """A sink around one cv2.VideoWriter (``self.writer``, opened by the subclass) at
+    ``self.size``: frames of another size are resized (OpenCV would silently drop them)."""
+
+    writer = None
+    size: tuple[int, int] = (0, 0)
+
+    def write(self, image: np.ndarray, meta: FrameMeta | None = None) -> None:
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_LINEAR)
+        self.writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()   # flushes the encoder (and writes a file's container index)
+            self.writer = None
+
+
+class VideoFileSink(WriterSink):
     """A video file. The writer is opened (and checked) before the first frame is processed, so
     an unwritable path or a missing codec fails at once; frames of another size are resized
     (OpenCV would silently drop them)."""
@@ -538,17 +557,6 @@ class VideoFileSink(Sink):
             raise Unavailable(f"cannot write video {self.path}: this OpenCV has no working "
                               f"encoder for {ext} (tried {', '.join(codes)}); "
                               f"try an .avi output or an image directory")
-
-    def write(self, image: np.ndarray, meta: FrameMeta | None = None) -> None:
-        if (image.shape[1], image.shape[0]) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_LINEAR)
-        self.writer.write(image)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()   # flushes the encoder and writes the container index
-            self.writer = None
 
 
 class ImageSink(Sink):

@@ -176,15 +176,8 @@ def test_no_discriminator_when_no_term_needs_one(data, teacher, tmp_path):
 
 
 def _assert_same(a: dict, b: dict) -> None:
-    assert a["iteration"] == b["iteration"]
-    for part in ("G", "adapters", "D"):
-        assert a[part].keys() == b[part].keys()
-        for k in a[part]:
-            assert torch.equal(a[part][k], b[part][k]), f"{part}.{k} differs"
-    for part in ("opt_G", "opt_D"):
-        for i, s in a[part]["state"].items():
-            for k, v in s.items():
-                assert torch.equal(v, b[part]["state"][i][k]), f"{part} state {i}.{k} differs"
+    from tests.test_resume import assert_same_state   # the same checks, plus the 1x1 adapters
+    assert_same_state(a, b, parts=("G", "adapters", "D"))
 
 
 def test_resume_is_exact_with_extra_inputs_and_pix2pixhd_objective(data, teacher, extra_dir, tmp_path):

@@ -41,9 +41,9 @@ def straight(data, tmp_path_factory):
     return load_training_checkpoint(run / "checkpoints" / "latest.pt")
 
 
-def assert_same_state(a: dict, b: dict) -> None:
+def assert_same_state(a: dict, b: dict, parts=("G", "D")) -> None:
     assert (a["epoch"], a["iteration"], a["step_in_epoch"]) == (b["epoch"], b["iteration"], b["step_in_epoch"])
-    for part in ("G", "D"):
+    for part in parts:
         assert a[part].keys() == b[part].keys()
         for k in a[part]:
             assert torch.equal(a[part][k], b[part][k]), f"{part}.{k} differs"
