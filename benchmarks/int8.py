@@ -267,9 +267,18 @@ def _model(o: dict) -> str:
 
 
 # --------------------------------------------------------------------------- peaks
+def _save_graph(graph, path: Path) -> Path:
+    """A one-graph model at opset 17 / IR 8, saved to ``path``."""
+    import onnx
+    from onnx import helper
+
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
+              str(path))
+    return path
+
+
 def _conv_models(workdir: Path, c: int = 256, hw: int = 64) -> tuple[Path, Path, int]:
     """One big 3x3 convolution as FP32 and as INT8 Q/DQ (fused to QLinearConv by ORT)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -277,9 +286,7 @@ def _conv_models(workdir: Path, c: int = 256, hw: int = 64) -> tuple[Path, Path,
     vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, hw, hw])  # noqa: E731
     conv = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3])
     g32 = helper.make_graph([conv], "conv", [vi("x")], [vi("y")], [numpy_helper.from_array(w, "w")])
-    p32 = workdir / "peak_conv_fp32.onnx"
-    onnx.save(helper.make_model(g32, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
-              str(p32))
+    p32 = _save_graph(g32, workdir / "peak_conv_fp32.onnx")
     ws = np.abs(w).reshape(c, -1).max(1) / 127
     wq = np.round(w / ws[:, None, None, None]).astype(np.int8)
     inits = [numpy_helper.from_array(wq, "wq"), numpy_helper.from_array(ws.astype(np.float32), "ws"),
@@ -293,14 +300,11 @@ def _conv_models(workdir: Path, c: int = 256, hw: int = 64) -> tuple[Path, Path,
              helper.make_node("QuantizeLinear", ["yc", "s", "z"], ["yq"]),
              helper.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"])]
     g8 = helper.make_graph(nodes, "conv8", [vi("x")], [vi("y")], inits)
-    p8 = workdir / "peak_conv_int8.onnx"
-    onnx.save(helper.make_model(g8, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
-              str(p8))
+    p8 = _save_graph(g8, workdir / "peak_conv_int8.onnx")
     return p32, p8, c * c * 9 * hw * hw
 
 
 def _matmul_models(workdir: Path, n: int = 1024) -> tuple[Path, Path, int]:
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(1)
@@ -308,9 +312,7 @@ def _matmul_models(workdir: Path, n: int = 1024) -> tuple[Path, Path, int]:
     vi = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n])  # noqa: E731
     g32 = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "mm", [vi("a")],
                             [vi("y")], [numpy_helper.from_array(b, "b")])
-    p32 = workdir / "peak_mm_fp32.onnx"
-    onnx.save(helper.make_model(g32, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
-              str(p32))
+    p32 = _save_graph(g32, workdir / "peak_mm_fp32.onnx")
     bs = float(np.abs(b).max() / 127)
     inits = [numpy_helper.from_array(np.round(b / bs).astype(np.int8), "bq"),
              numpy_helper.from_array(np.array(bs, np.float32), "bs"),
@@ -324,9 +326,7 @@ def _matmul_models(workdir: Path, n: int = 1024) -> tuple[Path, Path, int]:
              helper.make_node("QuantizeLinear", ["ym", "s", "z"], ["yq"]),
              helper.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"])]
     g8 = helper.make_graph(nodes, "mm8", [vi("a")], [vi("y")], inits)
-    p8 = workdir / "peak_mm_int8.onnx"
-    onnx.save(helper.make_model(g8, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
-              str(p8))
+    p8 = _save_graph(g8, workdir / "peak_mm_int8.onnx")
     return p32, p8, n * n * n
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from pix2pix_edge.export.fp16 import FP32_OPS, convert_model, is_fp16
 from pix2pix_edge.export.to_onnx import export_run, synthetic_images
 from pix2pix_edge.runtime.model_info import ModelInfo
 from pix2pix_edge.train.checkpoint import save_generator
-from pix2pix_edge.train.models import UNetGenerator, init_weights
+from tests.tiny_model import trained_tiny_generator
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -32,15 +31,7 @@ def run_dir(tmp_path_factory):
     """A tiny BatchNorm U-Net after real Adam steps (running statistics moved). Initialised
     with gain 0.1 so its outputs span most of [-1, 1]: a 40 dB bound on near-zero outputs
     would be too easy to meet."""
-    torch.manual_seed(0)
-    g = init_weights(UNetGenerator(depth=5, ngf=8), gain=0.1).train()
-    opt = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    for _ in range(3):
-        x = torch.rand(2, 3, 32, 32) * 2 - 1
-        loss = (g(x) - x.flip(1)).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    g = trained_tiny_generator()
     run = tmp_path_factory.mktemp("run16")
     save_generator(run / "generator.pt", g, norm_mode="per-image",
                    data={"direction": "AtoB", "crop_size": 64}, run="fp16-test")

@@ -9,7 +9,6 @@ import json
 import numpy as np
 import onnx
 import pytest
-import torch
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
@@ -22,7 +21,7 @@ from pix2pix_edge.runtime.cli import cli
 from pix2pix_edge.runtime.errors import BadInput, Unavailable
 from pix2pix_edge.runtime.model_info import ModelInfo
 from pix2pix_edge.train.checkpoint import save_generator
-from pix2pix_edge.train.models import UNetGenerator, init_weights
+from tests.tiny_model import trained_tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -68,15 +67,7 @@ def run_dir(tmp_path_factory, data_dir):
     """A tiny BatchNorm U-Net after real Adam steps, saved as a run directory whose
     config.json holds out the last 6 pairs of ``data_dir`` (like `pix2pix train
     --holdout-last 6`). Gain 0.1 so the outputs span a good part of [-1, 1]."""
-    torch.manual_seed(0)
-    g = init_weights(UNetGenerator(depth=5, ngf=8), gain=0.1).train()
-    opt = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    for _ in range(3):
-        x = torch.rand(2, 3, 32, 32) * 2 - 1
-        loss = (g(x) - x.flip(1)).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    g = trained_tiny_generator()
     run = tmp_path_factory.mktemp("run8")
     save_generator(run / "generator.pt", g, norm_mode="running",
                    data={"direction": "AtoB", "crop_size": 64}, run="int8-test")

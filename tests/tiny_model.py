@@ -35,5 +35,25 @@ def export_tiny_onnx(path) -> Path:
     return path
 
 
+def trained_tiny_generator():
+    """A tiny BatchNorm U-Net (depth 5, ngf 8) after three real Adam steps, so its running
+    statistics have moved. Initialised with gain 0.1 so its outputs span most of [-1, 1]: an
+    accuracy bound on near-zero outputs would be too easy to meet (FP16 and INT8 tests)."""
+    import torch
+
+    from pix2pix_edge.train.models import UNetGenerator, init_weights
+
+    torch.manual_seed(0)
+    g = init_weights(UNetGenerator(depth=5, ngf=8), gain=0.1).train()
+    opt = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    for _ in range(3):
+        x = torch.rand(2, 3, 32, 32) * 2 - 1
+        loss = (g(x) - x.flip(1)).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return g
+
+
 if __name__ == "__main__":   # make tiny-onnx (python -m tests.tiny_model)
     print(export_tiny_onnx(COMMITTED))
