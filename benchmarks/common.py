@@ -99,12 +99,6 @@ def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 2,
     return samples
 
 
-def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> float:
-    """PSNR in dB between two arrays in the same range (default [-1, 1], so peak-to-peak 2)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(data_range ** 2 / mse)
-
-
 # --------------------------------------------------------------------------- optional pieces
 def optional(module: str) -> tuple[Any | None, str | None]:
     """Import a sibling module if it exists: ``(module, None)`` or ``(None, why it is missing)``."""

@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from benchmarks.common import FACADES, interleaved, log, optional, psnr
+from benchmarks.common import FACADES, interleaved, log, optional
+from pix2pix_edge.export.parity import psnr
 from pix2pix_edge.runtime.machine import usable_cpus
 from pix2pix_edge.runtime.stats import latency_stats
 
