@@ -14,7 +14,8 @@ import sys
 
 import click
 
-from pix2pix_edge.runtime.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, Pix2PixError
+from pix2pix_edge.runtime.errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE,
+                                        Pix2PixError)
 
 # name -> (module:attribute, one-line help). Order is the order of the workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -60,9 +61,17 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:   # the root's own options: pix2pix --bogus
+            raise _usage_error(e) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:    # a subcommand's command line (unknown option, range)
+            raise _usage_error(e) from None
         except Pix2PixError as e:
             raise _cli_error(str(e), e.exit_code) from None
         except KeyboardInterrupt:
@@ -83,6 +92,13 @@ def _missing_library(command: str, e: ModuleNotFoundError) -> BaseException:
         return e
     return _cli_error(f"pix2pix {command} needs {missing}, which is not installed here: "
                       f"{NEEDS[missing]}", EXIT_UNAVAILABLE)
+
+
+def _usage_error(e: click.UsageError) -> click.ClickException:
+    """A usage error on one line (``Error: ... (see: pix2pix run --help)``), exit 2, instead of
+    click's usage block: every bad command line reads the same, as the README's table says."""
+    where = e.ctx.command_path if e.ctx is not None else "pix2pix"
+    return _cli_error(f"{e.format_message()} (see: {where} --help)", EXIT_USAGE)
 
 
 def _cli_error(message: str, code: int) -> click.ClickException:

@@ -11,7 +11,7 @@ import importlib
 # Exit codes (documented in the README).
 EXIT_OK = 0
 EXIT_ERROR = 1          # generic failure (I/O, disk full, permission)
-EXIT_USAGE = 2          # bad command line (click's own code)
+EXIT_USAGE = 2          # bad command line: unknown option, out-of-range value (click's code)
 EXIT_BAD_INPUT = 3      # missing / corrupt / unusable data, images, video sources
 EXIT_MODEL = 4          # model or checkpoint incompatible (architecture, engine for another GPU)
 EXIT_UNAVAILABLE = 5    # hardware or library absent (GPU, TensorRT, camera, display, GStreamer)
@@ -22,6 +22,11 @@ EXIT_INTERRUPTED = 130  # Ctrl-C
 class Pix2PixError(Exception):
     """Base of all user-facing errors."""
     exit_code = EXIT_ERROR
+
+
+class BadUsage(Pix2PixError):
+    """An impossible option value or combination (the same exit code as click's usage errors)."""
+    exit_code = EXIT_USAGE
 
 
 class BadInput(Pix2PixError):

@@ -33,7 +33,7 @@ def test_cli_flags_match_train_options():
     choices (click.Choice), --x/--no-x for bools; and the checks use the same metadata."""
     import click
 
-    from pix2pix_edge.runtime.errors import BadInput
+    from pix2pix_edge.runtime.errors import BadUsage
     from pix2pix_edge.train import data as train_data, models
     from pix2pix_edge.train.cli import train as train_command
     from pix2pix_edge.train.options import check_options
@@ -52,13 +52,19 @@ def test_cli_flags_match_train_options():
         elif choices:
             assert isinstance(p.type, click.Choice) and tuple(p.type.choices) == choices, f.name
             assert f.default in choices
-            with pytest.raises(BadInput, match=f"--{f.name.replace('_', '-')} must be .*not 'nope'"):
+            with pytest.raises(BadUsage, match=f"--{f.name.replace('_', '-')} must be .*not 'nope'"):
                 check_options(TrainOptions(data="", **{f.name: "nope"}))
+        elif f.metadata["min"] is not None or f.metadata["max"] is not None:
+            assert isinstance(p.type, (click.IntRange, click.FloatRange)), f.name
+            assert (p.type.min, p.type.max) == (f.metadata["min"], f.metadata["max"]), f.name
         else:
             assert p.type.name == {int: "integer", float: "float", str: "text"}[type(f.default)], f.name
         if f.metadata["min"] is not None:
-            with pytest.raises(BadInput, match=f"--{f.name.replace('_', '-')} must be at least"):
+            with pytest.raises(BadUsage, match=f"--{f.name.replace('_', '-')} must be at least"):
                 check_options(TrainOptions(data="", **{f.name: f.metadata["min"] - 1}))
+        if f.metadata["max"] is not None:
+            with pytest.raises(BadUsage, match=f"--{f.name.replace('_', '-')} must be at most"):
+                check_options(TrainOptions(data="", **{f.name: f.metadata["max"] + 1}))
     # the choices are those the models and the data loader accept
     assert set(params["norm"].type.choices) == set(models.NORMS)
     assert set(params["inference_norm"].type.choices) == set(models.NORM_MODES)
@@ -263,7 +269,7 @@ def test_train_help_does_not_import_torch():
 @pytest.mark.parametrize("args, code, message", [
     (["{missing}"], 3, "data directory not found"),
     (["{empty}"], 3, "no usable image pairs"),
-    (["{data}", "--depth", "5", "--crop-size", "48", "--load-size", "48"], 3, "not a multiple of 2^depth"),
+    (["{data}", "--depth", "5", "--crop-size", "48", "--load-size", "48"], 2, "not a multiple of 2^depth"),
     (["{data}", "--amp", "fp16", "--device", "cpu"], 5, "--amp fp16 needs a CUDA GPU"),
     (["{data}", "--sync-bn", "--device", "cpu"], 5, "SyncBatchNorm"),
     (["{data}", "--holdout-last", "6"], 3, "cannot hold out 6 of 6"),

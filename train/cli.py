@@ -12,18 +12,8 @@ from pathlib import Path
 import click
 
 from pix2pix_edge.runtime.errors import BadInput
-from pix2pix_edge.train.options import DIRECTIONS, cli_flags, defaults
-
-
-def _train_options(f):
-    """One click option per TrainOptions field (train/options.py: help, choices, default)."""
-    for name, form, default, help_, choices in reversed(cli_flags()):
-        if isinstance(default, bool):
-            kind = {}  # a --x/--no-x switch
-        else:
-            kind = {"type": click.Choice(choices) if choices else type(default)}
-        f = click.option(form, name, default=default, show_default=True, help=help_, **kind)(f)
-    return f
+from pix2pix_edge.runtime.options import click_options
+from pix2pix_edge.train.options import DIRECTIONS, TrainOptions, defaults
 
 
 @click.command()
@@ -33,7 +23,7 @@ def _train_options(f):
 @click.option("--resume", is_flag=True,
               help="Continue RUN from checkpoints/latest.pt exactly where it stopped; options not "
                    "given on the command line are taken from RUN/config.json.")
-@_train_options
+@click_options(TrainOptions)
 @click.pass_context
 def train(ctx, data: Path, run: Path, resume: bool, **options):
     """Train pix2pix on the paired images in DATA (aligned A|B files or A/ and B/ folders).

@@ -15,23 +15,16 @@ import click
 
 from pix2pix_edge.runtime.errors import BadInput
 from pix2pix_edge.train.distill_options import DistillOptions
-from pix2pix_edge.train.options import cli_flags
+from pix2pix_edge.runtime.options import click_options
 
 # what a student inherits from its teacher's run unless given on the command line
 FROM_TEACHER = ("direction", "load_size", "crop_size", "depth", "norm", "inference_norm",
                 "holdout_last", "holdout_every")
 
 
-def _options(f):
-    for name, form, default, help_, choices in reversed(cli_flags(DistillOptions)):
-        kind = {} if isinstance(default, bool) else \
-            {"type": click.Choice(choices) if choices else type(default)}
-        if name in FROM_TEACHER:
-            help_ += " [default: the teacher's]"
-            f = click.option(form, name, default=default, help=help_, **kind)(f)
-        else:
-            f = click.option(form, name, default=default, show_default=True, help=help_, **kind)(f)
-    return f
+_options = click_options(DistillOptions,
+                         help_suffix={name: " [default: the teacher's]" for name in FROM_TEACHER},
+                         show_default={name: False for name in FROM_TEACHER})
 
 
 def teacher_options(teacher: Path) -> dict:

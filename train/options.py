@@ -2,16 +2,20 @@
 
 :class:`TrainOptions` is what the training loop reads. Each field's metadata (help text, the
 allowed choices, a lower bound) is also where ``pix2pix train``'s flags come from
-(:func:`cli_flags`, used by train/cli.py) and what :func:`check_options` checks, so a new option
+(runtime.options.click_options, used by train/cli.py) and what :func:`check_options` checks, so a new option
 is one field here. The flag of a field is its name with dashes (``crop_size`` -> ``--crop-size``;
-a bool gets ``--x/--no-x``).
+a bool gets ``--x/--no-x``). The machinery is runtime/options.py's, shared by every command.
 
 No torch here: ``pix2pix train --help`` stays instant.
 """
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass
+
+from pix2pix_edge.runtime.options import check_options as check_fields
+from pix2pix_edge.runtime.options import defaults as _defaults
+from pix2pix_edge.runtime.options import flag, from_dict, option  # noqa: F401 - re-exported
 
 DIRECTIONS = ("AtoB", "BtoA")
 ON_BAD_FILE = ("skip", "error")
@@ -22,11 +26,6 @@ AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 CHANNELS_LAST = ("auto", "on", "off")
 ADAM_IMPLS = ("fused", "foreach", "for-loop")
 UPSAMPLES = ("transpose", "resize", "separable")  # train.models.UPSAMPLES
-
-
-def option(default, help: str, *, choices: tuple | None = None, min: float | None = None):
-    """A TrainOptions field that is also a ``pix2pix train`` flag."""
-    return field(default=default, metadata={"help": help, "choices": choices, "min": min})
 
 
 @dataclass
@@ -49,7 +48,7 @@ class TrainOptions:
                                 min=0)
     on_bad_file: str = option("skip", "What to do with unusable image files.", choices=ON_BAD_FILE)
     # models (reference defaults: unet_256, ngf 64, basic 70x70 PatchGAN, BatchNorm, dropout)
-    depth: int = option(8, "U-Net levels: 8 = unet_256, 7 = unet_128.")
+    depth: int = option(8, "U-Net levels: 8 = unet_256, 7 = unet_128.", min=5, max=11)
     ngf: int = option(64, "Generator width.", min=1)
     ndf: int = option(64, "Discriminator width.", min=1)
     d_layers: int = option(3, "PatchGAN layers: 3 = the 70x70 'basic' D, 0 = the 1x1 pixel D.",
@@ -72,8 +71,8 @@ class TrainOptions:
     beta1: float = option(0.5, "Adam beta1.")
     beta2: float = option(0.999, "Adam beta2.")
     batch_size: int = option(1, "Pairs per iteration (per process under torchrun).", min=1)
-    epochs: int = option(100, "Epochs at constant learning rate.")
-    epochs_decay: int = option(100, "Then epochs of linear decay to zero.")
+    epochs: int = option(100, "Epochs at constant learning rate.", min=0)
+    epochs_decay: int = option(100, "Then epochs of linear decay to zero.", min=0)
     max_iters: int = option(0, "Stop after this many iterations in total (0: no limit).", min=0)
     max_minutes: float = option(0.0, "Stop (and save) after this much wall time (0: no limit); "
                                 "the progress bar then shows time.", min=0)
@@ -104,69 +103,39 @@ class TrainOptions:
                                 "judged.", min=1)
 
 
-def flag(name: str) -> str:
-    """The command-line form of a field: ``--crop-size``."""
-    return "--" + name.replace("_", "-")
-
-
-def cli_flags(cls=None) -> list:
-    """``(name, flag form, default, help, choices)`` of every field of ``cls`` (TrainOptions or
-    a subclass such as train.distill_options.DistillOptions) that is a flag, in order; bools
-    have the ``--x/--no-x`` form."""
-    out = []
-    for f in fields(cls or TrainOptions):
-        if "help" not in f.metadata:
-            continue
-        form = f"{flag(f.name)}/--no-{flag(f.name)[2:]}" if f.type in (bool, "bool") else flag(f.name)
-        out.append((f.name, form, f.default, f.metadata["help"], f.metadata["choices"]))
-    return out
-
-
 def defaults(cls=None) -> dict:
-    return {f.name: f.default for f in fields(cls or TrainOptions) if f.default is not MISSING}
-
-
-def _one_of(choices) -> str:
-    return ", ".join(choices[:-1]) + " or " + choices[-1]
+    return _defaults(cls or TrainOptions)
 
 
 def check_options(o: TrainOptions) -> None:
-    """Reject impossible option values with one line (before any heavy work): the choices and
-    lower bounds of the fields' metadata, then the rules that involve several options."""
-    from pix2pix_edge.runtime.errors import BadInput
+    """Reject impossible option values with one line, exit 2 (before any heavy work): the
+    choices and bounds of the fields' metadata, then the rules that involve several options."""
+    from pix2pix_edge.runtime.errors import BadUsage
 
-    for f in fields(o):
-        value, choices, low = getattr(o, f.name), f.metadata.get("choices"), f.metadata.get("min")
-        if choices and value not in choices:
-            raise BadInput(f"{flag(f.name)} must be {_one_of(choices)}, not {value!r}")
-        if low is not None and value < low:
-            raise BadInput(f"{flag(f.name)} must be at least {low}, got {value}")
-    if not 5 <= o.depth <= 11:
-        raise BadInput(f"--depth must be 5..11 (7 = unet_128, 8 = unet_256), got {o.depth}")
+    check_fields(o)
     if o.crop_size % (2 ** o.depth) != 0:
-        raise BadInput(f"--crop-size {o.crop_size} is not a multiple of 2^depth = {2 ** o.depth} "
+        raise BadUsage(f"--crop-size {o.crop_size} is not a multiple of 2^depth = {2 ** o.depth} "
                        f"(depth {o.depth}); use e.g. --crop-size "
                        f"{2 ** o.depth * max(1, o.crop_size // 2 ** o.depth)}")
     if o.holdout_last and o.holdout_every:
-        raise BadInput("--holdout-last and --holdout-every: hold out one way, not both")
+        raise BadUsage("--holdout-last and --holdout-every: hold out one way, not both")
     if o.holdout_every == 1:
-        raise BadInput("--holdout-every 1 would hold out every pair; use 2 or more")
+        raise BadUsage("--holdout-every 1 would hold out every pair; use 2 or more")
     coarsest = o.crop_size // 2 ** (o.d_scales - 1)
     need = 3 * 2 ** o.d_layers if o.d_layers else 1   # BatchNorm needs >1 value before the last conv
     if o.d_scales > 1 and coarsest < need:
-        raise BadInput(f"--d-scales {o.d_scales}: the coarsest discriminator would see "
+        raise BadUsage(f"--d-scales {o.d_scales}: the coarsest discriminator would see "
                        f"{coarsest}x{coarsest} (--crop-size {o.crop_size} / 2^{o.d_scales - 1}), "
                        f"but a {o.d_layers}-layer PatchGAN needs at least {need}x{need}; use "
                        "fewer scales or a larger crop")
     if o.load_size < o.crop_size:
-        raise BadInput(f"--load-size {o.load_size} is smaller than --crop-size {o.crop_size}")
-    if o.epochs < 0 or o.epochs_decay < 0 or o.epochs + o.epochs_decay < 1:
-        raise BadInput("--epochs + --epochs-decay must be at least 1")
+        raise BadUsage(f"--load-size {o.load_size} is smaller than --crop-size {o.crop_size}")
+    if o.epochs + o.epochs_decay < 1:
+        raise BadUsage("--epochs + --epochs-decay must be at least 1")
     if o.lr <= 0:
-        raise BadInput("--lr must be positive")
+        raise BadUsage("--lr must be positive")
 
 
 def options_from_dict(d: dict) -> TrainOptions:
     """TrainOptions from a dict (e.g. config.json's 'options'), ignoring unknown keys."""
-    names = {f.name for f in fields(TrainOptions)}
-    return TrainOptions(**{k: v for k, v in d.items() if k in names})
+    return from_dict(TrainOptions, d)
