@@ -107,7 +107,7 @@ def test_cli_report_and_dynamic_export_two_sizes(trained_run, tmp_path):
                                    "--norm-mode", "running"])
     assert res.exit_code == 0, res.output
     for needle in ("parity FP32 vs PyTorch", "multiply-adds", "ONNX Runtime CPU latency",
-                   "parameters 261,715", "dynamic", "batch 2 at 32x64"):
+                   "parameters 261,715", "dynamic", "batch 2 at 64x32"):  # WxH: 32 high
         assert needle in res.output
     assert _info(out).dynamic
     sess = _ort(out)
