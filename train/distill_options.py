@@ -75,6 +75,8 @@ def resolve(o: DistillOptions) -> DistillOptions:
     """``o`` with every inherited option left at None set to the teacher's value (else train's
     default). BadUsage when the student would train on pairs its teacher held out."""
     inherited = teacher_options(o.teacher)
+    if o.holdout_last is not None or o.holdout_every is not None:   # a hold-out given: not both
+        inherited.update(holdout_last=0, holdout_every=0)
     values = {name: inherited.get(name, _TRAIN_FIELDS[name].default)
               for name in FROM_TEACHER if getattr(o, name) is None}
     o = dataclasses.replace(o, **values)
