@@ -23,9 +23,9 @@ class EvalOptions:
                                show_default=False)
     holdout_last: int = option(0, "Score the last N pairs of DATA's train split (the run's own "
                                "hold-out is the default; a wider one would score trained pairs).",
-                               min=0, show_default=False)
+                               min=0, metavar="N", show_default=False)
     holdout_every: int = option(0, "Or every N-th pair of DATA's train split (N >= 2).", min=0,
-                                show_default=False)
+                                metavar="N", show_default=False)
     allow_trained_pairs: bool = option(False, "Score pairs the run trained on anyway (the output "
                                        "and metrics.json say how many).", switch=True)
     norm_mode: str | None = option(None, "BatchNorm at inference; both: compare the two "
@@ -34,7 +34,7 @@ class EvalOptions:
     direction: str | None = option(None, "[default: the direction recorded in RUN]",
                                    choices=DIRECTIONS, type=str, show_default=False)
     out: str | None = option(None, "Where to write metrics.json, index.html, grid_*.png "
-                             "[default: RUN/eval].", type=str, show_default=False)
+                             "[default: RUN/eval].", type=str, metavar="DIR", show_default=False)
     batch_size: int = option(4, "Pairs per forward pass.", min=1)
     device: str = option("auto", "auto | cpu | cuda | cuda:N.")
     threads: int | None = option(None, "torch CPU threads [default: the physical cores]; on "

@@ -137,13 +137,12 @@ def _write_grid(strips: list[np.ndarray], path: Path) -> Path:
 
 def _write_html(path: Path, result: dict, grids: dict[str, str], per_image: dict[str, list]) -> None:
     esc = html.escape
+    trained = "unknown how many" if result["trained_pairs"] is None else result["trained_pairs"]
     parts = [f"<!doctype html><meta charset='utf-8'><title>pix2pix eval: {esc(result['run'])}</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style>",
              f"<h1>Evaluation of {esc(result['run'])}</h1>",
-             f"<p>{result['n']} pairs, {esc(result['scored'])} "
-             f"({'unknown how many' if result['trained_pairs'] is None else result['trained_pairs']}"
-             " of them trained on), "
+             f"<p>{result['n']} pairs, {esc(result['scored'])} ({trained} of them trained on), "
              f"direction {esc(result['direction'])}, {result['size']}x{result['size']}. "
              "Metrics on [0, 1] images.</p><table><tr><th>norm mode</th><th>L1</th><th>PSNR dB</th>"
              "<th>SSIM</th></tr>"]
@@ -280,10 +279,12 @@ def _evaluate(o: EvalOptions, keep: int, log) -> dict:
             f"  ({means['n']} pairs)")
     log(note)
     result = {"run": str(run), "data": str(data), "split": sel.split, "scored": sel.what,
-              "trained_pairs": sel.trained, "run_held_out": {"last": held.last, "every": held.every},
+              "trained_pairs": sel.trained,
+              "run_held_out": {"last": held.last, "every": held.every},
               "direction": direction, "size": size, "n": len(ds), "recorded_norm_mode": recorded,
               "metrics": metrics, "per_image": per_image, "grids": grids, "fid": None,
-              "lpips": None, "notes": [note], "bad_files": [list(map(str, b)) for b in ds.bad_files]}
+              "lpips": None, "notes": [note],
+              "bad_files": [list(map(str, b)) for b in ds.bad_files]}
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     _write_html(out / "index.html", result, grids, per_image)
     log(f"wrote {out / 'metrics.json'}, {out / 'index.html'}")
