@@ -211,9 +211,11 @@ def select_pairs(o: EvalOptions, held: HeldOut) -> Selection:
     keys = held.trained_keys(data)
     sel.trained = None if keys is None else sum(p.key() in keys for p in sel.pairs)
     if sel.trained and not o.allow_trained_pairs:
+        instead = "score the run's hold-out (no flag)" if held.any else \
+            "score a val or test split (the run held nothing out)"
         raise BadUsage(f"{sel.what}: {sel.trained} of these {len(sel.pairs)} pairs were trained "
-                       f"on (the run held out {held.describe()}); score the run's hold-out (no "
-                       "flag) or add --allow-trained-pairs")
+                       f"on (the run held out {held.describe()}); {instead}, or add "
+                       "--allow-trained-pairs")
     if held.dataset and not held.same_dataset(data) and Path(held.dataset).is_dir():
         sel.what += f"; the run trained on {held.dataset}"
     return sel
