@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from pix2pix_edge.runtime.contract import INFERENCE_NORMS
 from pix2pix_edge.runtime.size import SIZE_HELP
 
 
@@ -35,7 +36,7 @@ def export():
 @click.option("--dynamic", is_flag=True,
               help="Dynamic batch, height and width (sides still multiples of 2**depth).")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (>= 17).")
-@click.option("--norm-mode", type=click.Choice(["per-image", "running"]), default=None,
+@click.option("--norm-mode", type=click.Choice(INFERENCE_NORMS), default=None,
               help="Override the recorded inference normalisation of a BatchNorm model: "
                    "per-image statistics (reference test.py) or running statistics (eval mode).")
 @click.option("--fp16", is_flag=True,

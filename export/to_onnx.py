@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from pix2pix_edge.export import parity
+from pix2pix_edge.runtime import contract
 from pix2pix_edge.runtime.errors import BadInput, CheckFailed
 from pix2pix_edge.runtime.files import check_writable
 from pix2pix_edge.runtime.model_info import DIRECTIONS, ModelInfo
@@ -54,7 +55,6 @@ INPUT_NAME, OUTPUT_NAME = "input", "output"
 FP32_MAX_ABS = 1e-4     # ORT vs PyTorch, FP32
 FP16_MIN_PSNR = 40.0    # FP16 ONNX vs FP32 ONNX, dB
 N_CHECK_IMAGES = 4
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 # --------------------------------------------------------------------------- model preparation
@@ -112,7 +112,8 @@ def resolve_norm_mode(config: dict, record: dict, override: str | None) -> tuple
         recorded = "instance" if norm == "instance" else "none"
         note = f"model trained with norm={norm}: --norm-mode ignored" if override else ""
         return "running", recorded, note
-    mode = override or record.get("inference", {}).get("norm_mode", "per-image")
+    recorded = record.get("inference", {}).get("norm_mode", contract.DEFAULT_INFERENCE_NORM)
+    mode = override or recorded
     note = "" if not override else f"--norm-mode {override} overrides the recorded " \
                                    f"{record.get('inference', {}).get('norm_mode', '?')}"
     return mode, mode, note
@@ -127,7 +128,7 @@ def make_info(config: dict, record: dict, *, height: int, width: int, dynamic: b
     dataset = data.get("dataset") or data.get("root") or data.get("data") or ""
     info = ModelInfo(
         input_name=INPUT_NAME, output_name=OUTPUT_NAME, layout="NCHW", color_order="RGB",
-        value_range=(-1.0, 1.0), height=height, width=width, dynamic=dynamic,
+        value_range=contract.VALUE_RANGE, height=height, width=width, dynamic=dynamic,
         multiple=2 ** config["depth"], in_channels=config.get("in_channels", 3),
         out_channels=config.get("out_channels", 3), io_dtype=io_dtype, precision=precision,
         norm_mode=norm_mode, depth=config["depth"], ngf=config["ngf"],
@@ -195,10 +196,6 @@ def op_counts(path: str | Path) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------- check images
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
 def dataset_image_dir(record: dict) -> Path | None:
     """A folder of images from the run's dataset (val / test / train split), if it is on disk."""
     data = record.get("data") or {}
@@ -208,40 +205,32 @@ def dataset_image_dir(record: dict) -> Path | None:
             continue
         root = Path(value)
         for sub in (root / "val", root / "test", root / "train", root):
-            if sub.is_dir() and _image_files(sub):
+            if sub.is_dir() and contract.image_files(sub):
                 return sub
     return None
 
 
 def load_images(folder: Path, height: int, width: int, direction: str = "AtoB",
                 n: int = N_CHECK_IMAGES) -> np.ndarray:
-    """Up to ``n`` images as float32 NCHW RGB in [-1, 1], resized to ``height x width``.
-    An aligned A|B pair (about twice as wide as tall) contributes its input half."""
-    from PIL import Image
-
+    """Up to ``n`` images as float32 NCHW RGB in [-1, 1], resized to ``height x width``, read
+    as every model input is (runtime/contract.py: an A|B pair contributes its input half).
+    Unreadable files are skipped (others may do)."""
     arrays = []
-    for path in _image_files(folder):
+    for path in contract.image_files(folder):
         try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                w, h = im.size
-                if 1.9 <= w / h <= 2.1:  # aligned A|B: the model input is A (AtoB) or B (BtoA)
-                    half = w // 2
-                    im = im.crop((0, 0, half, h) if direction == "AtoB" else (half, 0, w, h))
-                im = im.resize((width, height), Image.BICUBIC)
-                arrays.append(np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0)
-        except OSError:
-            continue  # unreadable file: skip, others may do
+            arrays.append(contract.load_inputs([path], width, height, direction)[0])
+        except BadInput:
+            continue
         if len(arrays) == n:
             break
     if not arrays:
-        raise BadInput(f"no readable images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        raise BadInput(f"no readable images ({', '.join(contract.IMAGE_EXTS)}) in {folder}")
     return np.stack(arrays).astype(np.float32)
 
 
 def check_names(folder: Path | None, n: int = N_CHECK_IMAGES) -> list[str]:
     """File names :func:`load_images` reads first from ``folder`` (kept out of calibration)."""
-    return [p.name for p in _image_files(folder)[:n]] if folder is not None else []
+    return [p.name for p in contract.image_files(folder)[:n]] if folder is not None else []
 
 
 def synthetic_images(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:

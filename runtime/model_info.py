@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pix2pix_edge.runtime.contract import DIRECTIONS, NORM_MODES, VALUE_RANGE
 from pix2pix_edge.runtime.errors import ModelMismatch
 from pix2pix_edge.runtime.files import atomic_write
 
@@ -29,8 +30,6 @@ LAYOUTS = ("NCHW",)
 COLOR_ORDERS = ("RGB", "BGR")
 IO_DTYPES = ("float32", "float16")
 PRECISIONS = ("fp32", "fp16", "int8")
-NORM_MODES = ("running", "per-image", "instance", "none")
-DIRECTIONS = ("AtoB", "BtoA")
 MAX_SIDE = 8192
 _NAME = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
 
@@ -43,7 +42,7 @@ class ModelInfo:
     output_name: str = "output"
     layout: str = "NCHW"
     color_order: str = "RGB"
-    value_range: tuple[float, float] = (-1.0, 1.0)
+    value_range: tuple[float, float] = VALUE_RANGE
     height: int = 256            # model input size (for dynamic models: the default / opt size)
     width: int = 256
     dynamic: bool = False        # batch and spatial axes dynamic

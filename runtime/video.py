@@ -37,11 +37,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pix2pix_edge.runtime.contract import IMAGE_EXTS
 from pix2pix_edge.runtime.errors import BadInput, Unavailable
 from pix2pix_edge.runtime.files import check_writable
 from pix2pix_edge.runtime.frames import draw_overlay, side_by_side
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
               ".ts", ".mts", ".3gp", ".ogv")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
