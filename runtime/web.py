@@ -36,11 +36,11 @@ import numpy as np
 
 from pix2pix_edge.runtime.errors import BadInput, Unavailable
 from pix2pix_edge.runtime.frames import side_by_side
+from pix2pix_edge.runtime.run_options import DEFAULT_MAX_VIEWERS
 from pix2pix_edge.runtime.uri import URI, host_port, parse_uri
 from pix2pix_edge.runtime.video import FrameMeta, Sink
 
 DEFAULT_PORT = 8090
-DEFAULT_MAX_VIEWERS = 4
 DEFAULT_MAX_FPS = 30.0
 SEND_BUFFER = 128 * 1024
 VIEWS = ("output", "both")
