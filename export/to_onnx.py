@@ -254,7 +254,7 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
                check_images: str | Path | None = None, int8: bool = False,
                calib: str | Path | None = None, calib_images: int | None = None,
                min_psnr: float | None = None, subpixel: bool | None = None,
-               log: Callable[[str], None] = print) -> dict:
+               threads: int | None = None, log: Callable[[str], None] = print) -> dict:
     """``pix2pix export onnx``: load, export, check, write. Returns the report as a dict.
 
     ``size``: (width, height), a runtime.size.Size (``report["size"]`` stays [height, width]).
@@ -348,7 +348,7 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
                                  "folded into the convolutions")
 
         log(f"checking parity against PyTorch on {image_source} ...")
-        infer32, backend = parity.onnx_runner(str(tmp32))
+        infer32, backend = parity.onnx_runner(str(tmp32), threads)
         report["backend"] = backend
         out32 = [infer32(x[None]) for x in images]
         p32 = parity.compare(ref_out, out32)
@@ -368,7 +368,7 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
 
             tmp16 = workdir / "fp16.onnx"
             fp16_mod.convert_file(tmp32, tmp16, keep_io_types=not fp16_io)
-            infer16, _ = parity.onnx_runner(str(tmp16))
+            infer16, _ = parity.onnx_runner(str(tmp16), threads)
             cast = (lambda a: a.astype(np.float16)) if fp16_io else (lambda a: a)
             out16 = [infer16(cast(x[None])).astype(np.float32) for x in images]
             p16 = parity.compare(out32, out16)
@@ -386,7 +386,7 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
         elif int8:
             tmp8 = workdir / "int8.onnx"
             report["int8"] = int8_mod.export_int8(tmp32, tmp8, calib_x, calib_text, log=log)
-            infer8, _ = parity.onnx_runner(str(tmp8))
+            infer8, _ = parity.onnx_runner(str(tmp8), threads)
             out8 = [infer8(x[None]) for x in images]
             p8 = parity.compare(out32, out8)
             if extra is not None:
