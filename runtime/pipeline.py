@@ -313,7 +313,9 @@ class Pipeline:
                 item = _Item(frame, geom, blob, t1 if self.live else t0)
                 if not self.to_infer.put(item, self.stop):
                     break
-                if self.limit is not None and not self.live and self.frames_in >= self.limit:
+                # Enough frames taken in for max_frames: a live channel drops no frame once
+                # capture stops putting, so frames in = frames out + dropped, as asked.
+                if self.limit is not None and self.frames_in - self.to_infer.dropped >= self.limit:
                     break
         except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
             self._fail("capture", e)
