@@ -31,6 +31,8 @@ def run(ctx, model, **options):
       pix2pix run model.onnx --source photos/ --output translated/
       pix2pix run model.onnx --source rtsp://cam/stream --headless --stats-json stats.json
       pix2pix run model.onnx --source 0 --output http://127.0.0.1:8090/   # watch in a browser
+      pix2pix run plain.onnx --source 0 --size 256 --color-order BGR --range 0,1
+                                    # an ONNX file without pix2pix-edge metadata
 
     \b
     Window keys: q or Esc quit, space pause, s snapshot (PNG in --snapshot-dir).
