@@ -32,6 +32,7 @@ from pix2pix_edge.runtime.backends.base import largest_pow2_dividing
 from pix2pix_edge.runtime.errors import BadInput
 from pix2pix_edge.runtime.machine import machine_info, versions
 from pix2pix_edge.runtime.model_info import ModelInfo
+from pix2pix_edge.runtime.run_options import parse_ints  # noqa: F401 - --batch, as the CLI reads it
 from pix2pix_edge.runtime.size import Size, parse_sizes  # noqa: F401 - parse_sizes: --sizes
 from pix2pix_edge.runtime.stats import FPS_DEFINITION, PERCENTILE_DEFINITION
 from pix2pix_edge.runtime.stats import latency_stats as _latency_stats
@@ -88,16 +89,6 @@ def model_summary(path, backend: Backend) -> dict:
 
 
 # --------------------------------------------------------------------------- planning
-def parse_ints(text, what: str) -> list[int]:
-    try:
-        values = [int(v) for v in str(text).replace(" ", "").split(",") if v]
-    except ValueError:
-        raise BadInput(f"bad {what} {text!r}: use comma-separated integers, e.g. 1,4") from None
-    if not values or min(values) < 1:
-        raise BadInput(f"bad {what} {text!r}: use positive integers, e.g. 1,4")
-    return values
-
-
 def shapes_for(backend: Backend, sizes, batches, notes: list[str]
                ) -> list[tuple[int, int, int, int]]:
     """The input shapes to time on ``backend``; a note for each request the model cannot take."""

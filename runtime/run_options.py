@@ -32,7 +32,7 @@ from pix2pix_edge.runtime.backends import BACKENDS
 from pix2pix_edge.runtime.errors import BadInput, BadUsage
 from pix2pix_edge.runtime.model_info import COLOR_ORDERS
 from pix2pix_edge.runtime.options import check_options, flag_of, option, option_fields
-from pix2pix_edge.runtime.size import SIZE_HELP, parse_size
+from pix2pix_edge.runtime.size import SIZE_HELP, parse_size, parse_sizes
 from pix2pix_edge.runtime.uri import parse_uri
 
 FITS = ("crop", "letterbox", "stretch")              # runtime.frames: how frames meet the model
@@ -58,19 +58,20 @@ class SizeType(click.ParamType):
 
 
 class ListType(click.ParamType):
-    """A comma-separated list (``256,512x256`` / ``1,4``), each item converted by ``item``."""
+    """A comma-separated list (``256,512x256`` / ``1,4``) read by ``parse(text, flag)``, the
+    parser Python callers use too; a bad value is a usage error (exit 2, one line)."""
 
     name = "LIST"
 
-    def __init__(self, item: Callable[[str, str], object]):
-        self.item = item
+    def __init__(self, parse: Callable[[str, str], list]):
+        self.parse = parse
 
     def convert(self, value, param, ctx):
         if value is None or not isinstance(value, str):
             return None if value is None else list(value)
         what = param.opts[0] if param is not None else "value"
         try:
-            items = [self.item(v.strip(), what) for v in value.split(",") if v.strip()]
+            items = self.parse(value, what)
         except BadInput as e:
             self.fail(str(e), param, ctx)
         if not items:
@@ -78,15 +79,20 @@ class ListType(click.ParamType):
         return items
 
 
-def _positive_int(text: str, what: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+def parse_ints(text, what: str) -> list[int]:
+    """``"1,4"`` -> [1, 4] (``--batch``): positive integers, else a one-line BadInput."""
+    try:
+        values = [int(v) for v in str(text).replace(" ", "").split(",") if v]
+    except ValueError:
+        raise BadInput(f"bad {what} {text!r}: use comma-separated integers, e.g. 1,4") from None
+    if not values or min(values) < 1:
         raise BadInput(f"bad {what} {text!r}: use positive integers, e.g. 1,4")
-    return int(text)
+    return values
 
 
 SIZE = SizeType()
-SIZES = ListType(parse_size)
-POSITIVE_INTS = ListType(_positive_int)
+SIZES = ListType(parse_sizes)
+POSITIVE_INTS = ListType(parse_ints)
 
 
 # ----------------------------------------------------------------------------- shared options
