@@ -16,8 +16,8 @@ The options every command that opens a model shares (``--backend``, ``--threads`
 ``--device``, and ``--color-order`` / ``--range`` for models without pix2pix-edge metadata) are
 made by one function each, so their choices, bounds, defaults and help exist once.
 
-Click, the standard library and the light runtime modules only: no OpenCV, no backend, so
-``pix2pix run --help`` stays instant (Python 3.8 too).
+Click, the standard library and the light runtime modules only (no OpenCV, ONNX Runtime or
+TensorRT), so ``pix2pix run --help`` stays instant; Python 3.8 grammar (JetPack 5).
 """
 
 from __future__ import annotations
