@@ -214,3 +214,22 @@ def test_info_prints_width_x_height_and_binary_file_sizes(tiny_onnx, tmp_path):
     assert r.exit_code == 0 and " 128x64 " in r.output, r.output
     assert [format_bytes(n) for n in (812, 270_000, 2_621_440, 3 * 2 ** 30)] == \
         ["812 B", "263.7 KiB", "2.5 MiB", "3.0 GiB"]
+
+
+def test_export_trt_sizes_reach_the_profile_as_given():
+    """export trt's --min/--opt/--max are parsed by the command line (Size, WxH) and build the
+    same profile as the strings a Python caller passes (the engine build itself needs a GPU)."""
+    from pix2pix_edge.export.options import ExportTrtOptions
+    from pix2pix_edge.export.to_tensorrt import compute_profile
+    from pix2pix_edge.runtime.model_info import ModelInfo
+
+    ctx = click.Context(click.Command("trt"))
+    by_name = {p.name: p for p in dict(commands())[("export", "trt")].params}
+    given = {"min_size": "256x256", "opt_size": "512x256", "max_size": "1024x768"}
+    parsed = {k: by_name[k].type_cast_value(ctx, v) for k, v in given.items()}
+    assert parsed["opt_size"] == (512, 256)
+    info = ModelInfo(height=256, width=256, multiple=256, dynamic=True)
+    assert compute_profile(info, True, **parsed, batch="1,2,4") == \
+        compute_profile(info, True, **given, batch="1,2,4") == \
+        {"min": (1, 3, 256, 256), "opt": (2, 3, 256, 512), "max": (4, 3, 768, 1024)}
+    assert {"min_size", "opt_size", "max_size"} <= {f.name for f in fields(ExportTrtOptions)}
