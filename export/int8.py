@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 
 from pix2pix_edge.runtime import contract
-from pix2pix_edge.runtime.errors import BadInput
+from pix2pix_edge.runtime.errors import BadInput, BadUsage
 from pix2pix_edge.runtime.model_info import METADATA_KEY
 
 QUANT_OPS = ("Conv", "Relu", "LeakyRelu", "Concat", "DepthToSpace")
@@ -58,16 +58,16 @@ CALIB_METHODS = ("minmax", "percentile", "entropy")
 def check_options(*, int8: bool, fp16: bool, calib, calib_images) -> None:
     """One-line errors for flag combinations that cannot work (before anything is loaded)."""
     if not int8:
-        raise BadInput("--calib / --calib-images need --int8")
+        raise BadUsage("--calib / --calib-images need --int8")
     if fp16:
-        raise BadInput("--int8 and --fp16 are two different exports: choose one")
+        raise BadUsage("--int8 and --fp16 are two different exports: choose one")
     if calib is None:
-        raise BadInput("--int8 needs --calib DATA: a folder of real input images (or the "
+        raise BadUsage("--int8 needs --calib DATA: a folder of real input images (or the "
                        "training dataset) to calibrate the activation ranges on")
     if not Path(calib).is_dir():
         raise BadInput(f"--calib {calib}: not a directory")
     if calib_images is not None and calib_images < 1:
-        raise BadInput(f"--calib-images {calib_images}: must be at least 1")
+        raise BadUsage(f"--calib-images {calib_images}: must be at least 1")
 
 
 # --------------------------------------------------------------------------- calibration data

@@ -44,8 +44,8 @@ from torch import nn
 
 from pix2pix_edge.export import parity
 from pix2pix_edge.runtime import contract
-from pix2pix_edge.runtime.errors import BadInput, CheckFailed
-from pix2pix_edge.runtime.files import check_writable
+from pix2pix_edge.runtime.errors import BadInput, BadUsage, CheckFailed
+from pix2pix_edge.runtime.files import check_writable, format_bytes
 from pix2pix_edge.runtime.model_info import DIRECTIONS, ModelInfo
 from pix2pix_edge.runtime.size import Size, parse_size  # noqa: F401 - parse_size: --size
 from pix2pix_edge.train.models import count_parameters, inference_copy
@@ -375,9 +375,9 @@ def _check_arguments(source, output: Path, *, opset, fp16, fp16_io, check_images
         raise BadInput(f"{source} is already an ONNX file: `export onnx` takes a run directory or "
                        f"checkpoint (for an engine: pix2pix export trt {source})")
     if fp16_io and not fp16:
-        raise BadInput("--fp16-io needs --fp16 (an FP32 model has FP32 inputs and outputs)")
+        raise BadUsage("--fp16-io needs --fp16 (an FP32 model has FP32 inputs and outputs)")
     if opset < 17:
-        raise BadInput(f"--opset {opset}: pix2pix-edge exports need opset 17 or newer")
+        raise BadUsage(f"--opset {opset}: pix2pix-edge exports need opset 17 or newer")
     if check_images is not None and not Path(check_images).is_dir():
         raise BadInput(f"--check-images {check_images}: not a directory")
     if int8 or calib is not None:
@@ -549,7 +549,7 @@ def format_report(report: dict) -> list[str]:
     """The short human report ``pix2pix export onnx`` prints."""
     h, w = report["size"]
     lines = [
-        f"wrote {report['output']} ({report['file_bytes'] / 2**20:.1f} MiB, {report['precision'].upper()}"
+        f"wrote {report['output']} ({format_bytes(report['file_bytes'])}, {report['precision'].upper()}"
         f" weights, {report['io_dtype']} I/O, opset {report['opset']}, "
         f"{'dynamic batch/H/W' if report['dynamic'] else 'static'} {w}x{h}, norm {report['norm_mode']})",
         f"  parameters {report['parameters']:,}; {_si(report['macs'])} multiply-adds = "

@@ -139,7 +139,7 @@ class ModelInfo:
                   f"{name} must be an integer in 1..{MAX_SIDE}, got {v!r}")
         check(self.multiple & (self.multiple - 1) == 0, f"multiple {self.multiple} is not a power of 2")
         check(self.height % self.multiple == 0 and self.width % self.multiple == 0,
-              f"size {self.height}x{self.width} is not a multiple of {self.multiple}")
+              f"size {self.width}x{self.height} (WxH) is not a multiple of {self.multiple}")
         for name in ("in_channels", "out_channels", "depth", "ngf"):
             v = getattr(self, name)
             check(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,

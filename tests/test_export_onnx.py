@@ -204,8 +204,8 @@ def test_size_not_multiple(trained_run, tmp_path):
                     "not a multiple of 32")
     _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--size", "64x48"), 3,
                     "--size 64x48 is not a multiple of 32 (2**depth of this U-Net); try 64x64")
-    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--size", "64,32"), 3,
-                    "bad size --size '64,32': expected WIDTHxHEIGHT")
+    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--size", "64,32"), 2,
+                    "bad size --size '64,32': expected WIDTHxHEIGHT")   # a bad command line: 2
 
 
 def test_non_square_size_is_width_by_height(tmp_path):
@@ -233,7 +233,7 @@ def test_unwritable_output(trained_run, tmp_path):
 
 def test_fp16_io_needs_fp16(trained_run, tmp_path):
     run, _ = trained_run
-    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--fp16-io"), 3, "--fp16-io needs --fp16")
+    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--fp16-io"), 2, "--fp16-io needs --fp16")
 
 
 def test_onnx_file_as_source(tiny_onnx, tmp_path):
