@@ -52,8 +52,10 @@ def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
 
 
 def save_generator(path: str | Path, generator: UNetGenerator, *, norm_mode: str,
-                   dropout: bool = False, data: dict | None = None, run: str = "") -> Path:
-    """Write the generator file that ``pix2pix export`` reads."""
+                   dropout: bool = False, data: dict | None = None, run: str = "",
+                   training: dict | None = None) -> Path:
+    """Write the generator file that ``pix2pix export`` reads. ``training``: facts of how it was
+    trained that export records in the model's metadata (e.g. ``lambda_stability``)."""
     if norm_mode not in NORM_MODES:
         raise ValueError(f"norm_mode must be one of {NORM_MODES}")
     state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
@@ -64,6 +66,7 @@ def save_generator(path: str | Path, generator: UNetGenerator, *, norm_mode: str
         "inference": {"norm_mode": norm_mode, "dropout": bool(dropout)},
         "data": dict(data or {}),
         "run": str(run),
+        "training": dict(training or {}),
         "state_dict": state,
     }
     return atomic_save(record, path)
