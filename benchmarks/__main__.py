@@ -12,6 +12,9 @@ Sections (each can be chosen with ``--only``):
                  quality of a trained model, the CPU's FP32/INT8/BF16 peaks (benchmarks/int8.py)
 * ``edge``       teacher vs edge-sized students (scratch, distilled, cheaper decoders, pix2pixHD
                  objective) on facades and edges2shoes_handbags (benchmarks/edge.py)
+* ``steady``     steady video: --antialias / --lambda-stability / fine-tune vs the baseline,
+                 held-out quality, warping error on a pan and the real video, latency
+                 (benchmarks/steady.py)
 
 Writes ``<out>/<level>-<UTC time>.json`` (rewritten after every section, so a crash keeps what
 was measured), ``<out>/RESULTS.md`` and PNG plots. The full run writes to benchmarks/results/
@@ -39,6 +42,7 @@ SECTIONS = {
     "quality": "benchmarks.quality_vs_speed",
     "int8": "benchmarks.int8",
     "edge": "benchmarks.edge",
+    "steady": "benchmarks.steady",
 }
 
 

@@ -330,3 +330,72 @@ def test_two_gloo_ranks_with_the_stability_loss_end_identical(data, tmp_path):
                        start_method="fork")
     a, b = (torch.load(tmp_path / f"G_{r}.pt", weights_only=True) for r in (0, 1))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --------------------------------------------------------------------------- TensorRT
+@pytest.fixture(scope="module")
+def steady_onnx(steady_run, tmp_path_factory):
+    """The anti-aliased tiny model exported to FP32 ONNX (reflect pads, depthwise filters)."""
+    from pix2pix_edge.export.to_onnx import export_run
+
+    run, data_dir = steady_run
+    out = tmp_path_factory.mktemp("steady-onnx") / "m.onnx"
+    export_run(run, out, check_images=data_dir / "train", log=lambda s: None)
+    return out
+
+
+def test_tensorrt_inspection_sees_the_pads_and_every_version_parses_them(steady_onnx):
+    """onnx-tensorrt imports Pad as an ISliceLayer: constant / reflect / edge since 8.2, wrap
+    since 10.0; every TensorRT pix2pix-edge supports (8.5+) takes the reflect pads."""
+    from pix2pix_edge.export.to_tensorrt import check_pad_modes, inspect_onnx
+
+    facts = inspect_onnx(steady_onnx)
+    assert facts.pad_modes == ("reflect",) and facts.info.extra["antialias"] is True
+    for version in ((8, 5, 2), (8, 6, 1), (10, 3, 0), (11, 4, 0)):
+        check_pad_modes(facts, version)
+    import dataclasses
+    wrap = dataclasses.replace(facts, pad_modes=("wrap",))
+    with pytest.raises(ModelMismatch, match="mode 'wrap', which TensorRT 10.0\\+ parses"):
+        check_pad_modes(wrap, (8, 6, 1))
+    check_pad_modes(wrap, (10, 3, 0))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("fp32", [True, False], ids=["fp32", "fp16"])
+def test_gpu_engine_of_an_antialiased_model_matches_onnx(steady_onnx, fp32, tmp_path):
+    pytest.importorskip("tensorrt")
+    from pix2pix_edge.export.parity import compare, onnx_runner
+    from pix2pix_edge.export.to_onnx import synthetic_images
+    from pix2pix_edge.export.to_tensorrt import build_engine
+    from pix2pix_edge.runtime.backends.tensorrt import TensorRTBackend
+
+    lines = []
+    engine = tmp_path / "m.engine"
+    build_engine(steady_onnx, engine, fp32=fp32, log=lines.append)
+    assert "anti-aliasing: 8 low-pass filters (depthwise 4x4 convolutions), 8 reflect pads" \
+        in "\n".join(lines), lines
+    onnx_infer, _ = onnx_runner(str(steady_onnx))
+    x = synthetic_images(2, 64, 64, seed=3)[:1]
+    result = compare([onnx_infer(x)], [TensorRTBackend(engine).infer(x)])
+    assert result["psnr_db"] >= (60.0 if fp32 else 40.0), result
+
+
+# --------------------------------------------------------------------------- the benchmark
+def test_steady_benchmark_section_smoke(tmp_path):
+    """benchmarks/steady.py at smoke level: five trained rows measured, latency filled in, the
+    pictures written, the Markdown printable; registered in the suite."""
+    from benchmarks.__main__ import SECTIONS
+    from benchmarks.steady import ROWS, markdown, run
+
+    assert SECTIONS["steady"] == "benchmarks.steady"
+    r = run("smoke", png_dir=tmp_path)
+    assert [row["model"] for row in r["rows"]] == list(ROWS)
+    for row in r["rows"]:
+        for key in ("l1", "psnr", "ssim", "pan_l1", "pan_l2", "ms_ngf8", "ms_ngf4"):
+            assert isinstance(row[key], float), (row["model"], key)
+    finetune = r["rows"][-1]
+    assert finetune["iterations"] == 3 + 2 and finetune["options"]["init_from"].endswith("baseline")
+    assert r["latency"]["ngf8_ratio"] > 0 and "facades/both" in r["targets"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "steady_facades_pan.gif" in names and "steady_facades_pan.png" in names
+    assert "| facades | baseline |" in "\n".join(markdown(r))
