@@ -81,6 +81,8 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
     run = Path(o.run)
     latest = run / "checkpoints" / "latest.pt"
     state = read_checkpoint(latest) if o.resume else None   # before the data: fail fast
+    if o.init_from and not o.resume and not Path(o.init_from).exists():
+        raise BadInput(f"--init-from: {o.init_from} not found (a run directory or generator file)")
     data = load_data(o, env)
     m = objective.build(o, env, data)
     pos = Position()
@@ -582,7 +584,10 @@ def start_from(m: Models, o: TrainOptions) -> str:
         d_config, d_weights = state["config"].get("discriminator"), state.get("D")
         where = f"{latest if latest.is_file() else source} (iteration {state['iteration']})"
     else:
-        G, record = ckpt.load_generator(source)
+        try:
+            G, record = ckpt.load_generator(source)
+        except (BadInput, ModelMismatch) as e:
+            raise type(e)(f"--init-from: {e}") from None
         g_config, g_weights, d_config, d_weights = G.config, G.state_dict(), None, None
         where = f"{source if source.is_file() else source / ckpt.GENERATOR_FILE}"
     _same_weights_layout("generator", g_config, m.config["generator"], source)

@@ -86,7 +86,8 @@ class TrainOptions:
                                     "noise added to T(x) (values in [-1, 1]).", min=0)
     init_from: str = option("", "Start from the weights of this run (its checkpoints/latest.pt: G "
                             "and D; or a generator file: G) with fresh optimisers and schedule: "
-                            "fine-tuning, e.g. into --antialias --lambda-stability.")
+                            "fine-tuning, e.g. into --antialias --lambda-stability.",
+                            metavar="RUN", show_default=False)
     lr: float = option(2e-4, "Adam learning rate.")
     beta1: float = option(0.5, "Adam beta1.")
     beta2: float = option(0.999, "Adam beta2.")
