@@ -55,7 +55,7 @@ from benchmarks.edge import TASKS
 QUALITY_RECORD = RESULTS_DIR / "steady_quality.json"
 ROWS = ("baseline", "antialias", "stability", "both", "finetune")
 STRIP = ("baseline", "both")          # the animated strip: input | these
-DEFAULT_WEIGHT = 10.0                 # --lambda-stability of the rows (docs/steady.md: why)
+DEFAULT_WEIGHT = 100.0                # --lambda-stability of the rows (docs/steady.md: why)
 LEVELS: dict[str, dict[str, Any]] = {
     # synthetic data, tiny models: the plumbing in seconds; numbers mean nothing
     "smoke": dict(synthetic=True, tasks=("facades",), depth=5, side=64, load=72, ngf=4, ndf=4,
@@ -71,7 +71,7 @@ LEVELS: dict[str, dict[str, Any]] = {
     "full": dict(tasks=("facades", "edges"), depth=7, side=128, load=143, ngf=64, ndf=64,
                  iters=400, extra=200, pans=5, pan_frames=32, video_frames=96,
                  latency_depth=8, latency_side=256, latency_ngfs=(64, 16), reps=40,
-                 budget_s=30.0, strip_frames=24),
+                 budget_s=30.0, strip_frames=12),
 }
 LABELS = {"baseline": "baseline", "antialias": "--antialias",
           "stability": "--lambda-stability", "both": "--antialias --lambda-stability",
@@ -286,7 +286,7 @@ def quality_task(task_name: str, cfg: dict, runs: Path, variants: list, weight: 
 # --------------------------------------------------------------------------- pictures
 def pictures(task: str, inputs: list, outputs: dict, curves: dict, png_dir: Path) -> list:
     """``steady_<task>_pan.gif`` (input | baseline | both, animated), ``steady_<task>_pan.png``
-    (four consecutive frames and, under each output, |O(t+1) - O(t) moved by the pan| x4) and
+    (three consecutive frames and, under each output, |O(t+1) - O(t) moved by the pan| x4) and
     ``steady_<task>_curves.png`` (warping error per frame pair)."""
     import cv2
     from PIL import Image
@@ -295,10 +295,13 @@ def pictures(task: str, inputs: list, outputs: dict, curves: dict, png_dir: Path
     columns = [c for c in STRIP if outputs.get(c)]
     frames = [np.hstack([inputs[t]] + [outputs[c][t] for c in columns]) for t in range(len(inputs))]
     rgb = [Image.fromarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)) for f in frames]
+    # one palette for every frame, no dithering: the GIF adds no flicker of its own
+    palette = Image.fromarray(np.vstack([np.asarray(im) for im in rgb])).quantize(colors=96)
     gif = png_dir / f"steady_{task}_pan.gif"
-    rgb[0].save(gif, save_all=True, append_images=rgb[1:], duration=120, loop=0, optimize=True)
+    frames_p = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in rgb]
+    frames_p[0].save(gif, save_all=True, append_images=frames_p[1:], duration=150, loop=0)
     rows = []
-    for t in range(min(4, len(inputs) - 1)):
+    for t in range(min(3, len(inputs) - 1)):
         diff = [np.zeros_like(inputs[t])]
         for c in columns:
             moved = outputs[c][t][:, STEP:]                        # what frame t+1 should show
@@ -306,7 +309,8 @@ def pictures(task: str, inputs: list, outputs: dict, curves: dict, png_dir: Path
             diff.append(np.pad(np.clip(d, 0, 255).astype(np.uint8), ((0, 0), (0, STEP), (0, 0))))
         rows += [frames[t], np.hstack(diff)]
     png = png_dir / f"steady_{task}_pan.png"
-    cv2.imwrite(str(png), np.vstack(rows))
+    grid = Image.fromarray(cv2.cvtColor(np.vstack(rows), cv2.COLOR_BGR2RGB))
+    grid.quantize(colors=256, dither=Image.Dither.NONE).save(png, optimize=True)
     written = [gif, png]
     try:
         import matplotlib
@@ -315,6 +319,8 @@ def pictures(task: str, inputs: list, outputs: dict, curves: dict, png_dir: Path
     except ImportError:
         return written
     keys = [k for k in ("pan_l1", "video_l1") if any(c.get(k) for c in curves.values())]
+    if not keys:
+        return written
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for name, c in curves.items():
