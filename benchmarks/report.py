@@ -92,7 +92,7 @@ def provenance(path: Path, run: dict, name: str | None = None) -> dict:
             "load": (f"load {load['before'][0]} → {load['after'][0]}" if load and load.get("before")
                      and load.get("after") else f"load {start[0]} at the start of the run" if start
                      else "load not recorded"),
-            "command": command.strip(), "note": m.get("note") or run.get("converted_from")}
+            "command": command.strip(), "note": m.get("note")}
 
 
 def merge(runs: list[tuple[Path, dict]]) -> dict:
@@ -225,8 +225,8 @@ def onnx_vs_torch_md(sec: dict) -> list[str]:
 def e2e_md(sec: dict) -> list[str]:
     model, backend, video = sec.get("model") or {}, sec.get("backend") or {}, sec.get("video") or {}
     mo = sec.get("model_only") or {}
-    out = [f"Model: {model.get('arch')} ngf {model.get('ngf')} at {model.get('size')} "
-           f"({model.get('norm')}), {backend.get('provider')} x{backend.get('intra_op_threads')} "
+    out = [f"Model: {model.get('arch')} ngf {model.get('ngf')} at {model.get('size')}, norm "
+           f"{model.get('norm')}, {backend.get('provider')} x{backend.get('intra_op_threads')} "
            f"threads. Video: {Path(str(video.get('path', ''))).name}, {video.get('frames_used')} "
            f"frames in {video.get('parts')} parts, fit {video.get('fit')}, output "
            f"{video.get('output')}. Model alone: {fmt(mo.get('fps_median'), '.2f')} FPS "
@@ -278,7 +278,7 @@ def train_md(sec: dict) -> list[str]:
             for r in sec.get("rows", [])]
     auto = sec.get("auto_resolves_to") or {}
     native = sec.get("native_bf16")
-    out = [f"{sec.get('config')}, real facades ({sec.get('data')}), {sec.get('threads')} threads, "
+    out = [f"{sec.get('config')}, data: {sec.get('data')}, {sec.get('threads')} threads, "
            f"torch {sec.get('torch')}; {sec.get('rounds')} interleaved rounds x "
            f"{sec.get('iters_per_run')} timed iterations per variant after {sec.get('warmup_dropped')} "
            "warm-up ones (data loading included):", "",
@@ -526,7 +526,10 @@ def runs_table(merged: dict) -> list[str]:
             for r in merged["runs"]]
     if not rows:
         return ["*No result files yet: run `make bench`.*"]
-    return [markdown_table(rows, [("file", "file", ""), ("date", "date", ""), ("machine", "machine", ""),
+    head = ("All figures come from one run:" if len(rows) == 1 else
+            f"The figures come from {len(rows)} runs, on the days and machines below: read each "
+            "table with the run it names, and compare figures only within one table.")
+    return [head, "", markdown_table(rows, [("file", "file", ""), ("date", "date", ""), ("machine", "machine", ""),
                                   ("sections", "sections", ""), ("command", "command", "")])]
 
 
