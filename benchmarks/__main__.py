@@ -38,7 +38,7 @@ its error and the others still run.
 from __future__ import annotations
 
 import argparse
-import importlib
+import sys
 import threading
 import time
 import traceback
@@ -183,8 +183,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None, prog: str = "python -m benchmarks") -> int:
-    import sys
-
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = parser()
     args = ap.parse_args(argv)
