@@ -45,7 +45,7 @@ import traceback
 from pathlib import Path
 
 from . import report
-from .common import RESULTS_DIR, command_line, log, machine_info, optional, write_json
+from .common import CHECKOUT, RESULTS_DIR, command_line, log, machine_info, optional, write_json
 from pix2pix_edge.runtime.machine import load_average
 
 # section -> its module (in this package); every module has ``run(level, **opts) -> dict``
@@ -219,7 +219,7 @@ def main(argv=None, prog: str = "python -m benchmarks") -> int:
         log(f"[{i}/{len(only)}] {name}: {status(section)} ({result['seconds'][name]} s, load "
             f"{before} -> {result['load'][name]['after']})")
         write_json(json_path, result)
-    if out == RESULTS_DIR.resolve() and level == "full" and report.in_checkout():
+    if out == RESULTS_DIR.resolve() and level == "full" and CHECKOUT:
         files = report.update(out)          # stale files out, RESULTS.md, plots, README, docs/
     else:
         files = report.write_report(report.merge([(json_path, result)]), out)

@@ -28,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from .common import CHECKOUT, REPO, RESULTS_DIR, fmt, markdown_table
+from .common import REPO, RESULTS_DIR, fmt, markdown_table
 
 LATENCY_PNG = "latency_vs_size.png"
 QUALITY_PNG = "quality_vs_latency.png"
@@ -50,10 +50,6 @@ TITLES = {"inference": "Inference (generator only, batch 1)",
 
 
 # --------------------------------------------------------------------------- the result set
-def in_checkout() -> bool:
-    return CHECKOUT
-
-
 def load(path: Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
@@ -106,7 +102,7 @@ def merge(runs: list[tuple[Path, dict]]) -> dict:
     used = {p.name for p, _ in source.values()}
     return {"sections": sections,
             "source": {name: provenance(p, r, name) for name, (p, r) in source.items()},
-            "seconds": {name: (p.name, secs) for p, r in runs
+            "seconds": {name: (p.name, secs) for p, r in runs if p.name in used   # newest wins
                         for name, secs in (r.get("seconds") or {}).items() if secs is not None},
             "runs": [dict(provenance(p, r), sections=[n for n, (sp, _) in source.items() if sp == p])
                      for p, r in runs if p.name in used],
