@@ -39,7 +39,8 @@ from typing import Callable, Tuple
 from pix2pix_edge.runtime.backends.nvidia import (cuda_call, gpu_properties, import_cudart,
                                                  import_tensorrt, init_plugins, parse_version)
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Pix2PixError, Unavailable
-from pix2pix_edge.runtime.files import atomic_write, check_writable
+from pix2pix_edge.runtime.files import (atomic_write, check_writable, remove_stale_temps,
+                                        temp_prefix)
 from pix2pix_edge.runtime.model_info import MAX_SIDE, ModelInfo, write_engine_record
 from pix2pix_edge.runtime.size import Size, parse_size
 
@@ -331,7 +332,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
     if plan.note:
         log(f"note: {plan.note}")
 
-    with tempfile.TemporaryDirectory(prefix=".trt-build-", dir=engine_path.parent) as tmp:
+    remove_stale_temps(engine_path.parent, engine_path.name)   # a killed build's work folder
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(engine_path.name),
+                                     dir=engine_path.parent) as tmp:
         source = onnx_path
         if plan.convert_to_fp16:
             from pix2pix_edge.export.fp16 import convert_file

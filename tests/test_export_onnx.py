@@ -380,3 +380,18 @@ def test_dynamic_non_square_export_prints_wxh(trained_run, tmp_path):
     with torch.no_grad():
         ref = inference_copy(g, "per-image")(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(_ort(out).run(None, {"input": x})[0], ref, atol=1e-4)
+
+
+def test_a_killed_exports_work_folder_is_removed_by_the_next_export(trained_run, tmp_path):
+    """kill -9 during an export leaves a hidden work folder named after the output and the
+    killed process (issue 21.10); the next export of that output removes it."""
+    import subprocess
+    import sys
+    run, _ = trained_run
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    stale = tmp_path / f".m.onnx.pid{proc.pid}.a1b2c3d4"
+    stale.mkdir()
+    (stale / "fp32.onnx").write_bytes(b"\0" * 1000)
+    _invoke(run, "-o", tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]

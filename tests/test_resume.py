@@ -103,9 +103,15 @@ def test_sigkill_mid_epoch_then_cli_resume(data, straight, tmp_path):
         proc.wait()
     killed_at = load_training_checkpoint(latest)["iteration"]
     assert 1 <= killed_at < 9, "the process was not killed mid-run"
+    # What a kill in the middle of a save leaves: the killed process's temporaries (issue 21.10).
+    stale = [run / "checkpoints" / f".latest.pt.pid{proc.pid}.x1y2z3w4.tmp",
+             run / f".generator.pt.pid{proc.pid}.a1b2c3d4.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 4096)
     r = CliRunner().invoke(cli, ["train", str(data), "--run", str(run), "--resume"])
     assert r.exit_code == 0, r.output
     assert_same_state(load_training_checkpoint(latest), straight)
+    assert not [p for p in stale if p.exists()]
 
 
 def test_resume_with_another_architecture_is_a_model_mismatch(data, tmp_path):

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from pix2pix_edge.runtime.errors import BadInput, CheckFailed, ModelMismatch, Unavailable
+from pix2pix_edge.runtime.files import remove_stale_temps
 from pix2pix_edge.runtime.interrupt import StopOnCtrlC
 from pix2pix_edge.train import checkpoint as ckpt
 from pix2pix_edge.train.models import (UNetGenerator, count_parameters, init_weights,
@@ -76,6 +77,9 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
     env = setup(o)
     run = Path(o.run)
     latest = run / "checkpoints" / "latest.pt"
+    if env.master:   # checkpoint temporaries a killed run left (kill -9 mid-save, OOM kill)
+        for folder in (run, run / "checkpoints"):
+            remove_stale_temps(folder)
     state = read_checkpoint(latest) if o.resume else None   # before the data: fail fast
     data = load_data(o, env)
     m = objective.build(o, env, data)
