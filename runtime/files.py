@@ -18,8 +18,8 @@ from typing import BinaryIO, Callable
 from pix2pix_edge.runtime.errors import BadInput
 
 
-# .NAME.pidPID.RANDOM[.tmp]: a temporary of ours for NAME, made by process PID.
-_TEMP = re.compile(r"^\.(?P<name>.+)\.pid(?P<pid>\d+)\.[^.]+(\.tmp)?$")
+# .NAME.pidPID.RANDOM[.tmp[.EXT]]: a temporary of ours for NAME, made by process PID.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.pid(?P<pid>\d+)\.[^.]+(\.tmp(\.\w+)?)?$")
 
 
 def temp_prefix(name: str) -> str:
@@ -87,6 +87,43 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
             pass
         raise
     return path
+
+
+def replace_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` under a temporary name beside ``path``, then rename it over ``path``: an
+    existing file is only ever replaced by a whole one. For many small files (a folder of
+    translated images): no fsync, no search for stale temporaries (the caller does that once)."""
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name the same existing file or folder (through symbolic links,
+    hard links, ``..`` or another spelling)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def refuse_same_files(outputs, inputs) -> None:
+    """BadInput (exit 3) when an output is one of the inputs: ``outputs`` and ``inputs`` are
+    ``(what, path)`` pairs, e.g. ``("--output", "v.mp4")`` and ``("the source video", ...)``.
+    Nothing is ever written over a file the command reads."""
+    for out_what, out in outputs:
+        for in_what, inp in inputs:
+            if same_file(out, inp):
+                raise BadInput(f"{out_what} {out} is {in_what}: writing it would destroy it; "
+                               f"choose another output")
 
 
 def check_writable(path: Path, example: str) -> None:

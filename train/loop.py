@@ -42,7 +42,7 @@ from torch import nn
 
 from pix2pix_edge.runtime.errors import BadInput, CheckFailed, ModelMismatch, Unavailable
 from pix2pix_edge.runtime.files import remove_stale_temps
-from pix2pix_edge.runtime.interrupt import StopOnCtrlC
+from pix2pix_edge.runtime.interrupt import StopOnSignal
 from pix2pix_edge.train import checkpoint as ckpt
 from pix2pix_edge.train.models import (UNetGenerator, count_parameters, init_weights,
                                        make_discriminator, per_scale)
@@ -71,7 +71,8 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
     ``callback(state)``, if given, is called after every iteration (on every rank) with a dict
     holding ``iteration``, ``epoch``, ``G``, ``D`` and the losses; tests use it to interrupt a
     run or to poison weights. Raises BadInput / ModelMismatch / Unavailable / CheckFailed (one
-    line each); KeyboardInterrupt after saving a checkpoint when interrupted with Ctrl-C.
+    line each); after saving a checkpoint, KeyboardInterrupt when interrupted with Ctrl-C,
+    SIGTERM or SIGHUP (runtime.interrupt.Interrupted, whose exit_code names the signal).
     """
     check_options(o)
     env = setup(o)
@@ -116,7 +117,7 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
     seconds: list[float] = []           # per-iteration wall time, data included (benchmarks)
     stopped = "done"
     started = time.perf_counter()
-    with StopOnCtrlC() as interrupted:
+    with StopOnSignal() as interrupted:
         try:
             while pos.epoch < total_epochs and pos.iteration < total_iters and stopped == "done":
                 lr = m.opt_G.param_groups[0]["lr"]
@@ -143,7 +144,7 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
                             and pos.step_in_epoch < data.iters_per_epoch):
                         save("iters")
                     if interrupted.requested:
-                        raise KeyboardInterrupt
+                        raise interrupted.interrupted()
                     if pos.iteration >= total_iters:
                         break
                     if o.max_minutes and env.any_rank(
