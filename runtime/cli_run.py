@@ -67,8 +67,14 @@ def run(ctx, model, **options):
         if output and parse_uri(output).scheme == "http":
             from pix2pix_edge.runtime.web import WebSink
             web = output = WebSink(output, max_viewers=o.max_viewers)
-            where = "this machine only" if web.loopback_only else "reachable from the network"
-            log(f"watch at {web.uri}  ({where}, at most {o.max_viewers} viewers; Ctrl-C stops)")
+            where = "this machine only, " if web.loopback_only else ""
+            log(f"watch at {web.uri}  ({where}at most {o.max_viewers} viewers; Ctrl-C stops)")
+            if not web.loopback_only:
+                log(f"WARNING: this view is served to every machine that can reach {web.host} "
+                    f"port {web.port}, over plain HTTP (unencrypted): anyone who has the link "
+                    f"above, token included, can watch. Share it only with whom may watch; for a "
+                    f"private view serve on 127.0.0.1 and watch through an SSH tunnel "
+                    f"(ssh -L {web.port}:127.0.0.1:{web.port} THIS-MACHINE).")
         be = open_backend(model, o.backend, info=user_info, device=o.device, threads=o.threads,
                           **model_format(o))
         info = be.info
