@@ -53,6 +53,16 @@ def cuda_torch():
 
 
 @pytest.fixture(scope="session")
+def tensorrt_module():
+    """``tensorrt``, or a skip naming what to install. Session-scoped and listed first in a
+    test's arguments, so it is resolved before the test's own (module-scoped) model fixtures:
+    a machine without TensorRT skips before any export work that could fail for other reasons
+    (issue 18: onnxslim missing on a bare GPU box)."""
+    return pytest.importorskip("tensorrt", reason="TensorRT is not installed: pip install "
+                                                  "'pix2pix-edge[trt-cu12]' or '[trt-cu13]'")
+
+
+@pytest.fixture(scope="session")
 def facades_dir() -> Path:
     if not (FACADES / "train").is_dir():
         pytest.skip(f"shared facades dataset not found at {FACADES} (it lives outside the repo)")

@@ -42,11 +42,12 @@ def _pix2pix(*args, timeout=600):
     return res
 
 
-@pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory):
+def export_test_model(path: Path) -> Path:
     """A per-image generator big enough that its weights dominate the engine (depth 6, ngf 32),
-    exported by the product's exporter (FP32, static 64x64, metadata)."""
+    exported by the product's exporter (FP32, static 64x64, metadata). Without onnxslim
+    (simplify=False): a bare GPU box often lacks it, and the engine build does not need it."""
     torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
     from pix2pix_edge.export.to_onnx import export_model, make_info
     from pix2pix_edge.train.models import UNetGenerator, inference_copy, init_weights
 
@@ -54,9 +55,24 @@ def onnx_model(tmp_path_factory):
     g = inference_copy(init_weights(UNetGenerator(depth=6, ngf=32)), "per-image")
     info = make_info(g.config, {}, height=64, width=64, dynamic=False, norm_mode="per-image",
                      source="gpu-test")
-    path = tmp_path_factory.mktemp("gpu") / "model.onnx"
     with torch.no_grad():
-        return export_model(g, path, height=64, width=64, info=info)
+        return export_model(g, path, height=64, width=64, info=info, simplify=False)
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    return export_test_model(tmp_path_factory.mktemp("gpu") / "model.onnx")
+
+
+@pytest.fixture(scope="module")
+def ort_gpu_build():
+    """onnxruntime-gpu, or a skip naming what to install. Listed before ``onnx_model`` in a
+    test's arguments, so the skip comes before any export work."""
+    ort = pytest.importorskip("onnxruntime")
+    if ort.get_device() != "GPU":
+        pytest.skip(f"onnxruntime {ort.__version__} is the CPU build: install "
+                    f"'pix2pix-edge[ort-cu12]' or '[ort-cu13]' for its CUDA provider")
+    return ort
 
 
 FRESH_PROCESS = textwrap.dedent(r"""
@@ -87,9 +103,8 @@ FRESH_PROCESS = textwrap.dedent(r"""
 """)
 
 
-def test_gpu_engine_from_the_cli_runs_in_a_fresh_process_on_a_worker_thread(onnx_model, tmp_path):
-    pytest.importorskip("tensorrt", reason="TensorRT is not installed: pip install "
-                                           "'pix2pix-edge[trt-cu12]' or '[trt-cu13]'")
+def test_gpu_engine_from_the_cli_runs_in_a_fresh_process_on_a_worker_thread(tensorrt_module,
+                                                                            onnx_model, tmp_path):
     device = _device()
     fp16, fp32 = tmp_path / "m16.engine", tmp_path / "m32.engine"
     _pix2pix("export", "trt", onnx_model, "-o", fp16)
@@ -125,11 +140,7 @@ def _write_video(path, n=8):
     w.release()
 
 
-def test_gpu_onnxruntime_cuda_provider_is_in_use(onnx_model):
-    ort = pytest.importorskip("onnxruntime")
-    if ort.get_device() != "GPU":
-        pytest.skip(f"onnxruntime {ort.__version__} is the CPU build: install "
-                    f"'pix2pix-edge[ort-cu12]' or '[ort-cu13]' for its CUDA provider")
+def test_gpu_onnxruntime_cuda_provider_is_in_use(ort_gpu_build, onnx_model):
     from pix2pix_edge.runtime.backends.onnxruntime import (CUDA_EP, OnnxRuntimeBackend,
                                                           fallback_note, why_not)
 
