@@ -78,6 +78,40 @@ def test_one_home_for_the_nvidia_helpers():
         assert getattr(trtb, name) is getattr(nvidia, name), name
 
 
+def _too_old_cudart():
+    import enum
+    from types import SimpleNamespace
+
+    class cudaError_t(enum.IntEnum):
+        cudaSuccess = 0
+        cudaErrorInsufficientDriver = 35
+
+    return SimpleNamespace(cudaError_t=cudaError_t)
+
+
+@pytest.mark.parametrize("jetson,driver,runtime,needle,absent", [
+    # JetPack 6 with cuda-python 12.9 (its CUDA 12.9 runtime is newer than JetPack's 12.6)
+    (True, 12060, 12090, "install the cuda-python matching JetPack's CUDA 12.6, pip install "
+                         "'cuda-python==12.6.*'", "update the driver"),
+    # JetPack 5: the package index has no cuda-python 11.4
+    (True, 11040, 11080, "build cuda-python v11.4.0 from source", "update the driver"),
+    # a desktop: the cuda-python of the driver's major, or a newer driver
+    (False, 12020, 13000, "pip install 'pix2pix-edge[trt-cu12]', or update the driver", "JetPack"),
+])
+def test_driver_too_old_fix_on_jetson_names_jetpacks_cuda(monkeypatch, jetson, driver, runtime,
+                                                         needle, absent):
+    """A Jetson's driver is JetPack's and cannot be updated alone: the error says to install
+    the cuda-python of JetPack's CUDA instead of "update the driver" (issue 18 item 5)."""
+    cudart = _too_old_cudart()
+    monkeypatch.setattr(nvidia, "on_jetson", lambda: jetson)
+    monkeypatch.setattr(nvidia, "_versions", lambda c: (driver, runtime))
+    err = nvidia.no_gpu_error(cudart, cudart.cudaError_t.cudaErrorInsufficientDriver, "the X")
+    line = str(err)
+    assert isinstance(err, Unavailable) and "\n" not in line
+    assert needle in line and absent not in line, line
+    assert line.startswith(f"the X: the NVIDIA driver supports CUDA {driver // 1000}."), line
+
+
 def test_tensorrt_backend_without_tensorrt_is_unavailable(tmp_path):
     try:
         import tensorrt  # noqa: F401
