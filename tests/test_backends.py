@@ -92,6 +92,46 @@ def test_gpu_libraries_are_preloaded_before_probing(monkeypatch):
         ortb._probe.cache_clear()
 
 
+@pytest.mark.parametrize("available,imported", [
+    (["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], True),
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], False),
+    (["CPUExecutionProvider"], False),
+])
+def test_tensorrt_is_imported_before_its_provider_is_probed(monkeypatch, tmp_path, available,
+                                                            imported):
+    """A pip TensorRT's libnvinfer is off the loader's path and preload_dlls() loads only CUDA
+    and cuDNN (onnxruntime #18597, #13501): `import tensorrt` (a stand-in here) must come before
+    the TensorRT provider's library is loaded, and only where onnxruntime has that provider."""
+    import sys
+
+    stand_in = tmp_path / "site" / "tensorrt"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("__version__ = 'stand-in'\nprint('loud import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    saved = sys.modules.pop("tensorrt", None)
+    seen = []
+
+    def libs_error(provider):
+        seen.append((provider, getattr(sys.modules.get("tensorrt"), "__version__", None)))
+        return "not on this machine"
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: list(available))
+    monkeypatch.setattr(ortb, "preload_gpu_libraries", lambda o: True)
+    monkeypatch.setattr(ortb, "_libs_error", libs_error)
+    ortb._probe.cache_clear()
+    try:
+        assert ortb.usable_providers() == ["CPUExecutionProvider"]
+        if imported:
+            assert seen[0] == ("TensorrtExecutionProvider", "stand-in"), seen
+        else:
+            assert "tensorrt" not in sys.modules, seen
+    finally:
+        ortb._probe.cache_clear()
+        sys.modules.pop("tensorrt", None)
+        if saved is not None:
+            sys.modules["tensorrt"] = saved
+
+
 FALLBACK = r"""
 import sys
 from pix2pix_edge.runtime.backends import onnxruntime as ortb

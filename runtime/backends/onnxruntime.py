@@ -144,6 +144,22 @@ def preload_gpu_libraries(ort) -> bool:
     return True
 
 
+def preload_tensorrt() -> bool:
+    """Load TensorRT's libraries (libnvinfer ...) into this process by importing ``tensorrt``.
+
+    A TensorRT installed from pip (tensorrt-cu12 / -cu13) keeps them in its own package folder,
+    off the loader's path, and ``preload_dlls()`` loads CUDA and cuDNN only: the TensorRT
+    provider then fails with "libnvinfer.so.10: cannot open shared object file" (onnxruntime
+    issues 18597, 13501). ``import tensorrt`` loads them, and the provider's library then finds
+    them by their sonames. Quiet; False where tensorrt is absent or fails to import."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            import tensorrt  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
 def usable_providers() -> list[str]:
     """The execution providers that can actually run here, best first (TensorRT, CUDA, CPU).
 
@@ -162,6 +178,8 @@ def _probe() -> tuple[tuple[str, ...], dict]:
     available = set(ort.get_available_providers())
     if available & {TRT_EP, CUDA_EP}:
         preload_gpu_libraries(ort)
+    if TRT_EP in available:
+        preload_tensorrt()
     usable, why = [], {}
     for p in (TRT_EP, CUDA_EP):
         if p not in available:
