@@ -215,9 +215,10 @@ class _FakeCudart:
         return self._ok()
 
 
-def _fake_tensorrt(dynamic: bool, io_dtype=np.float32, calls=None):
+def _fake_tensorrt(dynamic: bool, io_dtype=np.float32, calls=None, legacy_profile=False):
     """A stand-in for the ``tensorrt`` module with an "engine" computing ``y = 0.5 * x``.
-    ``calls`` records plugin registration and deserialisation, in order."""
+    ``calls`` records plugin registration and deserialisation, in order. ``legacy_profile``:
+    the engine has only the 8.x ``get_profile_shape(profile, name)``."""
     import ctypes
     import enum
     from types import ModuleType
@@ -281,6 +282,11 @@ def _fake_tensorrt(dynamic: bool, io_dtype=np.float32, calls=None):
             return np.dtype(io_dtype).name
 
         def get_tensor_profile_shape(self, name, index):
+            assert (name, index) == ("input", 0)
+            return profile
+
+        def get_profile_shape(self, index, name):
+            assert (index, name) == (0, "input")
             return profile
 
         def create_execution_context(self):
@@ -301,6 +307,8 @@ def _fake_tensorrt(dynamic: bool, io_dtype=np.float32, calls=None):
             calls.append("init_libnvinfer_plugins")
         return True
 
+    if legacy_profile:
+        del Engine.get_tensor_profile_shape
     trt.TensorIOMode, trt.Logger, trt.Runtime = TensorIOMode, Logger, Runtime
     trt.init_libnvinfer_plugins = init_libnvinfer_plugins
     trt.nptype = lambda name: np.dtype(name).type
@@ -315,9 +323,10 @@ def fake_gpu(monkeypatch, tmp_path):
     cudart.trt_calls = []
     monkeypatch.setattr(trtb, "import_cudart", lambda: cudart)
 
-    def make(dynamic=False, io_dtype=np.float32, record=True, blob=b"FAKE-ENGINE"):
-        monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(dynamic, io_dtype,
-                                                                    cudart.trt_calls))
+    def make(dynamic=False, io_dtype=np.float32, record=True, blob=b"FAKE-ENGINE",
+             legacy_profile=False):
+        monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(
+            dynamic, io_dtype, cudart.trt_calls, legacy_profile=legacy_profile))
         path = tmp_path / ("dyn.engine" if dynamic else "static.engine")
         path.write_bytes(blob)
         if record:
@@ -377,6 +386,46 @@ def test_tensorrt_without_record_uses_the_profile(fake_gpu):
     be = open_backend(make(dynamic=True, record=False))
     assert be.metadata_source == "engine" and (be.info.height, be.info.width) == (64, 64)
     be.close()
+
+
+@pytest.mark.parametrize("legacy_profile", [False, True])
+def test_dynamic_engine_info_carries_its_own_profile(fake_gpu, legacy_profile):
+    """The engine's profile (read with get_tensor_profile_shape, or the 8.x get_profile_shape
+    where a binding lacks it) is in the backend's info: the run size is chosen inside it."""
+    from pix2pix_edge.runtime.frames import choose_model_size
+
+    make, _ = fake_gpu
+    for record in (True, False):
+        be = open_backend(make(dynamic=True, record=record, legacy_profile=legacy_profile))
+        assert be.info.extra["profile"] == {"min": [1, 3, 32, 32], "opt": [1, 3, 64, 64],
+                                            "max": [2, 3, 128, 128]}
+        assert choose_model_size(be.info)[0] == (64, 64)
+        be.close()
+
+
+def test_run_on_hd_video_picks_the_profile_opt_size_and_says_why(fake_gpu, tmp_path):
+    """Issue 18: a dynamic engine fed 1280x720 frames ran at 1280x736 and failed at the first
+    inference. Now it runs at its profile's opt size, and the run's first lines say so."""
+    import cv2
+
+    from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
+    from pix2pix_edge.runtime.video import open_source
+
+    make, _ = fake_gpu
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i}.png"), np.full((720, 1280, 3), 40 * i, np.uint8))
+    lines = []
+    with open_backend(make(dynamic=True)) as be, open_source(str(frames)) as src:
+        stats = run_pipeline(be, src, None, PipelineOptions(log=lines.append, warmup=1))
+        assert stats.frames_out == 3 and stats.model_size == (64, 64)
+        assert stats.output_size == (720, 720)                    # crop: the centred square
+        assert lines[0] == ("model size 64x64: the opt size of the engine's optimisation "
+                            "profile (32x32 to 128x128; --size WxH within it to change)")
+        with open_source(str(frames)) as again, pytest.raises(BadInput, match="outside the "
+                                                               "engine's optimisation profile"):
+            run_pipeline(be, again, None, PipelineOptions(size=(1280, 736)))
 
 
 def test_tensorrt_errors_with_fakes(fake_gpu, tmp_path):

@@ -17,6 +17,7 @@ Importing tensorrt / cuda-python, CUDA calls, GPU properties and version parsing
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import re
 import threading
 from pathlib import Path
@@ -60,6 +61,18 @@ def engine_mismatch(engine_name: str, record: ModelInfo, trt_version: str, gpu_n
             f"({sm(built_cc)}); this is TensorRT {trt_version} on {gpu_name} "
             f"({sm(compute_capability)}): rebuild it on this device with "
             f"`pix2pix export trt {onnx_name} -o {engine_name}`")
+
+
+def profile_shapes(engine, name: str) -> tuple[tuple, tuple, tuple]:
+    """(min, opt, max) input shapes of profile 0. ``get_tensor_profile_shape`` is the name-based
+    call of TensorRT >= 8.5 (the only one in 10 / 11); where a binding lacks it, the 8.x call
+    ``get_profile_shape(profile, name)`` (deprecated in its favour) gives the same."""
+    if hasattr(engine, "get_tensor_profile_shape"):
+        shapes = engine.get_tensor_profile_shape(name, 0)
+    else:
+        shapes = engine.get_profile_shape(0, name)
+    lo, opt, hi = (tuple(int(d) for d in s) for s in shapes)
+    return lo, opt, hi
 
 
 # --------------------------------------------------------------------------- backend
@@ -154,7 +167,7 @@ class TensorRTBackend:
         self._out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._out_name)))
         self._dynamic = any(d is None for d in in_shape)
         if self._dynamic:
-            lo, opt, hi = (tuple(s) for s in engine.get_tensor_profile_shape(self._in_name, 0))
+            lo, opt, hi = profile_shapes(engine, self._in_name)
             self._profile = (lo, hi)
             if record is None and info is None:   # no record: the profile's opt size is the size
                 info = ModelInfo(height=opt[2], width=opt[3],
@@ -166,6 +179,10 @@ class TensorRTBackend:
             max_in = tuple(in_shape)
         self.info = resolve_info(self.path.name, record, info, self._in_name, in_shape,
                                  self._in_dtype.name, self._out_name, out_shape)
+        if self._dynamic:   # the engine's own profile: the run size is chosen inside it
+            self.info = dataclasses.replace(self.info, extra={
+                **self.info.extra, "profile": {"min": list(lo), "opt": list(opt),
+                                               "max": list(hi)}})
         self._in_shape, self._out_shape = in_shape, out_shape
 
         self._context = engine.create_execution_context()
