@@ -152,6 +152,27 @@ def test_gpu_onnxruntime_cuda_provider_is_in_use(ort_gpu_build, onnx_model):
     np.testing.assert_allclose(be.infer(x), ref, atol=2e-3)
 
 
+def test_gpu_onnxruntime_tensorrt_provider_keeps_instance_norm_fp32(ort_gpu_build, onnx_model,
+                                                                    tmp_path):
+    """ORT's TensorRT provider cannot keep InstanceNormalization in FP32 when FP16 is on, so a
+    per-image model runs FP32 there by default, as accurate as the CPU; FP16 only on request."""
+    from pix2pix_edge.runtime.backends.onnxruntime import (TRT_EP, OnnxRuntimeBackend,
+                                                          usable_providers, why_not)
+
+    if TRT_EP not in usable_providers():
+        pytest.skip(f"ONNX Runtime's TensorRT provider cannot load here: {why_not(TRT_EP)}")
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32)
+    ref = OnnxRuntimeBackend(onnx_model, providers=["cpu"]).infer(x)
+    be = OnnxRuntimeBackend(onnx_model, providers=["tensorrt"], device=_device(),
+                            cache_dir=tmp_path / "cache")
+    assert be.provider == TRT_EP and be.precision == "fp32", (be.provider, be.precision)
+    mse = float(np.mean((be.infer(x) - ref) ** 2))
+    assert 10 * np.log10(4.0 / max(mse, 1e-12)) >= 45.0, mse
+    forced = OnnxRuntimeBackend(onnx_model, providers=["tensorrt"], device=_device(), fp16=True,
+                                cache_dir=tmp_path / "cache")
+    assert forced.precision == "fp16 (TensorRT EP builder)"
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     from pix2pix_edge.train.synth import make_dataset

@@ -52,13 +52,15 @@ def backend_for(model_path, backend: str = "auto") -> str:
 
 
 def open_backend(model_path, backend: str = "auto", *, info: ModelInfo | None = None,
-                 device: int = 0, threads: int | None = None, cache_dir=None, fp16: bool = True,
-                 providers=None) -> Backend:
+                 device: int = 0, threads: int | None = None, cache_dir=None,
+                 fp16: bool | None = None, providers=None) -> Backend:
     """Open a model for inference.
 
     ``info`` comes from the user's flags and is used only for files that carry no metadata of
     their own. ``providers`` (ONNX Runtime only) restricts the execution providers, e.g.
-    ``["cpu"]``; by default every provider that can load here is used, best first."""
+    ``["cpu"]``; by default every provider that can load here is used, best first. ``fp16``
+    (ONNX Runtime's TensorRT provider only): None decides by the model's normalisation
+    (runtime.backends.onnxruntime.trt_fp16_default)."""
     path = Path(model_path)
     if not path.is_file():
         raise BadInput(f"model file not found: {path}")
