@@ -428,6 +428,39 @@ def test_run_on_hd_video_picks_the_profile_opt_size_and_says_why(fake_gpu, tmp_p
             run_pipeline(be, again, None, PipelineOptions(size=(1280, 736)))
 
 
+def test_close_never_frees_buffers_under_a_running_inference(fake_gpu, monkeypatch):
+    """Issue 18: `pix2pix run` closes the backend after the pipeline's join, also when the
+    inference thread outlived the join timeout; freeing the buffers then would pull them from
+    under execute_async_v3. close() waits for the inference, and frees nothing if it hangs."""
+    import threading
+
+    make, cudart = fake_gpu
+    be = open_backend(make())
+    started, release = threading.Event(), threading.Event()
+    run = be._context.execute_async_v3
+
+    def slow_execute(stream):
+        started.set()
+        assert release.wait(10)
+        return run(stream)
+
+    be._context.execute_async_v3 = slow_execute
+    x, out = _x((1, 3, 64, 64)), {}
+    worker = threading.Thread(target=lambda: out.setdefault("y", be.infer(x)))
+    worker.start()
+    assert started.wait(10)
+    monkeypatch.setattr(trtb.TensorRTBackend, "CLOSE_WAIT_S", 0.2)
+    be.close()                                  # the inference hangs: nothing is freed
+    assert len(cudart.live) == 4 and cudart.streams == 1
+    release.set()
+    worker.join(10)
+    np.testing.assert_array_equal(out["y"], x * 0.5)    # its buffers were still there
+    be.close()                                  # now idle: everything is freed
+    assert cudart.live == {} and cudart.streams == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        be.infer(x)
+
+
 def test_tensorrt_errors_with_fakes(fake_gpu, tmp_path):
     make, cudart = fake_gpu
     with pytest.raises(ModelMismatch, match="cannot load this engine"):

@@ -109,6 +109,9 @@ class TensorRTBackend:
 
     name = "tensorrt"
     threads = None   # computes on the GPU
+    # How long close() waits for an inference still in flight (a pipeline whose inference
+    # thread outlived its join timeout) before it gives up and frees nothing.
+    CLOSE_WAIT_S = 10.0
 
     def __init__(self, path, info: ModelInfo | None = None, device: int = 0):
         self.path = Path(path)
@@ -116,6 +119,8 @@ class TensorRTBackend:
         self._stream = None
         self._context = self._engine = self._runtime = None
         self.device = int(device)
+        # Held by infer() while the GPU uses the buffers: close() never frees them under it.
+        self._busy = threading.Lock()
         # CUDA's current device is per thread: every thread that calls into CUDA for this
         # engine (the pipeline's inference thread, not only the one that opened it) selects it.
         self._device_set = threading.local()
@@ -219,6 +224,12 @@ class TensorRTBackend:
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         check_batch(batch, self.info, self._in_shape)
+        with self._busy:
+            if self._context is None:
+                raise RuntimeError(f"{self.path.name}: the TensorRT backend is closed")
+            return self._infer(batch)
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         self._use_device()
         shape = tuple(batch.shape)
         if self._dynamic:
@@ -248,7 +259,19 @@ class TensorRTBackend:
         return self._outp.host[:n_out].reshape(out_shape).astype(np.float32)   # a copy
 
     def close(self) -> None:
-        """Free the GPU memory, the pinned buffers and the stream (safe to call twice)."""
+        """Free the GPU memory, the pinned buffers and the stream (safe to call twice).
+
+        Waits up to CLOSE_WAIT_S for an inference still running on another thread; if it does
+        not finish, frees nothing (the process's exit does) rather than pull the buffers from
+        under ``execute_async_v3``."""
+        if not self._busy.acquire(timeout=self.CLOSE_WAIT_S):
+            return
+        try:
+            self._free()
+        finally:
+            self._busy.release()
+
+    def _free(self) -> None:
         if self._stream is not None or self._buffers:
             self._use_device()
         if self._stream is not None:
