@@ -112,6 +112,60 @@ def test_driver_too_old_fix_on_jetson_names_jetpacks_cuda(monkeypatch, jetson, d
     assert line.startswith(f"the X: the NVIDIA driver supports CUDA {driver // 1000}."), line
 
 
+def test_cuda_python_11_noise_without_a_driver_stays_one_line(capfd):
+    """cuda-python 11.x (JetPack 5's [trt-cu11]) reports "Failed to dlopen libcuda.so" from
+    inside Cython -- a traceback through sys.excepthook and an "Exception ignored" through
+    sys.unraisablehook -- before raising. A stand-in does the same here: the user sees one
+    line naming the cause, and the hooks are put back."""
+    import sys
+    from types import SimpleNamespace
+
+    def count():
+        try:
+            raise RuntimeError("Failed to dlopen libcuda.so")
+        except RuntimeError as e:
+            sys.excepthook(type(e), e, e.__traceback__)
+            sys.unraisablehook(SimpleNamespace(exc_type=type(e), exc_value=e,
+                                               exc_traceback=e.__traceback__, err_msg=None,
+                                               object=None))
+        raise RuntimeError('Function "cuDeviceGetCount" not found')
+
+    hooks = sys.excepthook, sys.unraisablehook
+    with pytest.raises(Unavailable) as e:
+        nvidia.gpu_properties(SimpleNamespace(cudaGetDeviceCount=count), 0)
+    assert str(e.value) == ("the TensorRT backend needs an NVIDIA GPU; CUDA found none "
+                            "(cuda-python: Failed to dlopen libcuda.so)")
+    assert capfd.readouterr() == ("", "")
+    assert (sys.excepthook, sys.unraisablehook) == hooks
+
+
+def test_installed_cuda_python_without_a_driver_is_one_line():
+    """Whatever cuda-python this Python has (in `make test-py38`: the 11.x of JetPack 5's
+    [trt-cu11], installed by the documented steps): no GPU is one line, nothing else printed."""
+    import ctypes
+    import subprocess
+    import sys
+
+    code = ("from pix2pix_edge.runtime.backends import nvidia\n"
+            "from pix2pix_edge.runtime.errors import Unavailable\n"
+            "try:\n    nvidia.gpu_properties(nvidia.import_cudart(), 0)\n"
+            "except Unavailable as e:\n    print(e)\n")
+    try:
+        nvidia.import_cudart()
+    except Unavailable:
+        pytest.skip("no cuda-python in this Python")
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        pytest.skip("this machine has an NVIDIA driver")
+    except OSError:
+        pass
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1 and "needs an NVIDIA GPU; CUDA found none" in lines[0], res.stdout
+
+
 def test_tensorrt_backend_without_tensorrt_is_unavailable(tmp_path):
     try:
         import tensorrt  # noqa: F401

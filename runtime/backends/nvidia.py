@@ -8,8 +8,10 @@ called. Every failure a user can meet is an :class:`Unavailable` error of one li
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
 
 from pix2pix_edge.runtime.errors import Unavailable
 
@@ -145,6 +147,21 @@ def no_gpu_error(cudart, err, purpose: str) -> Unavailable:
     return Unavailable(f"{purpose} needs an NVIDIA GPU; CUDA found none ({name})")
 
 
+@contextlib.contextmanager
+def _unraisable_quietly():
+    """Collect (instead of print) the errors that cuda-python 11.x reports from inside Cython
+    before it raises: its "Failed to dlopen libcuda.so" goes through sys.excepthook (a
+    traceback) and sys.unraisablehook ("Exception ignored in ..."). Yields their messages."""
+    ignored = []
+    hooks = sys.excepthook, sys.unraisablehook
+    sys.excepthook = lambda kind, value, tb: ignored.append(str(value))
+    sys.unraisablehook = lambda u: ignored.append(str(u.exc_value))
+    try:
+        yield ignored
+    finally:
+        sys.excepthook, sys.unraisablehook = hooks
+
+
 def gpu_properties(cudart, device: int = 0, purpose: str = "the TensorRT backend"
                    ) -> tuple[str, str]:
     """(GPU name, ``"X.Y"`` compute capability) of ``device``; Unavailable without a GPU.
@@ -152,11 +169,13 @@ def gpu_properties(cudart, device: int = 0, purpose: str = "the TensorRT backend
     cuda-python 12.6 raises RuntimeError ("Failed to dlopen libcuda.so.1") where there is no
     driver; 12.9 and 13 return an error tuple (cudaErrorInsufficientDriver, also when the driver
     is too old for them): each becomes one line, never a traceback."""
-    try:
-        err, count = cudart.cudaGetDeviceCount()
-    except RuntimeError as e:
-        raise Unavailable(f"{purpose} needs an NVIDIA GPU; CUDA found none (cuda-python: "
-                          f"{e})") from None
+    with _unraisable_quietly() as ignored:
+        try:
+            err, count = cudart.cudaGetDeviceCount()
+        except RuntimeError as e:
+            cause = ignored[0] if ignored else e
+            raise Unavailable(f"{purpose} needs an NVIDIA GPU; CUDA found none (cuda-python: "
+                              f"{cause})") from None
     if not cuda_ok(cudart, err) or count < 1:
         raise no_gpu_error(cudart, err, purpose)
     if not 0 <= device < count:
