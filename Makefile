@@ -23,8 +23,10 @@ test: install
 	$(PY) -m pytest -q
 
 # The GPU check (scripts/gpu_check.py) with the Python that has CUDA torch (not the .venv's CPU
-# build): machine facts, the gpu tests, training s/it and TensorRT figures in one table. Fails
-# without a GPU, a CUDA torch or TensorRT, or when every gpu test was skipped.
+# build): machine facts, the gpu tests, training s/it, PyTorch / ONNX Runtime (/ TensorRT)
+# latency in one table, also written to gpu_check.json (GPU_CHECK_JSON=path). Fails without a
+# GPU or a CUDA torch, on a failed test or figure, or when nothing ran on the GPU; without
+# TensorRT only when GPU_CHECK_REQUIRE_TRT=1.
 test-gpu:
 	bash scripts/gpu_check.sh
 
