@@ -63,7 +63,9 @@ PY38_NO_ORT_TESTS := tests/test_frames.py tests/test_video.py tests/test_model_i
 PY38_TESTS := $(PY38_NO_ORT_TESTS) tests/test_py38.py tests/test_backends.py tests/test_bench.py \
               tests/test_pipeline.py tests/test_run_cli.py tests/test_no_torch.py
 
-$(VENV38)/.installed: pyproject.toml Makefile docs/jetson.md scripts/jetpack5_steps.sh scripts/doc_commands.py
+JP5_STEPS := docs/jetson.md scripts/jetpack5_steps.sh scripts/doc_commands.py
+
+$(VENV38)/.installed: pyproject.toml Makefile $(JP5_STEPS)
 	bash scripts/jetpack5_steps.sh $(VENV38) $(PY38)
 	$(PIP38) install pytest pytest-timeout
 	touch $@

@@ -348,9 +348,9 @@ def measure_inference(torch, found: dict, tmp: Path, budget: Budget) -> None:
         except Exception as e:
             row("inference", what, "FAILED", f"{type(e).__name__}: {str(e)[:150]}")
             continue
+        mode = f"autocast {label}" if dtype else "TF32 allowed"
         latency_row(what, times, f"CUDA events after {TORCH_WARMUP} warm-up; unet_256 ngf 64, "
-                                 f"256x256, batch 1, {'autocast ' + label if dtype else 'TF32 allowed'}",
-                    gpu=True)
+                                 f"256x256, batch 1, {mode}", gpu=True)
     g = gpu_g.cpu()
     del gpu_g, gpu_x
     torch.cuda.empty_cache()

@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 root=$(realpath -m "$1")
 py38=$(command -v "$2")
 standins="numpy==1.17.3 opencv-python==4.5.5.64"
-mapfile -t steps < <(python3 scripts/doc_commands.py docs/jetson.md "make test-py38 runs this block")
+marker="make test-py38 runs this block"
+mapfile -t steps < <(python3 scripts/doc_commands.py docs/jetson.md "$marker")
 rm -rf "$root"
 mkdir -p "$root/bin" "$root/home"
 printf '#!/bin/sh\nexec "%s" "$@"\n' "$py38" > "$root/bin/python3"
@@ -24,22 +25,24 @@ chmod +x "$root/bin/python3"
 {
     echo "set -ex"
     echo "${steps[0]}"
-    echo "python3 -m pip install -q pip==20.0.2 $standins   # Ubuntu 20.04's venv, JetPack's numpy / OpenCV"
+    # what Ubuntu 20.04's venv and JetPack 5 give: pip 20.0.2, numpy 1.17, OpenCV 4.5
+    echo "python3 -m pip install -q pip==20.0.2 $standins"
     printf '%s\n' "${steps[@]:1}"
 } > "$root/steps.sh"
-echo "jetpack5_steps: running docs/jetson.md's JetPack 5 block as Ubuntu 20.04 would ($root/steps.sh)" >&2
+echo "jetpack5_steps: docs/jetson.md's JetPack 5 block, as on Ubuntu 20.04: $root/steps.sh" >&2
 PIP_CACHE_DIR=${PIP_CACHE_DIR:-$HOME/.cache/pip} HOME="$root/home" PATH="$root/bin:$PATH" \
     bash "$root/steps.sh"
 
 bin="$root/home/p2p/bin"
 "$bin/python" -c "import sys, numpy; assert sys.version_info[:2] == (3, 8), sys.version; \
-assert numpy.__version__ == '1.17.3', 'numpy %s was installed over JetPack 5\'s 1.17' % numpy.__version__"
+assert numpy.__version__ == '1.17.3', 'numpy %s replaced JetPack 5\'s 1.17' % numpy.__version__"
 set +e
 out=$("$bin/pix2pix" export trt tests/data/tiny.onnx -o "$root/tiny.engine" 2>&1)
 rc=$?
 set -e
 if [ "$rc" -ne 5 ] || ! grep -q "TensorRT is not installed" <<< "$out"; then
-    echo "FAIL: after the JetPack 5 steps, pix2pix export trt should stop at the missing TensorRT (exit 5); got exit $rc: $out" >&2
+    echo "FAIL: after the JetPack 5 steps, pix2pix export trt should stop at the missing" \
+         "TensorRT (exit 5); got exit $rc: $out" >&2
     exit 1
 fi
 echo "jetpack5_steps: OK (numpy 1.17.3 kept; export trt reaches TensorRT: $out)" >&2
