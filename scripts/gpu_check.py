@@ -33,6 +33,7 @@ import ctypes
 import datetime
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -205,7 +206,8 @@ def run_gpu_tests(tmp: Path, limit: float) -> None:
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
            f"--junitxml={junit}", "-o", "addopts=", "--continue-on-collection-errors",
            f"--basetemp={tmp / 'pytest'}",
-           "tests/test_gpu.py", "tests/test_backends.py", "tests/test_tensorrt.py"]
+           "tests/test_gpu.py", "tests/test_backends.py", "tests/test_tensorrt.py",
+           "tests/test_int8.py"]
     try:
         subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired:
@@ -214,10 +216,20 @@ def run_gpu_tests(tmp: Path, limit: float) -> None:
     if not junit.is_file():
         row("tests", "gpu tests", "FAILED", "pytest wrote no report")
         return
+    read_junit(junit)
+
+
+def read_junit(junit: Path) -> None:
+    """One row per test case of pytest's JUnit report. A test module that cannot be imported
+    for want of a module (a collection error "No module named ...") is skipped, not failed."""
     for case in ET.parse(junit).iter("testcase"):
         name, seconds = case.get("name"), float(case.get("time", 0))
         failed = case.find("failure") if case.find("failure") is not None else case.find("error")
-        if failed is not None:
+        collection = failed is not None and failed.get("message") == "collection failure"
+        missing = re.search(r"No module named '([^']+)'", failed.text or "") if collection else None
+        if missing:
+            row("tests", f"test {name}", "skipped", f"needs the module {missing.group(1)!r}")
+        elif failed is not None:
             msg = ((failed.get("message") or "").splitlines() or [""])[0][:150]
             row("tests", f"test {name}", "FAILED", msg)
         elif case.find("skipped") is not None:

@@ -141,6 +141,32 @@ def test_training_figure_runs_the_loops_own_step_and_saves_nothing(tmp_path, mon
     assert sorted(tmp_path.rglob("*")) == before
 
 
+def test_gpu_test_report_rows(tmp_path, monkeypatch):
+    """pytest's real JUnit report: passed, failed and skipped tests are rows; a test module
+    that cannot be imported for want of a module is skipped with its name, not failed."""
+    (tmp_path / "test_some.py").write_text(
+        "import pytest\n"
+        "def test_ok():\n    pass\n"
+        "def test_bad():\n    assert 1 == 2, 'wrong'\n"
+        "def test_later():\n    pytest.skip('TensorRT is not installed')\n"
+        "def test_body_import():\n    import no_such_module_in_a_test_body\n")
+    (tmp_path / "test_needs.py").write_text("import no_such_module_xyz\n")
+    junit = tmp_path / "r.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "-o", "addopts=", f"--junitxml={junit}", "--continue-on-collection-errors",
+                    "--rootdir", str(tmp_path), str(tmp_path)],
+                   cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    monkeypatch.setattr(gpu_check, "ROWS", [])
+    gpu_check.read_junit(junit)
+    status = {r["what"]: (r["status"], r["detail"]) for r in gpu_check.ROWS}
+    assert status["test test_ok"][0] == "ran"
+    assert status["test test_bad"][0] == "FAILED" and "wrong" in status["test test_bad"][1]
+    assert status["test test_later"] == ("skipped", "TensorRT is not installed")
+    assert status["test test_body_import"][0] == "FAILED"       # a bug, not a missing extra
+    needs = [v for k, v in status.items() if "test_needs" in k]
+    assert needs == [("skipped", "needs the module 'no_such_module_xyz'")], status
+
+
 def test_a_stage_without_enough_budget_is_skipped_with_the_reason(monkeypatch):
     monkeypatch.setattr(gpu_check, "ROWS", [])
     budget = gpu_check.Budget(seconds=0)
@@ -173,6 +199,7 @@ TRT_GPU_TESTS = [
     "tests/test_tensorrt.py::test_gpu_build_fp32_engine_static",
     "tests/test_backends.py::test_tensorrt_engine_matches_onnxruntime",
     "tests/test_backends.py::test_tensorrt_garbage_engine_is_a_clear_error",
+    "tests/test_int8.py::test_gpu_build_int8_engine_and_parity_with_onnx",
 ]
 
 
