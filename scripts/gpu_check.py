@@ -57,7 +57,8 @@ GPU_WARMUP, GPU_TIMED = 10, 50
 NEED_S = {"train": 45, "inference": 40, "tensorrt": 150}
 TORCH_HINT = ("pip install torch (the default Linux x86_64 wheel; recent ones need a CUDA 13 "
               "driver, >= 580), or for a CUDA 12 driver pip install torch --index-url "
-              "https://download.pytorch.org/whl/cu126")
+              "https://download.pytorch.org/whl/cu126; on a Jetson, NVIDIA's PyTorch wheel for "
+              "its JetPack")
 TRT_HINT = ("pip install 'pix2pix-edge[trt-cu12]' (driver >= 525) or 'pix2pix-edge[trt-cu13]' "
             "(driver >= 580); on Jetson it comes with JetPack")
 
@@ -455,7 +456,7 @@ def machine_facts() -> dict:
 
 def write_json(path: Path, problems: list, argv: list, budget: Budget) -> None:
     record = {
-        "command": " ".join([sys.executable, str(Path(__file__).relative_to(REPO)), *argv]),
+        "command": " ".join([sys.executable, str(Path(__file__).resolve().relative_to(REPO)), *argv]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_facts(),
         "passed": not problems, "problems": problems, "rows": ROWS,
