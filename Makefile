@@ -59,7 +59,7 @@ PIP38     := $(BIN38)/python -m pip -q
 PY38_OLD  := numpy==1.17.3 opencv-python==4.5.5.64 "onnx>=1.15,<1.16"
 PY38_ORT  := numpy==1.21.0 onnxruntime==1.12.1 onnx==1.12.0 protobuf==3.20.1
 PY38_NO_ORT_TESTS := tests/test_frames.py tests/test_video.py tests/test_model_info.py tests/test_tensorrt_backend.py \
-                     tests/test_interrupt.py tests/test_cli.py
+                     tests/test_interrupt.py tests/test_cli.py tests/test_uri.py
 PY38_TESTS := $(PY38_NO_ORT_TESTS) tests/test_py38.py tests/test_backends.py tests/test_bench.py \
               tests/test_pipeline.py tests/test_run_cli.py tests/test_no_torch.py
 

@@ -1,4 +1,10 @@
-"""What every benchmark shares: machine facts, timing, statistics, JSON and Markdown writers.
+"""What every benchmark shares: machine facts, timing, statistics, JSON and Markdown writers,
+and the data loaders.
+
+Data rules: every image a benchmark feeds a model is read as the product reads it
+(runtime/contract.py: PIL, RGB, bicubic, [-1, 1]); training, calibration and warm-up inputs come
+only from pairs a run trains on, quality figures only from the pairs it held out
+(:data:`FACADES_HELD_OUT`, or the hold-out a run recorded: ``contract.held_out(run)``).
 
 Timing rules (so numbers can be trusted and rerun):
 
@@ -24,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pix2pix_edge.runtime import machine
+from pix2pix_edge.runtime import contract, machine
 from pix2pix_edge.runtime.files import atomic_write
 
 LEVELS = ("smoke", "quick", "full")
@@ -34,6 +40,10 @@ RESULTS_DIR = BENCH_DIR / "results"
 SHARED = REPO.parent / "shared"
 FACADES = SHARED / "datasets" / "facades"
 VIDEO = SHARED / "videos" / "big_buck_bunny.mp4"
+# The split of every facades benchmark: the last 40 of train held out (as `pix2pix train
+# datasets/facades --direction BtoA --holdout-last 40`), labels -> photo.
+FACADES_HELD_OUT = contract.HeldOut(last=40, dataset=str(FACADES))
+FACADES_DIRECTION = "BtoA"
 
 
 # --------------------------------------------------------------------------- machine facts
@@ -65,6 +75,44 @@ def machine_info() -> dict[str, Any]:
         "load_average_1_5_15": machine.load_average(),
         "argv": sys.argv[1:],
     }
+
+
+# --------------------------------------------------------------------------- data
+def spread(items: list, n: int) -> list:
+    """``n`` items spread evenly over ``items`` (first and last included)."""
+    if not items:
+        return []
+    picks = np.unique(np.linspace(0, len(items) - 1, min(n, len(items))).round().astype(int))
+    return [items[i] for i in picks]
+
+
+def model_inputs(pairs: list, side: int, direction: str) -> np.ndarray:
+    """The model inputs of dataset ``pairs`` as float32 NCHW ``side x side``, read as the
+    product reads them (runtime/contract.py)."""
+    return contract.load_inputs(pairs, side, side, direction, aligned=True)
+
+
+def facades_pairs(held_out: bool, held: contract.HeldOut | None = None) -> list:
+    """The facades train pairs a run with ``held`` (default :data:`FACADES_HELD_OUT`) trains
+    on, or those it holds out ([] when the dataset is absent)."""
+    held = held or FACADES_HELD_OUT
+    if not (Path(held.dataset) / "train").is_dir():
+        return []
+    return held.pairs()[1 if held_out else 0]
+
+
+def held_out_dataset(held: contract.HeldOut, direction: str, side: int, n: int | None = None,
+                     data: str | Path | None = None):
+    """The pairs ``held`` keeps out of training (``n``: every k-th of them, at most ``n``) as a
+    ``train.data.PairedDataset`` at ``side x side``, no augmentation: what quality is scored on."""
+    from pix2pix_edge.train.data import PairedDataset
+
+    root = data if data is not None else held.dataset
+    pairs = held.pairs(root)[1]
+    if n:
+        pairs = pairs[::max(1, len(pairs) // n)][:n]
+    return PairedDataset(root, "train", direction=direction, load_size=side, crop_size=side,
+                         augment=False, files=pairs)
 
 
 # --------------------------------------------------------------------------- timing

@@ -35,14 +35,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, SHARED, interleaved, log
+from benchmarks.common import (FACADES, FACADES_HELD_OUT, RESULTS_DIR, SHARED, held_out_dataset,
+                               interleaved, log)
 from pix2pix_edge.runtime.machine import usable_cpus as cpu_cores
 from pix2pix_edge.runtime.stats import latency_stats as summarize
 
 EDGES = SHARED / "datasets" / "edges2shoes_handbags"
-FACADES = SHARED / "datasets" / "facades"
 TASKS = {
-    "facades": dict(data=FACADES, direction="BtoA", holdout_last=40, holdout_every=0,
+    "facades": dict(data=FACADES, direction="BtoA", holdout_last=FACADES_HELD_OUT.last,
+                    holdout_every=0,
                     what="facades labels → photo, last 40 of 400 held out"),
     "edges": dict(data=EDGES, direction="BtoA", holdout_last=0, holdout_every=10,
                   what="edges → photo (shoes + handbags), every 10th of 2,000 held out"),
@@ -128,15 +129,17 @@ def train_variant(name: str, run: Path, teacher: Path, cfg: dict, task: dict, da
     return {"iterations": state["iteration"], "train_s_per_iter": summary.get("seconds_per_iter")}
 
 
-def held_out(task: dict, data: Path, cfg: dict):
-    from pix2pix_edge.train.data import PairedDataset, list_pairs, split_holdout
+def held_out(runs: list, task: dict, data: Path, cfg: dict):
+    """The pairs every model of ``runs`` held out (the hold-out their runs recorded, which must
+    agree), at the benchmark's size: the test set of the table."""
+    from pix2pix_edge.runtime.contract import held_out as recorded
 
-    pairs = split_holdout(list_pairs(data, "train"), task["holdout_last"],
-                          every=task["holdout_every"])[1]
-    if cfg.get("max_eval"):
-        pairs = pairs[::max(1, len(pairs) // cfg["max_eval"])][:cfg["max_eval"]]
-    return PairedDataset(data, "train", direction=task["direction"], load_size=cfg["side"],
-                         crop_size=cfg["side"], augment=False, files=pairs)
+    holds = {(h.last, h.every) for h in map(recorded, runs)}
+    if len(holds) != 1:
+        raise RuntimeError(f"the runs in {Path(runs[0]).parent} record different hold-outs "
+                           f"{sorted(holds)}: delete them and rerun")
+    return held_out_dataset(recorded(runs[0]), task["direction"], cfg["side"],
+                            cfg.get("max_eval"), data)
 
 
 def evaluate_models(models: dict, dataset, grid: int):
@@ -272,7 +275,7 @@ def run_task(name: str, cfg: dict, runs: Path, png_dir: Path | None, variants: l
         G, record = load_generator(runs / name / model)
         models[model] = inference_copy(G, record["inference"]["norm_mode"])
         records[model] = G.config
-    dataset = held_out(task, data, cfg)
+    dataset = held_out([runs / name / model for model in facts], task, data, cfg)
     metrics, images = evaluate_models(models, dataset, cfg["grid"])
     torch.set_num_threads(cpu_cores())
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:

@@ -24,9 +24,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-FACADES = REPO.parent / "shared" / "datasets" / "facades"
+from benchmarks.common import FACADES, FACADES_DIRECTION, FACADES_HELD_OUT  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results" / "facades_quality.json"
-HOLDOUT = 40
 
 
 def main(argv=None) -> int:
@@ -48,19 +48,19 @@ def main(argv=None) -> int:
 
     import torch
 
-    from pix2pix_edge.train.data import PairedDataset, list_pairs, split_holdout
+    from benchmarks.common import held_out_dataset
     from pix2pix_edge.train.evaluate import evaluate_generator, l1_per_image, psnr_per_image, ssim_per_image, to_unit
     from pix2pix_edge.train.loop import TrainOptions, train
     from pix2pix_edge.train.models import UNetGenerator, inference_copy, init_weights
 
-    opts = dict(direction="BtoA", depth=7, load_size=143, crop_size=128, ngf=args.ngf, ndf=64,
-                holdout_last=HOLDOUT, max_iters=iters, log_every=50, save_every=1000,
-                progress=False, tensorboard=False, seed=0, threads=args.threads)
+    held = FACADES_HELD_OUT
+    opts = dict(direction=FACADES_DIRECTION, depth=7, load_size=143, crop_size=128, ngf=args.ngf,
+                ndf=64, holdout_last=held.last, holdout_every=held.every, max_iters=iters,
+                log_every=50, save_every=1000, progress=False, tensorboard=False, seed=0,
+                threads=args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
-    held = split_holdout(list_pairs(args.data, "train"), HOLDOUT)[1]
-    ds = PairedDataset(args.data, "train", direction="BtoA", load_size=128, crop_size=128,
-                       augment=False, files=held)
+    ds = held_out_dataset(held, FACADES_DIRECTION, 128, data=args.data)
 
     def metrics(G, mode):
         m, _, _ = evaluate_generator(inference_copy(G, mode, dropout=False), ds, batch_size=8)
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     print(f"after {summary['iterations']} iterations ({wall:.0f} s): {after}")
     result = {
         "benchmark": "facades_quality", "data": str(args.data), "direction": "BtoA (labels -> photo)",
-        "held_out": f"last {HOLDOUT} of train (natural order)", "held_out_n": len(ds),
+        "held_out": f"{held.describe()} of train (natural order)", "held_out_n": len(ds),
         "model": f"unet_128 (depth 7) ngf {args.ngf}, basic D, batch 1, load 143 -> crop 128",
         "iterations": summary["iterations"], "epochs_done": summary["epoch"],
         "precision": summary["precision"], "channels_last": summary["channels_last"],

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import FACADES, interleaved, log, optional
+from benchmarks.common import (FACADES_DIRECTION, facades_pairs, interleaved, log, model_inputs,
+                               optional)
 from pix2pix_edge.export.parity import psnr
 from pix2pix_edge.runtime.machine import usable_cpus
 from pix2pix_edge.runtime.stats import latency_stats
@@ -85,26 +86,21 @@ def make_generator(ngf: int, depth: int = DEPTH, seed: int = 0):
 
 
 def sample_input(side: int, batch: int = 1, seed: int = 0):
-    """A real facades label map when the shared data is there (what the model will see), else
-    smooth random colours. NCHW float32 in [-1, 1]."""
+    """Real facades label maps when the shared data is there (what the model will see; only
+    pairs a run trains on, read as the product reads them), else smooth random colours. NCHW
+    float32 in [-1, 1]."""
     import torch
 
     rng = np.random.default_rng(seed)
-    imgs = []
-    files = sorted(FACADES.glob("train/*.jpg")) if (FACADES / "train").is_dir() else []
-    for b in range(batch):
-        if files:
-            import cv2
-            ab = cv2.imread(str(files[int(rng.integers(len(files)))]), cv2.IMREAD_COLOR)
-            half = ab[:, ab.shape[1] // 2:]  # right half: the label map (input of labels -> photo)
-            img = cv2.resize(half, (side, side), interpolation=cv2.INTER_AREA)[:, :, ::-1]
-            imgs.append(img.astype(np.float32) / 127.5 - 1.0)
-        else:
-            low = rng.uniform(-1, 1, size=(8, 8, 3)).astype(np.float32)
-            import cv2
-            imgs.append(cv2.resize(low, (side, side), interpolation=cv2.INTER_CUBIC).clip(-1, 1))
-    x = np.stack(imgs).transpose(0, 3, 1, 2).copy()
-    return torch.from_numpy(x)
+    pairs = facades_pairs(held_out=False)
+    if pairs:
+        picks = [pairs[int(rng.integers(len(pairs)))] for _ in range(batch)]
+        return torch.from_numpy(model_inputs(picks, side, FACADES_DIRECTION))
+    import cv2
+
+    imgs = [cv2.resize(rng.uniform(-1, 1, size=(8, 8, 3)).astype(np.float32), (side, side),
+                       interpolation=cv2.INTER_CUBIC).clip(-1, 1) for _ in range(batch)]
+    return torch.from_numpy(np.stack(imgs).transpose(0, 3, 1, 2).copy())
 
 
 # --------------------------------------------------------------------------- ONNX

@@ -34,13 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (FACADES, RESULTS_DIR, interleaved, log, machine_info,
-                               markdown_table, write_json)
+from benchmarks.common import (FACADES, FACADES_DIRECTION, FACADES_HELD_OUT, RESULTS_DIR,
+                               facades_pairs, held_out_dataset, interleaved, log, machine_info,
+                               markdown_table, model_inputs, spread, write_json)
 from pix2pix_edge.runtime.machine import load_average as loadavg
 from pix2pix_edge.runtime.machine import usable_cpus
 from pix2pix_edge.runtime.stats import latency_stats as summarize
 
-HOLDOUT = 40
+HOLDOUT = FACADES_HELD_OUT.last
 TARGETS = {"speedup": 1.8, "psnr_vs_fp32_db": 30.0, "heldout_psnr_drop_db": 0.3,
            "heldout_ssim_drop": 0.01}
 LEVEL_CONFIG: dict[str, dict[str, Any]] = {
@@ -56,23 +57,11 @@ LEVEL_CONFIG: dict[str, dict[str, Any]] = {
 
 # --------------------------------------------------------------------------- inputs
 def facades_inputs(side: int, n: int, held_out: bool) -> np.ndarray | None:
-    """Label maps (the BtoA input half) of the facades train split: the first ``n`` usable for
-    calibration (held-out pairs excluded) or the first ``n`` held-out ones; None if absent."""
-    if not (FACADES / "train").is_dir():
-        return None
-    from PIL import Image
-
-    from pix2pix_edge.export.int8 import _input_image
-    from pix2pix_edge.train.data import list_pairs, split_holdout
-
-    train, held = split_holdout(list_pairs(FACADES, "train"), HOLDOUT)
-    pool = held if held_out else train
-    picks = np.unique(np.linspace(0, len(pool) - 1, min(n, len(pool))).round().astype(int))
-    arrays = []
-    for i in picks:
-        im = _input_image(pool[i], "BtoA").resize((side, side), Image.BICUBIC)
-        arrays.append(np.asarray(im, np.float32).transpose(2, 0, 1) / 127.5 - 1.0)
-    return np.stack(arrays)
+    """Label maps (the BtoA input half) of the facades train split, ``n`` spread evenly over the
+    pairs a run trains on (calibration: held-out pairs excluded) or over the held-out ones;
+    None if the dataset is absent."""
+    pairs = facades_pairs(held_out)
+    return model_inputs(spread(pairs, n), side, FACADES_DIRECTION) if pairs else None
 
 
 def _inputs(side: int, n: int, held_out: bool, seed: int) -> tuple[np.ndarray, str]:
@@ -194,7 +183,7 @@ def bench_heldout(run: Path | None, cfg: dict, workdir: Path) -> dict:
 
     from pix2pix_edge.export.parity import ort_session
     from pix2pix_edge.export.to_onnx import export_run
-    from pix2pix_edge.train.data import PairedDataset, list_pairs, split_holdout
+    from pix2pix_edge.runtime.contract import INFERENCE_NORMS, held_out
     from pix2pix_edge.train.evaluate import psnr_per_image, ssim_per_image, to_unit
 
     trained_here = run is None
@@ -204,21 +193,22 @@ def bench_heldout(run: Path | None, cfg: dict, workdir: Path) -> dict:
     run = Path(run)
     import json
     options = json.loads((run / "config.json").read_text()).get("options", {})
-    if int(options.get("holdout_last") or 0) < HOLDOUT:
-        return {"skipped": f"{run} was not trained with --holdout-last {HOLDOUT}"}
+    held = held_out(run)
+    if not held.any:
+        return {"skipped": f"{run} held nothing out (train it with --holdout-last {HOLDOUT})"}
     side = int(options.get("crop_size", 128))
-    held = split_holdout(list_pairs(FACADES, "train"), HOLDOUT)[1][:cfg["heldout_n"]]
-    ds = PairedDataset(FACADES, "train", direction="BtoA", load_size=side, crop_size=side,
-                       augment=False, files=held)
+    ds = held_out_dataset(held, options.get("direction", FACADES_DIRECTION), side,
+                          cfg["heldout_n"], FACADES)
     A = torch.stack([ds[i]["A"] for i in range(len(ds))]).numpy()
     B = torch.stack([ds[i]["B"] for i in range(len(ds))])
     quiet = lambda s: None  # noqa: E731
     out: dict[str, Any] = {"run": str(run), "trained_here": trained_here,
                            "iterations": _iterations(run), "model": _model(options),
-                           "held_out": f"last {HOLDOUT} of facades/train (natural order), BtoA",
+                           "held_out": f"{held.describe()} of facades/train (natural order), "
+                                       "as the run recorded",
                            "n": len(ds), "size": side, "modes": {}}
     fns = {}
-    for mode in ("per-image", "running"):
+    for mode in INFERENCE_NORMS:
         f32 = export_run(run, workdir / f"trained_{mode}_fp32.onnx", norm_mode=mode, log=quiet)
         f8 = export_run(run, workdir / f"trained_{mode}_int8.onnx", norm_mode=mode, int8=True,
                         calib=FACADES, calib_images=cfg["calib"], log=quiet)

@@ -7,9 +7,9 @@
 * ``flicker``: the warping error (runtime/flicker.py) of a trained generator in each inference
   mode the toolkit offers: BatchNorm with per-image or running statistics, dropout on (the
   reference ``test.py``) or off (the export's and the runtime's choice), on the real video
-  (DIS flow on the input frames) and on a synthetic pan of held-out label maps (exact flow).
-  Needs a run directory (``--run``; e.g. ``pix2pix train .../facades/train --direction BtoA
-  --holdout-last 40``); skipped without one.
+  (DIS flow on the input frames) and on a synthetic pan of the inputs of pairs the run held out
+  (exact flow). Needs a run directory (``--run``; e.g. ``pix2pix train .../facades --direction
+  BtoA --holdout-last 40``); skipped without one, or when it held nothing out.
 
 ``run(level, **opts) -> dict`` is the entry point; ``main`` prints and writes JSON.
 """
@@ -28,7 +28,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 VIDEO = SHARED / "videos" / "big_buck_bunny.mp4"
-FACADES = SHARED / "datasets" / "facades" / "train"
 MODES = (("per-image", True), ("per-image", False), ("running", True), ("running", False))
 LEVELS = {"smoke": dict(frames=12, repeats=1, ngfs=(8, 4), depth=5, flicker_frames=6, pans=1,
                         pan_frames=6),
@@ -96,19 +95,32 @@ def video_frames(n: int, start: int = 300, size: int = 256) -> list:
         h, w = img.shape[:2]
         s = min(h, w)
         crop = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-        out.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
+        out.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR))  # as frames.py
     cap.release()
     return out
 
 
-def pan_canvases(count: int, holdout: int = 40, n_files: int = 400) -> list:
-    """Label maps (the B half: BtoA input) of held-out facades, two side by side per canvas."""
-    first = n_files - holdout + 1
+def pan_canvases(count: int, run_dir, side: int = 256) -> list:
+    """Model inputs of pairs ``run_dir`` held out (its recorded hold-out and direction, read as
+    the product reads them), two side by side per canvas, as BGR frames."""
+    from pix2pix_edge.runtime import contract
+
+    held = contract.held_out(run_dir)
+    direction = contract.run_config(run_dir)["options"].get("direction", "AtoB")
+    pairs = held.pairs()[1][:2 * count]
     out = []
-    for k in range(count):
-        a, b = (cv2.imread(str(FACADES / f"{first + 2 * k + j}.jpg")) for j in (0, 1))
-        out.append(np.hstack([cv2.resize(im[:, im.shape[1] // 2:], (256, 256)) for im in (a, b)]))
+    for k in range(0, len(pairs) - 1, 2):
+        halves = [np.asarray(contract.resize(contract.read_input(p, direction, aligned=True),
+                                             side, side)) for p in pairs[k:k + 2]]
+        out.append(cv2.cvtColor(np.hstack(halves), cv2.COLOR_RGB2BGR))
     return out
+
+
+def _held_out_on_disk(run_dir) -> bool:
+    from pix2pix_edge.runtime.contract import held_out
+
+    held = held_out(run_dir)
+    return held.any and Path(held.dataset).is_dir()
 
 
 def flicker(run_dir, flicker_frames: int, pans: int, pan_frames: int, step: int = 4,
@@ -122,7 +134,7 @@ def flicker(run_dir, flicker_frames: int, pans: int, pan_frames: int, step: int 
     torch.set_num_threads(1)
     G, record = load_generator(run_dir)
     clip = video_frames(flicker_frames, start=start)
-    pan_clips = [make_pan(c, 256, step, pan_frames) for c in pan_canvases(pans)]
+    pan_clips = [make_pan(c, 256, step, pan_frames) for c in pan_canvases(pans, run_dir)]
     rows = []
     for norm, dropout in MODES:
         g = inference_copy(G, norm, dropout=dropout)
@@ -161,8 +173,9 @@ def run(level: str = "quick", run_dir=None, sections=("latency", "flicker"), **o
     if "flicker" in sections:
         if run_dir is None or not Path(run_dir).exists():
             result["flicker"] = {"skipped": "no trained run directory given (--run)"}
-        elif not FACADES.is_dir():
-            result["flicker"] = {"skipped": f"facades not found at {FACADES}"}
+        elif not _held_out_on_disk(run_dir):
+            result["flicker"] = {"skipped": f"{run_dir} held no pairs out of training, or its "
+                                 "dataset is not on disk (the pan uses held-out inputs)"}
         else:
             result["flicker"] = flicker(run_dir, p["flicker_frames"], p["pans"], p["pan_frames"],
                                         start=p.get("start") or 300)

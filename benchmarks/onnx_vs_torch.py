@@ -10,8 +10,8 @@ For unet_256 (BatchNorm) at 256x256, batch 1, ``ngf`` 64 / 32 / 16, the model is
 * ``ort-default``  a bare ``onnxruntime.InferenceSession`` (ORT's own defaults);
 * ``ort-spin``     ORT_ENABLE_ALL, ORT_SEQUENTIAL, intra-op threads = cores, inter-op 1,
                    pool threads spinning between ops (ORT's default);
-* ``ort-tuned``    the same without spinning (``session.intra_op.allow_spinning = 0``): what
-                   the export parity check's fallback session uses (export/parity.py);
+* ``ort-tuned``    the same without spinning (``session.intra_op.allow_spinning = 0``), as the
+                   runtime's backend (export/parity.py ``ort_session``);
 * ``ort-backend``  the runtime's OnnxRuntimeBackend (what ``pix2pix run`` uses), if present.
 
 Also records max |ONNX - torch| per model, so a fast but wrong export would show.

@@ -40,7 +40,8 @@ from typing import Callable
 
 import numpy as np
 
-from pix2pix_edge.runtime.errors import BadInput
+from pix2pix_edge.runtime import contract
+from pix2pix_edge.runtime.errors import BadInput, BadUsage
 from pix2pix_edge.runtime.model_info import METADATA_KEY
 
 QUANT_OPS = ("Conv", "Relu", "LeakyRelu", "Concat", "DepthToSpace")
@@ -51,62 +52,45 @@ REDUCE_RANGE = True
 DEFAULT_CALIB_IMAGES = 32
 DEFAULT_MIN_PSNR = 30.0
 CALIB_METHODS = ("minmax", "percentile", "entropy")
-_ASPECT_PAIR = (1.9, 2.1)   # an aligned A|B file is about twice as wide as tall
 
 
 # --------------------------------------------------------------------------- options
 def check_options(*, int8: bool, fp16: bool, calib, calib_images) -> None:
     """One-line errors for flag combinations that cannot work (before anything is loaded)."""
     if not int8:
-        raise BadInput("--calib / --calib-images need --int8")
+        raise BadUsage("--calib / --calib-images need --int8")
     if fp16:
-        raise BadInput("--int8 and --fp16 are two different exports: choose one")
+        raise BadUsage("--int8 and --fp16 are two different exports: choose one")
     if calib is None:
-        raise BadInput("--int8 needs --calib DATA: a folder of real input images (or the "
+        raise BadUsage("--int8 needs --calib DATA: a folder of real input images (or the "
                        "training dataset) to calibrate the activation ranges on")
     if not Path(calib).is_dir():
         raise BadInput(f"--calib {calib}: not a directory")
     if calib_images is not None and calib_images < 1:
-        raise BadInput(f"--calib-images {calib_images}: must be at least 1")
+        raise BadUsage(f"--calib-images {calib_images}: must be at least 1")
 
 
 # --------------------------------------------------------------------------- calibration data
-def _run_holdout(source: str | Path) -> tuple[Path | None, int]:
-    """``(dataset path, holdout_last)`` recorded by the training run that made ``source``
-    (RUN/config.json, for a run directory or a file inside it), else ``(None, 0)``."""
-    p = Path(source)
-    for run in (p, p.parent, p.parent.parent) if not p.is_dir() else (p,):
-        cfg = run / "config.json"
-        if cfg.is_file():
-            try:
-                d = json.loads(cfg.read_text(encoding="utf-8"))
-                opts = d.get("options", {})
-                data = opts.get("data")
-                return (Path(data).resolve() if data else None), int(opts.get("holdout_last") or 0)
-            except (ValueError, OSError, TypeError):
-                return None, 0
-    return None, 0
-
-
 def calibration_pairs(data: str | Path, source: str | Path | None = None,
                       exclude_names: set[str] = frozenset()) -> tuple[list, str]:
     """The training pairs of ``data`` usable for calibration, and a note on what was left out.
 
-    Pairs the run held out (``--holdout-last`` in RUN/config.json, when ``data`` is the run's
-    dataset) are never used: they are what the model is evaluated on. ``exclude_names`` (file
-    names of the parity check images) are dropped too, so the check does not see calibration
-    images."""
-    from pix2pix_edge.train.data import list_pairs, split_holdout
-
+    Pairs the run that made ``source`` held out (``--holdout-last`` or ``--holdout-every``, as
+    recorded in RUN/config.json; runtime/contract.py :func:`held_out`) are never used: they are
+    what the model is evaluated on. ``exclude_names`` (file names of the parity check images)
+    are dropped too, so the check does not see calibration images."""
     root = Path(data)
     if not root.is_dir():
         raise BadInput(f"--calib {data}: not a directory")
-    pairs = list_pairs(root, "train")
+    pairs = contract.list_pairs(root, "train")
     notes = []
-    run_data, holdout = _run_holdout(source) if source is not None else (None, 0)
-    if holdout and run_data is not None and run_data == root.resolve():
-        pairs, held = split_holdout(pairs, holdout)
-        notes.append(f"the run's {len(held)} held-out pairs excluded")
+    held = contract.held_out(source) if source is not None else contract.HeldOut(recorded=False)
+    if held.any:
+        keys = held.held_keys(root)
+        before = len(pairs)
+        pairs = [p for p in pairs if p.key() not in keys]
+        if before - len(pairs):
+            notes.append(f"the run's {before - len(pairs)} held-out pairs excluded")
     before = len(pairs)
     pairs = [p for p in pairs if p.a_path.name not in exclude_names]
     if before - len(pairs):
@@ -114,48 +98,31 @@ def calibration_pairs(data: str | Path, source: str | Path | None = None,
     return pairs, "; ".join(notes)
 
 
-def _input_image(pair, direction: str):
-    """The model-input image of a pair: A (AtoB) or B (BtoA) of A/ B/ folders or of an
-    aligned A|B file; a single image that is not about 2:1 is used whole."""
-    from pix2pix_edge.train.data import load_rgb
-
-    if not pair.aligned:
-        return load_rgb(pair.a_path if direction == "AtoB" else pair.b_path)
-    im = load_rgb(pair.a_path)
-    w, h = im.size
-    if _ASPECT_PAIR[0] <= w / h <= _ASPECT_PAIR[1]:
-        half = w // 2
-        im = im.crop((0, 0, half, h) if direction == "AtoB" else (half, 0, 2 * half, h))
-    return im
-
-
 def load_calibration(data: str | Path, height: int, width: int, *, direction: str = "AtoB",
                      n: int = DEFAULT_CALIB_IMAGES, source: str | Path | None = None,
                      exclude_names: set[str] = frozenset()) -> tuple[np.ndarray, str]:
     """``n`` calibration inputs (float32 NCHW RGB in [-1, 1], ``height x width``), spread evenly
-    over the usable pairs, and a description for the report. A file among them that cannot be
-    decoded is an error naming it (not skipped: a silently smaller calibration set changes the
-    ranges)."""
-    from PIL import Image
-
+    over the usable pairs, and a description for the report. Read as every model input is
+    (runtime/contract.py: an A|B file of the run's own dataset gives its input half; in another
+    folder a lone image about twice as wide as tall is taken for an A|B pair). A file among them
+    that cannot be decoded is an error naming it (not skipped: a silently smaller calibration
+    set changes the ranges)."""
     if n < 1:
         raise BadInput(f"--calib-images {n}: must be at least 1")
     pairs, note = calibration_pairs(data, source, exclude_names)
     if not pairs:
         raise BadInput(f"--calib {data}: no usable images (expected images, aligned A|B pairs or "
                        f"A/ and B/ folders{'; ' + note if note else ''})")
+    own_data = source is not None and contract.held_out(source).same_dataset(data)
+    aligned = True if own_data else None     # None: guess from the aspect ratio
     picks = np.unique(np.linspace(0, len(pairs) - 1, min(n, len(pairs))).round().astype(int))
-    arrays = []
-    for i in picks:
-        try:
-            im = _input_image(pairs[i], direction)
-        except BadInput as e:
-            raise BadInput(f"calibration image unreadable: {e} (remove it or point --calib "
-                           f"elsewhere)") from None
-        im = im.resize((width, height), Image.BICUBIC)
-        arrays.append(np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0)
-    text = f"{len(arrays)} of {len(pairs)} images from {Path(data)}"
-    return np.stack(arrays).astype(np.float32), text + (f" ({note})" if note else "")
+    try:
+        x = contract.load_inputs([pairs[i] for i in picks], width, height, direction, aligned)
+    except BadInput as e:
+        raise BadInput(f"calibration image unreadable: {e} (remove it or point --calib "
+                       f"elsewhere)") from None
+    text = f"{len(x)} of {len(pairs)} images from {Path(data)}"
+    return x, text + (f" ({note})" if note else "")
 
 
 # --------------------------------------------------------------------------- graph facts

@@ -1,70 +1,70 @@
 """Run an exported model the way users will, and compare outputs.
 
 The parity check runs the ONNX file through the runtime's own backend
-(``runtime.backends.onnxruntime.OnnxRuntimeBackend``) so it exercises the code users run; when
-that module is absent it falls back to a plain ONNX Runtime CPU session, tuned the same way, and
-says so in the report. Only the CPU provider is asked for: CUDA / TensorRT providers are listed
-by onnxruntime-gpu here but cannot load (REFERENCE.md: only request providers that can load).
+(``runtime.backends.onnxruntime.OnnxRuntimeBackend``), so it exercises the code users run. There
+is no other path: where that backend cannot load (onnxruntime not installed, the module missing)
+the export stops with a one-line :class:`~pix2pix_edge.runtime.errors.Unavailable` (exit 5)
+before any work. Only the CPU provider is asked for: CUDA / TensorRT providers are listed by
+onnxruntime-gpu here but cannot load (REFERENCE.md: only request providers that can load).
+
+:func:`ort_session` is a plain tuned session for the benchmarks that compare session variants
+(benchmarks/onnx_vs_torch.py, benchmarks/int8.py); exports never use it.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Callable
 
 import numpy as np
 
+from pix2pix_edge.runtime.errors import Unavailable
 from pix2pix_edge.runtime.machine import physical_cores
 from pix2pix_edge.runtime.stats import latency_stats
 
 Runner = Callable[[np.ndarray], np.ndarray]
+BACKEND = "runtime OnnxRuntimeBackend (CPU provider)"   # what the report says ran the check
 
 
-def cpu_threads() -> int:
-    """The threads the runtime's ONNX Runtime backend computes with by default: the physical
-    cores this process may use (runtime.machine)."""
-    return physical_cores()
+def backend_class():
+    """``OnnxRuntimeBackend``, its module and onnxruntime loaded; a one-line Unavailable error
+    (exit 5) when they cannot be."""
+    try:
+        ort_backend = importlib.import_module("pix2pix_edge.runtime.backends.onnxruntime")
+    except ImportError as e:
+        raise Unavailable(f"the export parity check runs through the runtime's ONNX Runtime "
+                          f"backend, which cannot be imported ({e}): reinstall pix2pix-edge") from None
+    ort_backend.import_onnxruntime()
+    return ort_backend.OnnxRuntimeBackend
+
+
+def onnx_backend(path, threads: int | None = None):
+    """The runtime's backend on ``path``, CPU provider, ``threads`` intra-op threads (default:
+    the physical cores, as ``pix2pix run``)."""
+    return backend_class()(str(path), providers=["CPUExecutionProvider"], threads=threads)
+
+
+def onnx_runner(path, threads: int | None = None) -> tuple[Runner, str]:
+    """``(infer, description)`` for an ONNX file, through :func:`onnx_backend`."""
+    return onnx_backend(path, threads).infer, BACKEND
 
 
 def ort_session(path: str, threads: int | None = None):
-    """A CPU ONNX Runtime session: all graph optimisations, one intra-op thread per core,
-    sequential execution (a U-Net is one chain of big convolutions: inter-op parallelism only
-    adds scheduling overhead), no spinning pool threads (measured in
-    benchmarks/onnx_vs_torch.py: spinning costs time on a shared CPU; same as the runtime)."""
+    """A CPU ONNX Runtime session for the benchmarks, tuned as the runtime's backend: all graph
+    optimisations, one intra-op thread per core, sequential execution (a U-Net is one chain of
+    big convolutions: inter-op parallelism only adds scheduling overhead), no spinning pool
+    threads (measured in benchmarks/onnx_vs_torch.py: spinning costs time on a shared CPU)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = threads or cpu_threads()
+    opts.intra_op_num_threads = threads or physical_cores()
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # errors only
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def onnx_runner(path: str, threads: int | None = None) -> tuple[Runner, str]:
-    """``(infer, description)`` for an ONNX file: the runtime backend when it exists."""
-    try:
-        from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
-    except ImportError:
-        OnnxRuntimeBackend = None
-    if OnnxRuntimeBackend is not None:
-        try:
-            backend = OnnxRuntimeBackend(str(path), providers=["CPUExecutionProvider"],
-                                         threads=threads)
-        except TypeError:  # another signature than agreed: use the plain session
-            backend = None
-        if backend is not None:
-            return backend.infer, "runtime OnnxRuntimeBackend (CPU provider)"
-    sess = ort_session(path, threads)
-    inp = sess.get_inputs()[0]
-    dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
-
-    def infer(batch: np.ndarray) -> np.ndarray:
-        return sess.run(None, {inp.name: np.ascontiguousarray(batch, dtype=dtype)})[0]
-
-    return infer, "onnxruntime InferenceSession (CPU provider; runtime backend not present)"
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> float:
@@ -81,13 +81,17 @@ def compare(reference: list[np.ndarray], outputs: list[np.ndarray]) -> dict:
     return {"max_abs": max_abs, "psnr_db": min_psnr, "n": len(reference)}
 
 
-def median_latency_ms(fn: Callable[[], object], runs: int = 5, warmup: int = 1) -> float:
-    """p50 of ``runs`` timed calls after ``warmup`` untimed ones (runtime.stats)."""
+def median_latencies_ms(fns: dict[str, Callable[[], object]], runs: int = 5,
+                        warmup: int = 1) -> dict[str, float]:
+    """p50 (runtime.stats) of each function over ``runs`` timed calls after ``warmup`` untimed
+    ones, called in turns (one call of each per round) so a change of load hits all alike."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return latency_stats(times)["p50_ms"]
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: latency_stats(t)["p50_ms"] for name, t in times.items()}

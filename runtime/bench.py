@@ -32,6 +32,7 @@ from pix2pix_edge.runtime.backends.base import largest_pow2_dividing
 from pix2pix_edge.runtime.errors import BadInput
 from pix2pix_edge.runtime.machine import machine_info, versions
 from pix2pix_edge.runtime.model_info import ModelInfo
+from pix2pix_edge.runtime.run_options import parse_ints  # noqa: F401 - --batch, as the CLI reads it
 from pix2pix_edge.runtime.size import Size, parse_sizes  # noqa: F401 - parse_sizes: --sizes
 from pix2pix_edge.runtime.stats import FPS_DEFINITION, PERCENTILE_DEFINITION
 from pix2pix_edge.runtime.stats import latency_stats as _latency_stats
@@ -88,16 +89,6 @@ def model_summary(path, backend: Backend) -> dict:
 
 
 # --------------------------------------------------------------------------- planning
-def parse_ints(text, what: str) -> list[int]:
-    try:
-        values = [int(v) for v in str(text).replace(" ", "").split(",") if v]
-    except ValueError:
-        raise BadInput(f"bad {what} {text!r}: use comma-separated integers, e.g. 1,4") from None
-    if not values or min(values) < 1:
-        raise BadInput(f"bad {what} {text!r}: use positive integers, e.g. 1,4")
-    return values
-
-
 def shapes_for(backend: Backend, sizes, batches, notes: list[str]
                ) -> list[tuple[int, int, int, int]]:
     """The input shapes to time on ``backend``; a note for each request the model cannot take."""
@@ -178,22 +169,26 @@ def _open(cfg: dict, info, sizes, **kw):
 def run_bench(model, backend: str = "auto", *, providers=None, sizes=None, batches=(1,),
               warmup: int = 10, runs: int = 100, fp16_model=None, info: ModelInfo | None = None,
               threads: int | None = None, device: int = 0, cache_dir=None, video=None,
-              frames: int | None = None, video_output="temp", log=None) -> dict:
+              frames: int | None = None, video_output="temp", color_order: str | None = None,
+              value_range: tuple[float, float] | None = None, log=None) -> dict:
     """Time every configuration; return the JSON-ready result (see module docstring).
 
     ``video``: a video file to run the full pipeline on with the best configuration at
     batch 1; ``video_output``: "temp" (encode to a temporary mp4, deleted), None (no output),
-    or a path to keep."""
+    or a path to keep. ``color_order`` / ``value_range``: for models without metadata
+    (runtime.backends.open_backend)."""
     log = log or (lambda msg: None)
     if video is not None and not Path(video).is_file():
         raise BadInput(f"video file not found: {video}")   # before minutes of timing
+    opening = dict(threads=threads, device=device, cache_dir=cache_dir, color_order=color_order,
+                   value_range=value_range)
     sizes = list(sizes or [])
     notes: list[str] = []
     results: list[dict] = []
     models: dict[str, dict] = {}
     best = None
     for cfg in plan_configs(model, backend, providers, fp16_model):
-        be = _open(cfg, info, sizes, threads=threads, device=device, cache_dir=cache_dir)
+        be = _open(cfg, info, sizes, **opening)
         try:
             if cfg["path"] not in models:
                 models[cfg["path"]] = model_summary(cfg["path"], be)
@@ -230,26 +225,26 @@ def run_bench(model, backend: str = "auto", *, providers=None, sizes=None, batch
         if best is None:
             raise BadInput("--video needs a batch-1 configuration (add 1 to --batch)")
         out["video"] = run_video(best[0], best[1], video, frames=frames, info=info,
-                                 threads=threads, device=device, cache_dir=cache_dir,
-                                 output=video_output, log=log, runs=runs)
+                                 output=video_output, log=log, runs=runs, **opening)
     return out
 
 
-def run_video(cfg: dict, model_row: dict, video, *, frames=None, info=None, threads=None,
-              device=0, cache_dir=None, output="temp", log=None, runs: int = 100) -> dict:
+def run_video(cfg: dict, model_row: dict, video, *, frames=None, info=None, output="temp",
+              log=None, runs: int = 100, **opening) -> dict:
     """The end-to-end pipeline on ``video`` with the configuration of ``model_row``, and its
     throughput relative to the model alone.
 
     The model-only side of that ratio is measured side by side: a block of ``runs // 2`` (at
     least 10) ``infer`` calls on the pipeline's own backend right before and right after the
     pipeline; ``pipeline_vs_model`` uses their mean, so a machine that changes speed between
-    the latency table and the video run does not skew it."""
+    the latency table and the video run does not skew it. ``opening``: open_backend's
+    threads, device, cache_dir, color_order, value_range."""
     from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
     from pix2pix_edge.runtime.video import open_source
     log = log or (lambda msg: None)
     if not Path(video).is_file():
         raise BadInput(f"video file not found: {video}")
-    be = _open(cfg, info, [], threads=threads, device=device, cache_dir=cache_dir)
+    be = _open(cfg, info, [], **opening)
     tmp = None
     try:
         if output == "temp":

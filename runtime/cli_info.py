@@ -9,9 +9,12 @@ from pathlib import Path
 
 import click
 
-from pix2pix_edge.runtime.backends import BACKENDS, backend_for
+from pix2pix_edge.runtime.backends import backend_for
 from pix2pix_edge.runtime.errors import BadInput, Pix2PixError
+from pix2pix_edge.runtime.files import format_bytes
 from pix2pix_edge.runtime.model_info import ModelInfo, engine_record_path, read_engine_record
+from pix2pix_edge.runtime.options import check_options, click_options
+from pix2pix_edge.runtime.run_options import InfoOptions, plain_model_flags
 
 
 def _tensor(name, dtype, shape) -> dict:
@@ -72,9 +75,9 @@ def describe_engine(path: Path, device: int = 0) -> dict:
 
 def _summary(m: dict) -> str:
     if not m:
-        return "none (plain model: pass --size / --color-order / --range to pix2pix run)"
+        return f"none (plain model: pass {plain_model_flags()} to pix2pix run)"
     lo, hi = m["value_range"]
-    size = f"{m['height']}x{m['width']}" + (f" (dynamic, multiples of {m['multiple']})"
+    size = f"{m['width']}x{m['height']}" + (f" (dynamic, multiples of {m['multiple']})"
                                             if m.get("dynamic") else "")
     parts = [f"{size} {m['color_order']} [{lo:g}, {hi:g}] {m['layout']}",
              f"io {m['io_dtype']}, precision {m['precision']}, norm {m['norm_mode']}",
@@ -94,7 +97,7 @@ def _summary(m: dict) -> str:
 
 def render(path: Path, d: dict) -> str:
     from pix2pix_edge.runtime.bench import sha256_prefix
-    lines = [f"model        {path.name} ({path.stat().st_size / 1e6:.2f} MB, "
+    lines = [f"model        {path.name} ({format_bytes(path.stat().st_size)}, "
              f"sha256 {sha256_prefix(path)})",
              f"format       {d['format']}" + (f" (producer {d['producer']})"
                                               if d.get("producer") else ""),
@@ -115,11 +118,8 @@ def render(path: Path, d: dict) -> str:
 
 @click.command("info")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
-@click.option("--device", type=click.IntRange(0, 64), default=0, show_default=True,
-              help="GPU index (TensorRT engines).")
-@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-def info(model, backend, device, as_json):
+@click_options(InfoOptions)
+def info(model, **options):
     """Show MODEL's pix2pix-edge metadata, inputs/outputs and what can run it here.
 
     \b
@@ -127,12 +127,14 @@ def info(model, backend, device, as_json):
       pix2pix info model.onnx
       pix2pix info model.engine      (reads model.engine.json; checks TensorRT and GPU)
     """
+    o = InfoOptions(**options)
+    check_options(o)
     path = Path(model)
     if not path.is_file():
         raise BadInput(f"model file not found: {path}")
-    kind = backend_for(path, backend)
-    d = describe_engine(path, device) if kind == "tensorrt" else describe_onnx(path)
-    if as_json:
+    kind = backend_for(path, o.backend)
+    d = describe_engine(path, o.device) if kind == "tensorrt" else describe_onnx(path)
+    if o.as_json:
         click.echo(json.dumps({"path": str(path), **d}, indent=2))
     else:
         click.echo(render(path, d))

@@ -1,4 +1,5 @@
-"""Writing files safely: one mechanism for checkpoints, engines, timing caches and records.
+"""Writing files safely: one mechanism for checkpoints, engines, timing caches and records; and
+one way to print a file's size (binary units: 2.5 MiB).
 
 Lives in the runtime (stdlib only) because train/, export/ and runtime/ all write files and the
 runtime is the package every part may import.
@@ -49,3 +50,12 @@ def check_writable(path: Path, example: str) -> None:
         os.unlink(probe)
     except OSError as e:
         raise BadInput(f"cannot write to {path}: not writable ({e.strerror or e})") from None
+
+
+def format_bytes(n: int) -> str:
+    """A file size as every command prints it, in binary units: ``812 B``, ``263.9 KiB``,
+    ``2.5 MiB``, ``1.2 GiB``."""
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

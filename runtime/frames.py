@@ -32,8 +32,7 @@ import cv2
 import numpy as np
 
 from pix2pix_edge.runtime.errors import BadInput
-
-FITS = ("crop", "letterbox", "stretch")
+from pix2pix_edge.runtime.run_options import FITS  # noqa: F401 - the --fit choices, defined once
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ class RealtimeSource(Source):
         self.frame_count = getattr(inner, "frame_count", None)
         self.delivered = 0        # frames made available
         self.missed = 0           # replaced by a newer one before anybody read them
+        self.taken = 0            # frames read
+        self.delivered_by_last_read = 0   # frames made available until the last read
         self._cond = threading.Condition()
         self._newest: Frame | None = None
         self._ended = False
@@ -81,6 +83,9 @@ class RealtimeSource(Source):
             while self._newest is None and not self._ended and not self._closed.is_set():
                 self._cond.wait(0.1)
             frame, self._newest = self._newest, None
+            if frame is not None:
+                self.taken += 1
+                self.delivered_by_last_read = self.delivered
         if frame is None and self.error is not None:
             raise self.error
         return frame
@@ -108,8 +113,8 @@ def run_live(backend, uri, *, frames: int | None = 240, source_fps: float | None
              log=None) -> dict:
     """Capture-to-output latency of the whole pipeline on a live (or realtime-replayed) source.
 
-    ``frames``: output frames to measure (after ``skip`` start-up frames are discarded from the
-    figures); ``model_runs``: timed infer calls for the model-alone p50, measured in the same
+    ``frames``: output frames to write (None: to the end of the source), as many as asked; the
+    latency figures leave out the first ``skip`` of them (start-up); ``model_runs``: timed infer calls for the model-alone p50, measured in the same
     process just before and just after the run (the mean of the two p50s: on a shared machine
     the load drifts during a run)."""
     from pix2pix_edge.runtime.bench import time_infer
@@ -129,20 +134,21 @@ def run_live(backend, uri, *, frames: int | None = 240, source_fps: float | None
             lat.append((time.perf_counter() - frame.t_capture) * 1e3)
             idx.append(frame.index)
 
-        limit = None if frames is None else int(frames) + skip
         stats = run_pipeline(backend, src, output,
-                             PipelineOptions(fit=fit, max_frames=limit, on_frame=on_frame,
+                             PipelineOptions(fit=fit, max_frames=frames, on_frame=on_frame,
                                              warmup=2, log=log))
-        after = time_infer(backend, (1, 3, mh, mw), warmup=2, runs=model_runs)
     finally:
-        src.close()
+        src.close()            # the source stops playing before the model is timed again
+    after = time_infer(backend, (1, 3, mh, mw), warmup=2, runs=model_runs)
     model = {"p50_ms": round((before["p50_ms"] + after["p50_ms"]) / 2, 3),
              "before": before, "after": after}
     say(f"model alone: infer p50 {before['p50_ms']:.1f} ms before, {after['p50_ms']:.1f} ms after "
         f"the run ({model_runs} runs each at {mw}x{mh})")
     fps = float(src.fps or 0.0)
     interval_ms = 1000.0 / fps if fps > 0 else None
-    delivered = int(getattr(src, "delivered", stats.frames_in))
+    # Frames delivered while the pipeline was reading (a replayed file goes on playing until
+    # it is closed; frames after the last read were never the pipeline's to take).
+    delivered = int(getattr(src, "delivered_by_last_read", stats.frames_in))
     steady = lat[skip:] if len(lat) > skip + 1 else lat
     latency = percentiles(steady)
     target = (round(model["p50_ms"] + interval_ms + 5.0, 2) if interval_ms is not None else None)
@@ -154,7 +160,7 @@ def run_live(backend, uri, *, frames: int | None = 240, source_fps: float | None
         "source": str(uri), "realtime": isinstance(src, RealtimeSource),
         "source_fps": round(fps, 3), "source_interval_ms": round(interval_ms, 2) if interval_ms else None,
         "model_p50_ms": model["p50_ms"], "model": model,
-        "latency": latency,
+        "latency": latency, "startup_frames": len(lat) - len(steady),
         "target_p50_ms": target,
         "meets_target": bool(latency["n"] and target is not None and latency["p50_ms"] <= target),
         "infer_p50_in_run_ms": infer_in_run, "target_in_run_p50_ms": target_in_run,
@@ -162,7 +168,7 @@ def run_live(backend, uri, *, frames: int | None = 240, source_fps: float | None
                                     and latency["p50_ms"] <= target_in_run),
         "frames_delivered": delivered, "frames_out": stats.frames_out,
         "dropped": max(0, delivered - stats.frames_out),
-        "dropped_in_source": int(getattr(src, "missed", 0)), "dropped_in_pipeline": stats.dropped,
+        "dropped_in_source": delivered - stats.frames_in, "dropped_in_pipeline": stats.dropped,
         "fps_delivered": round(stats.fps, 2), "steady_fps": round(stats.steady_fps(skip), 2),
         "elapsed_s": round(stats.elapsed_s, 3),
         "stages_p50_ms": {s: stats.stage(s)["p50_ms"] for s in ("pre", "infer", "post", "output")},
@@ -181,7 +187,8 @@ def format_live(r: dict) -> str:
         f"live source {r['source']}: {r['source_fps']:.2f} fps"
         f"{' (file replayed in real time, newest frame wins)' if r['realtime'] else ''}",
         f"capture-to-output latency: p50 {lat['p50_ms']:.1f} ms  p95 {lat['p95_ms']:.1f} ms  "
-        f"p99 {lat['p99_ms']:.1f} ms  ({lat['n']} frames)",
+        f"p99 {lat['p99_ms']:.1f} ms  ({lat['n']} frames after {r['startup_frames']} "
+        f"start-up frames)",
         f"model alone p50 {r['model_p50_ms']:.1f} ms; target p50 <= {r['target_p50_ms']} ms "
         f"(model + one frame interval + 5 ms): {'met' if r['meets_target'] else 'MISSED'}",
         f"infer p50 inside this run {r['infer_p50_in_run_ms']:.1f} ms; p50 <= "

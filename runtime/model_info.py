@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pix2pix_edge.runtime.contract import DIRECTIONS, NORM_MODES, VALUE_RANGE
 from pix2pix_edge.runtime.errors import ModelMismatch
 from pix2pix_edge.runtime.files import atomic_write
 
@@ -29,8 +30,6 @@ LAYOUTS = ("NCHW",)
 COLOR_ORDERS = ("RGB", "BGR")
 IO_DTYPES = ("float32", "float16")
 PRECISIONS = ("fp32", "fp16", "int8")
-NORM_MODES = ("running", "per-image", "instance", "none")
-DIRECTIONS = ("AtoB", "BtoA")
 MAX_SIDE = 8192
 _NAME = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
 
@@ -43,7 +42,7 @@ class ModelInfo:
     output_name: str = "output"
     layout: str = "NCHW"
     color_order: str = "RGB"
-    value_range: tuple[float, float] = (-1.0, 1.0)
+    value_range: tuple[float, float] = VALUE_RANGE
     height: int = 256            # model input size (for dynamic models: the default / opt size)
     width: int = 256
     dynamic: bool = False        # batch and spatial axes dynamic
@@ -140,7 +139,7 @@ class ModelInfo:
                   f"{name} must be an integer in 1..{MAX_SIDE}, got {v!r}")
         check(self.multiple & (self.multiple - 1) == 0, f"multiple {self.multiple} is not a power of 2")
         check(self.height % self.multiple == 0 and self.width % self.multiple == 0,
-              f"size {self.height}x{self.width} is not a multiple of {self.multiple}")
+              f"size {self.width}x{self.height} (WxH) is not a multiple of {self.multiple}")
         for name in ("in_channels", "out_channels", "depth", "ngf"):
             v = getattr(self, name)
             check(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,

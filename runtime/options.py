@@ -31,7 +31,8 @@ def option(default, help: str, *, choices: tuple | None = None, min: float | Non
     """A dataclass field that is also a command-line option.
 
     ``type``: the value type where the default does not tell it (a default of None);
-    ``flag``: the long flag when it is not the field's name with dashes; ``short``: e.g. ``-o``;
+    ``flag``: the long flag when it is not the field's name with dashes (a bool's may name its
+    off flag too: ``"--keep-archive/--delete-archive"``); ``short``: e.g. ``-o``;
     ``switch``: a bool given as a plain ``--x`` (default off) instead of ``--x/--no-x``."""
     return field(default=default, metadata={
         "help": help, "choices": choices, "min": min, "max": max, "type": type,
@@ -89,7 +90,7 @@ def click_option(f, *, help_suffix: str = "", default=MISSING, show_default=None
     if is_bool(f):
         if m.get("switch"):
             kw["is_flag"] = True
-        else:
+        elif "/" not in long:              # flag="--keep-x/--delete-x" names both itself
             decls[0] = f"{long}/--no-{long[2:]}"
     else:
         kw["type"] = click_type(f)

@@ -39,8 +39,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -49,6 +48,7 @@ from pix2pix_edge.runtime.errors import BadInput, Pix2PixError
 from pix2pix_edge.runtime.frames import (FITS, Geometry, Postprocessor, Preprocessor,
                                          choose_model_size, model_size_for, plan)
 from pix2pix_edge.runtime.interrupt import StopOnCtrlC
+from pix2pix_edge.runtime.run_options import PipelineOptions  # noqa: F401 - re-exported
 from pix2pix_edge.runtime.stats import percentiles
 from pix2pix_edge.runtime.video import Frame, FrameMeta, Sink, Source, open_sink
 
@@ -190,36 +190,6 @@ class _Item:
 
 
 # ---------------------------------------------------------------------------- the loop
-@dataclass
-class PipelineOptions:
-    """How :func:`run_pipeline` runs: everything but the source (opened by the caller, with its
-    own capture options) and the output.
-
-    ``fit``: crop | letterbox | stretch. ``size``: the run size of dynamic models (a
-    :class:`~pix2pix_edge.runtime.size.Size`, width first). ``max_frames``: stop after this
-    many output frames. ``on_frame(frame, output_bgr)``: called for each written frame in the
-    output stage; returning False stops the run. ``overlay``, ``snapshot_dir``: the window's
-    FPS text and where its 's' key saves (used when the output is display://). ``queue_size``:
-    frames between stages for files. ``cv_threads``: OpenCV's thread pool during the run (None
-    leaves it). ``helper_priority``: None, "low" or "idle" for the capture and output threads
-    ("default": the module's HELPER_PRIORITY). ``warmup``: inferences before the clock starts.
-    ``join_timeout``: how long the end of a run waits for each thread. ``log``: one-line
-    messages (snapshots, hung threads)."""
-
-    fit: str = "crop"
-    size: tuple[int, int] | None = None
-    max_frames: int | None = None
-    on_frame: Callable | None = None
-    overlay: bool = True
-    snapshot_dir: str | Path = "."
-    queue_size: int = 4
-    cv_threads: int | None = 1
-    helper_priority: str | None = "default"
-    warmup: int = 1
-    join_timeout: float = 5.0
-    log: Callable[[str], None] | None = None
-
-
 def run_pipeline(backend, source: Source, output=None,
                  options: PipelineOptions | None = None) -> PipelineStats:
     """Translate every frame of ``source`` with ``backend`` and write it to ``output``.
@@ -346,7 +316,9 @@ class Pipeline:
                 item = _Item(frame, geom, blob, t1 if self.live else t0)
                 if not self.to_infer.put(item, self.stop):
                     break
-                if self.limit is not None and not self.live and self.frames_in >= self.limit:
+                # Enough frames taken in for max_frames: a live channel drops no frame once
+                # capture stops putting, so frames in = frames out + dropped, as asked.
+                if self.limit is not None and self.frames_in - self.to_infer.dropped >= self.limit:
                     break
         except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
             self._fail("capture", e)

@@ -13,11 +13,10 @@ Watch it on the receiving machine with, for example::
 
 from __future__ import annotations
 
-import re
-
 import cv2
 
 from pix2pix_edge.runtime.errors import BadInput, Unavailable
+from pix2pix_edge.runtime.uri import URI, host_port, parse_uri
 from pix2pix_edge.runtime.video import NO_GSTREAMER, WriterSink, has_gstreamer
 
 _SINK = "rtph264pay config-interval=1 pt=96 ! udpsink host={host} port={port} sync=false async=false"
@@ -32,11 +31,16 @@ ENCODERS = {
 }
 
 
-def parse_rtp_uri(uri: str) -> tuple[str, int]:
-    m = re.fullmatch(r"rtp://([^/:]+|\[[^\]]+\]):(\d+)/?", str(uri).strip(), flags=re.IGNORECASE)
-    if not m or not 1 <= int(m.group(2)) <= 65535:
-        raise BadInput(f"RTP output {uri!r} is not rtp://HOST:PORT (e.g. rtp://192.168.1.10:5000)")
-    return m.group(1).strip("[]"), int(m.group(2))
+def parse_rtp_uri(uri) -> tuple[str, int]:
+    """``rtp://HOST:PORT`` (a string or a parsed :class:`~pix2pix_edge.runtime.uri.URI`) ->
+    (host, port)."""
+    u = uri if isinstance(uri, URI) else parse_uri(uri)
+    host, port = host_port(u) if u.scheme == "rtp" else (None, None)
+    if (not host or not isinstance(port, int) or not 1 <= port <= 65535
+            or u.location.partition("/")[2] or u.options):
+        raise BadInput(f"RTP output {u.text!r} is not rtp://HOST:PORT "
+                       f"(e.g. rtp://192.168.1.10:5000)")
+    return host, port
 
 
 def rtp_pipelines(host: str, port: int, bitrate: int = 4_000_000) -> dict[str, str]:

@@ -14,10 +14,12 @@ Sinks (``open_sink``)::
     display://0                                a window (needs a display; else use --headless)
     out.mp4 / out.avi / out.mkv                a video file (codec that this OpenCV can write)
     out_dir/, out/%06d.jpg, out.png            numbered images, or one image
+    http://HOST:PORT/, rtp://HOST:PORT         a browser view (runtime/web.py), H.264 over RTP (rtp.py)
     none, headless, ""                         nothing (frames are counted and dropped)
 
-Live sources deliver the newest frame (the pipeline drops stale ones); a camera or stream that
-disconnects is reopened with exponential backoff, and a device that is not there fails at once.
+Both are parsed by :func:`runtime.uri.parse_uri` (scheme, location, options), as the command
+line parses them. Live sources deliver the newest frame (the pipeline drops stale ones); a
+camera or stream that disconnects is reopened with exponential backoff, and a device that is not there fails at once.
 Every failure a user can cause is a one-line :class:`BadInput` or :class:`Unavailable`.
 """
 
@@ -27,7 +29,6 @@ import collections
 import contextlib
 import glob as globmod
 import os
-import re
 import sys
 import threading
 import time
@@ -37,14 +38,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pix2pix_edge.runtime.contract import IMAGE_EXTS
 from pix2pix_edge.runtime.errors import BadInput, Unavailable
 from pix2pix_edge.runtime.files import check_writable
 from pix2pix_edge.runtime.frames import draw_overlay, side_by_side
+from pix2pix_edge.runtime.uri import URI, parse_uri
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
               ".ts", ".mts", ".3gp", ".ogv")
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")   # read by FFmpeg
 # Writers tried in order per container; the first that opens is used (pip OpenCV has no H.264
 # encoder, JetPack's / system builds often do).
 FOURCCS = {
@@ -133,39 +135,35 @@ def quiet_opencv(native: bool = False):
             os.close(saved_fd)
 
 
-def _uri_kind(uri: str) -> tuple[str, object]:
-    """Classify a source URI -> (kind, target)."""
-    s = str(uri).strip()
-    if not s:
+def _uri_kind(uri: URI) -> tuple[str, object]:
+    """Classify a parsed source URI -> (kind, target)."""
+    scheme, loc = uri.scheme, uri.location
+    if scheme == "none" and not uri.text:
         raise BadInput("empty --source; give a camera (0, /dev/video0, csi://0), a stream, a video, "
                        "an image or a directory")
-    if " ! " in s:
-        return "gstreamer", s
-    low = s.lower()
-    if low.startswith("csi://"):
-        rest = s[6:]
-        if not rest.isdigit():
-            raise BadInput(f"bad CSI camera URI {s!r}: expected csi://N (e.g. csi://0)")
-        return "csi", int(rest)
-    if low.startswith("v4l2://"):
-        return "v4l2", s[7:]
-    if s.isdigit():
-        return "v4l2", int(s)
-    if re.fullmatch(r"/dev/video\d+", s):
-        return "v4l2", s
-    if low.startswith(STREAM_SCHEMES):
-        return "stream", s
-    if low.startswith("file://"):
-        s = s[7:]
-    if any(ch in s for ch in "*?["):
-        return "glob", s
-    p = Path(s).expanduser()
+    if scheme == "gst":
+        return "gstreamer", loc
+    if scheme == "csi":
+        if not loc.isdigit():
+            raise BadInput(f"bad CSI camera URI {uri.text!r}: expected csi://N (e.g. csi://0)")
+        return "csi", int(loc)
+    if scheme == "v4l2":
+        return "v4l2", int(loc) if loc.isdigit() else loc
+    if scheme in STREAM_SCHEMES:
+        return "stream", uri.text
+    if scheme != "file":
+        raise BadInput(f"{uri.text!r} is not a source: {scheme}:// is not one of csi, v4l2, "
+                       f"{', '.join(STREAM_SCHEMES)}, file (or a path, a camera number, "
+                       f"a GStreamer pipeline)")
+    if any(ch in loc for ch in "*?["):
+        return "glob", loc
+    p = Path(loc).expanduser()
     if p.is_dir():
         return "dir", p
     if not p.exists():
-        raise BadInput(f"source not found: {s} (no such file, directory or camera)")
+        raise BadInput(f"source not found: {loc} (no such file, directory or camera)")
     if not p.is_file():
-        raise BadInput(f"source {s} is not a regular file")
+        raise BadInput(f"source {loc} is not a regular file")
     if p.suffix.lower() in IMAGE_EXTS:
         return "image", p
     return "file", p
@@ -442,7 +440,7 @@ def open_source(uri, *, size: tuple[int, int] | None = None, fps: float | None =
     """
     if isinstance(uri, Source):
         return uri
-    kind, target = _uri_kind(str(uri))
+    kind, target = _uri_kind(parse_uri(uri))
     if kind in ("image", "dir", "glob"):
         paths = _image_paths(kind, target)
         return ImageSource(str(uri), paths[int(start_frame):] if start_frame else paths, loop=loop)
@@ -721,23 +719,25 @@ def open_sink(uri, *, size: tuple[int, int] | None = None, fps: float | None = N
     ``overlay``, ``snapshot_dir`` and ``log`` (snapshot messages) configure a window."""
     if isinstance(uri, Sink):
         return uri
-    s = "" if uri is None else str(uri).strip()
-    low = s.lower()
-    if low in ("", "none", "null", "headless", "null://", "none://"):
-        return NullSink(s or "none")
-    if low.startswith("display://"):
-        return DisplaySink(s, overlay=overlay, snapshot_dir=snapshot_dir, log=log)
-    if low.startswith("http://"):       # the browser view (runtime/web.py)
+    u = parse_uri(uri)
+    if u.scheme == "none":
+        return NullSink(u.text or "none")
+    if u.scheme == "display":
+        return DisplaySink(u.text, overlay=overlay, snapshot_dir=snapshot_dir, log=log)
+    if u.scheme == "http":       # the browser view (runtime/web.py)
         from pix2pix_edge.runtime.web import WebSink
-        return WebSink(s)
-    if low.startswith("rtp://"):        # H.264 over RTP through GStreamer (runtime/rtp.py)
+        return WebSink(u.text)
+    if u.scheme == "rtp":        # H.264 over RTP through GStreamer (runtime/rtp.py)
         from pix2pix_edge.runtime.rtp import RtpSink
-        return RtpSink(s, size=size, fps=fps)
-    if low.startswith(("rtsp://", "webrtc://")):
-        raise Unavailable(f"streaming output {s} is not supported by the OpenCV runtime; "
+        return RtpSink(u.text, size=size, fps=fps)
+    if u.scheme in ("rtsp", "webrtc"):
+        raise Unavailable(f"streaming output {u.text} is not supported by the OpenCV runtime; "
                           f"write a file or use display://0")
-    if low.startswith("file://"):
-        s = s[7:]
+    if u.scheme != "file":
+        raise BadInput(f"cannot tell what output {u.text!r} is: use a video file (.mp4, .avi, "
+                       f".mkv), an image directory, an image (.png/.jpg), display://0, "
+                       f"http://HOST:PORT/ or rtp://HOST:PORT")
+    s = u.location
     ext = Path(s).suffix.lower()
     if ext in FOURCCS or (ext in VIDEO_EXTS and ext not in IMAGE_EXTS):
         if size is None:

@@ -29,41 +29,38 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import cv2
 import numpy as np
 
 from pix2pix_edge.runtime.errors import BadInput, Unavailable
 from pix2pix_edge.runtime.frames import side_by_side
+from pix2pix_edge.runtime.run_options import DEFAULT_MAX_VIEWERS
+from pix2pix_edge.runtime.uri import URI, host_port, parse_uri
 from pix2pix_edge.runtime.video import FrameMeta, Sink
 
 DEFAULT_PORT = 8090
-DEFAULT_MAX_VIEWERS = 4
 DEFAULT_MAX_FPS = 30.0
 SEND_BUFFER = 128 * 1024
 VIEWS = ("output", "both")
 BOUNDARY = "pix2pixframe"
 
 
-def is_web_uri(uri) -> bool:
-    return isinstance(uri, str) and uri.strip().lower().startswith("http://")
-
-
-def parse_web_uri(uri: str) -> tuple[str, int]:
-    """``http://HOST:PORT/`` -> (host, port); no host means loopback, no port 8090."""
-    s = str(uri).strip()
-    parts = urlsplit(s)
-    if parts.scheme.lower() != "http":
-        raise BadInput(f"web output {s!r} must start with http://")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise BadInput(f"web output {s!r}: give only host and port, e.g. http://127.0.0.1:8090/")
-    try:
-        port = parts.port
-    except ValueError:
-        raise BadInput(f"web output {s!r}: the port is not a number in 1..65535") from None
-    host = parts.hostname or "127.0.0.1"
-    return host, DEFAULT_PORT if port is None else port
+def parse_web_uri(uri) -> tuple[str, int]:
+    """``http://HOST:PORT/`` (a string or a parsed :class:`~pix2pix_edge.runtime.uri.URI`) ->
+    (host, port); no host means loopback, no port 8090, port 0 any free port."""
+    u = uri if isinstance(uri, URI) else parse_uri(uri)
+    if u.scheme != "http":
+        raise BadInput(f"web output {u.text!r} must start with http://")
+    path = u.location.partition("/")[2]
+    if path or u.options or "#" in u.location:
+        raise BadInput(f"web output {u.text!r}: give only host and port, "
+                       f"e.g. http://127.0.0.1:8090/")
+    host, port = host_port(u)
+    if port is not None and not (isinstance(port, int) and 0 <= port <= 65535):
+        raise BadInput(f"web output {u.text!r}: the port is not a number in 1..65535")
+    return host or "127.0.0.1", DEFAULT_PORT if port is None else port
 
 
 # ---------------------------------------------------------------------------- the newest frame

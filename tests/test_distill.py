@@ -124,7 +124,7 @@ def test_holdout_every_covers_data_sorted_by_kind(data, tmp_path):
     with pytest.raises(BadInput, match="not both"):
         split_holdout(pairs, 2, every=10)
     r = CliRunner().invoke(cli, ["eval", str(tmp_path / "nothing"), str(data), "--holdout-every", "-1"])
-    assert r.exit_code == 3 and "--holdout-every" in r.output
+    assert r.exit_code == 2 and "--holdout-every" in r.output
 
 
 # ----------------------------------------------------------------------------- training
@@ -161,9 +161,10 @@ def test_students_loss_falls_in_a_real_short_run(data, teacher, tmp_path):
     assert cfg["models"]["distill"]["teacher"]["ngf"] == 8
     assert (run / "samples" / "epoch_001.png").is_file()
     r = CliRunner().invoke(cli, ["eval", str(run), str(data), "--split", "train", "--out",
-                                 str(tmp_path / "eval")])
+                                 str(tmp_path / "eval"), "--allow-trained-pairs"])
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["n"] == 6
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert m["n"] == 6 and m["trained_pairs"] == 6
 
 
 def test_no_discriminator_when_no_term_needs_one(data, teacher, tmp_path):

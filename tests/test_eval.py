@@ -116,7 +116,15 @@ def test_eval_errors(trained, tmp_path):
     assert r.exit_code == 3 and "has no generator.pt" in r.output
     r = CliRunner().invoke(cli, ["eval", str(run), str(data), "--split", "test"])
     assert r.exit_code == 3 and "--holdout-last" in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(cli, ["eval", str(run), str(data), "--split", "train", "--holdout-last", "2",
-                                 "--out", str(tmp_path / "h")])
+    # the run held nothing out: its last 2 training pairs are pairs it trained on
+    args = ["eval", str(run), str(data), "--split", "train", "--holdout-last", "2", "--out",
+            str(tmp_path / "h")]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "--allow-trained-pairs" in r.output
+    assert "2 of these 2 pairs were trained on" in r.output
+    r = CliRunner().invoke(cli, args + ["--allow-trained-pairs"])
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "h" / "metrics.json").read_text())["n"] == 2
+    assert "2 pairs, 2 of them trained on" in r.output
+    m = json.loads((tmp_path / "h" / "metrics.json").read_text())
+    assert m["n"] == 2 and m["trained_pairs"] == 2

@@ -107,7 +107,7 @@ def test_cli_report_and_dynamic_export_two_sizes(trained_run, tmp_path):
                                    "--norm-mode", "running"])
     assert res.exit_code == 0, res.output
     for needle in ("parity FP32 vs PyTorch", "multiply-adds", "ONNX Runtime CPU latency",
-                   "parameters 261,715", "dynamic", "batch 2 at 32x64"):
+                   "parameters 261,715", "dynamic", "batch 2 at 64x32"):  # WxH: 32 high
         assert needle in res.output
     assert _info(out).dynamic
     sess = _ort(out)
@@ -204,8 +204,8 @@ def test_size_not_multiple(trained_run, tmp_path):
                     "not a multiple of 32")
     _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--size", "64x48"), 3,
                     "--size 64x48 is not a multiple of 32 (2**depth of this U-Net); try 64x64")
-    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--size", "64,32"), 3,
-                    "bad size --size '64,32': expected WIDTHxHEIGHT")
+    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--size", "64,32"), 2,
+                    "bad size --size '64,32': expected WIDTHxHEIGHT")   # a bad command line: 2
 
 
 def test_non_square_size_is_width_by_height(tmp_path):
@@ -233,7 +233,7 @@ def test_unwritable_output(trained_run, tmp_path):
 
 def test_fp16_io_needs_fp16(trained_run, tmp_path):
     run, _ = trained_run
-    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--fp16-io"), 3, "--fp16-io needs --fp16")
+    _one_line_error(_invoke(run, "-o", tmp_path / "m.onnx", "--fp16-io"), 2, "--fp16-io needs --fp16")
 
 
 def test_onnx_file_as_source(tiny_onnx, tmp_path):
@@ -263,3 +263,120 @@ def test_export_from_pix2pix_train_run(tmp_path):
     assert f"images from {data}" in res.output  # found through the run's record
     info = _info(out)
     assert (info.height, info.depth, info.ngf, info.norm_mode) == (32, 5, 4, "per-image")
+
+
+# --------------------------------------------------------------------------- the parity check
+def _progress_then_one_error(res, code, needle):
+    """Exit ``code``; progress lines (stderr) may come first, then one ``Error:`` line, last."""
+    assert res.exit_code == code, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("Error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0] and needle in errors[0], res.output
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("precision,flags,only_dynamic,needle", [
+    ("fp32", [], False, "parity check failed: ONNX Runtime vs PyTorch max |diff| 5.00e-01 > 1e-04"),
+    ("fp16", ["--fp16"], False, "FP16 check failed: PSNR 12.0 dB vs the FP32 model < 40 dB"),
+    ("int8", ["--int8"], False, "INT8 check failed: PSNR 12.0 dB vs the FP32 model < --min-psnr 30"),
+    ("fp16", ["--fp16", "--dynamic"], True, "FP16 check failed: PSNR 12.0 dB"),
+])
+def test_a_bad_output_fails_its_precisions_check(trained_run, tmp_path, monkeypatch, precision,
+                                                 flags, only_dynamic, needle):
+    """A model of ``precision`` whose outputs come back off by 0.5 (in the runtime's backend, as
+    a broken graph would give them; with ``only_dynamic`` only on the --dynamic batch of 2):
+    the one parity check rejects it at its precision's limit, exit 6, no OUTPUT, the rejected
+    file kept as OUTPUT.failed, the temporary folder removed."""
+    from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    run, _ = trained_run
+    infer = OnnxRuntimeBackend.infer
+
+    def broken(self, batch):
+        y = infer(self, batch)
+        hit = self.info.precision == precision and (batch.shape[0] == 2 or not only_dynamic)
+        return y + 0.5 if hit else y
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "infer", broken)
+    if "--int8" in flags:
+        flags = flags + ["--calib", str(_pairs_folder(tmp_path / "calib"))]
+    out = tmp_path / "m.onnx"
+    res = _invoke(run, "-o", out, *flags)
+    _progress_then_one_error(res, 6, needle)
+    assert "the rejected file is kept as" in res.output
+    assert not out.exists()
+    assert _info(tmp_path / "m.onnx.failed").precision == precision  # the file that failed
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.onnx")]
+
+
+def test_threads_reach_every_parity_session_and_the_report(trained_run, tmp_path, monkeypatch):
+    from pix2pix_edge.export.to_onnx import format_report
+    from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+    from pix2pix_edge.runtime.machine import physical_cores
+
+    run, _ = trained_run
+    seen = []
+    init = OnnxRuntimeBackend.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        seen.append((self.info.precision, self.threads))  # what the session really got
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "__init__", spy)
+    report = export_run(run, tmp_path / "a.onnx", fp16=True, threads=1, log=lambda s: None)
+    assert seen == [("fp32", 1), ("fp16", 1)] and report["threads"] == 1
+    assert "(batch 1, 1 thread)" in "\n".join(format_report(report))
+    seen.clear()
+    report = export_run(run, tmp_path / "b.onnx", log=lambda s: None)   # default: as the runtime
+    assert seen == [("fp32", physical_cores())] and report["threads"] == physical_cores()
+
+
+@pytest.mark.parametrize("module", ["pix2pix_edge.runtime.backends.onnxruntime", "onnxruntime"])
+def test_no_runtime_backend_no_export(trained_run, tmp_path, monkeypatch, module):
+    """Parity runs through the runtime's backend or not at all: without it (or without
+    onnxruntime) the export stops before any work, one line, exit 5, and writes nothing."""
+    import sys
+
+    from pix2pix_edge.runtime.errors import Unavailable
+
+    run, _ = trained_run
+    monkeypatch.setitem(sys.modules, module, None)   # the import fails as if not installed
+    out = tmp_path / "m.onnx"
+    with pytest.raises(Unavailable) as e:
+        export_run(run, out, log=lambda s: None)
+    assert e.value.exit_code == 5 and "\n" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_backend_that_does_not_fit_is_not_replaced(trained_run, tmp_path, monkeypatch):
+    """A runtime backend with another signature is a bug to see, not a reason to check the
+    export with some other ONNX Runtime session."""
+    from pix2pix_edge.runtime.backends import onnxruntime as ort_backend
+
+    class OtherSignature:
+        def __init__(self, path):
+            pass
+
+    run, _ = trained_run
+    monkeypatch.setattr(ort_backend, "OnnxRuntimeBackend", OtherSignature)
+    with pytest.raises(TypeError):
+        export_run(run, tmp_path / "m.onnx", log=lambda s: None)
+    assert not (tmp_path / "m.onnx").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.onnx")]
+
+
+def test_dynamic_non_square_export_prints_wxh(trained_run, tmp_path):
+    """--size 64x32 --dynamic: 64 wide, 32 high; the second parity size is 32 wide, 64 high
+    (batch 2), printed WxH like every size."""
+    run, g = trained_run
+    out = tmp_path / "wide.onnx"
+    res = _invoke(run, "-o", out, "--size", "64x32", "--dynamic")
+    assert res.exit_code == 0, res.output
+    assert "dynamic batch/H/W 64x32" in res.output and "per 64x32 frame" in res.output
+    assert "+ batch 2 at 32x64" in res.output, res.output
+    info = _info(out)
+    assert (info.width, info.height, info.dynamic) == (64, 32, True)
+    x = to_onnx.synthetic_images(2, 64, 32, seed=4)      # NCHW: 64 high, 32 wide
+    with torch.no_grad():
+        ref = inference_copy(g, "per-image")(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(_ort(out).run(None, {"input": x})[0], ref, atol=1e-4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import cv2
@@ -93,6 +94,37 @@ def test_latency_stays_bounded_with_newest_frame_policy(tmp_path, ms):
         assert r["dropped"] <= 3 and r["fps_delivered"] > 20
 
 
+@pytest.mark.parametrize("ms", [60.0, 0.0])
+def test_max_frames_is_what_a_live_run_reads_and_writes(tmp_path, ms):
+    """--realtime --max-frames 12 wrote 12 but said "13 in": capture went on reading while the
+    output stage stopped. Now frames in = frames out + dropped, and out is what was asked, with a
+    model slower (60 ms) and faster than the 48 fps source."""
+    from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
+
+    with open_live_source(write_video(tmp_path / "a.avi", n=96, fps=48)) as src:
+        stats = run_pipeline(SleepyBackend(ms), src, None, PipelineOptions(max_frames=12))
+    assert (stats.frames_out, stats.stopped_by) == (12, "max_frames")
+    assert stats.frames_in == stats.frames_out + stats.dropped
+    assert stats.dropped > 0 if ms else stats.dropped <= 3
+
+
+def test_bench_live_writes_the_frames_asked_for(tiny_onnx, tmp_path):
+    """bench --live --frames 120 said "125 written" (5 start-up frames on top) and counted the
+    frames the replayed file went on delivering after the run as dropped."""
+    js = tmp_path / "live.json"
+    video = write_video(tmp_path / "a.avi", n=96, fps=48)
+    r = run_live(SleepyBackend(5.0), video, frames=12, model_runs=20)
+    assert r["frames_out"] == 12 and r["latency"]["n"] == 12 - r["startup_frames"] == 7
+    assert r["frames_delivered"] == r["frames_out"] + r["dropped"]
+    assert r["dropped"] == r["dropped_in_source"] + r["dropped_in_pipeline"] <= 3
+    res = CliRunner().invoke(cli, ["bench", str(tiny_onnx), "--live", video, "--frames", "12",
+                                   "--threads", "1", "--json", str(js)])
+    assert res.exit_code == 0, res.output
+    d = json.loads(js.read_text())["live"]
+    assert d["frames_out"] == 12 and d["frames_delivered"] == 12 + d["dropped"]
+    assert f"{d['frames_delivered']} delivered, 12 written, {d['dropped']} dropped" in res.output
+
+
 def test_bench_live_cli(tiny_onnx, real_video, tmp_path):
     js = tmp_path / "live.json"
     r = CliRunner().invoke(cli, ["bench", str(tiny_onnx), "--live", str(real_video), "--frames",
@@ -101,7 +133,7 @@ def test_bench_live_cli(tiny_onnx, real_video, tmp_path):
     assert "capture-to-output latency: p50" in r.output and "dropped" in r.output
     assert "load average" in r.output
     d = json.loads(js.read_text())["live"]
-    assert d["source_fps"] == 24 and d["frames_out"] >= 24
+    assert d["source_fps"] == 24 and d["frames_out"] == 24
     assert 0 < d["latency"]["p50_ms"] < 1000
     assert d["target_p50_ms"] == pytest.approx(d["model_p50_ms"] + 1000 / 24 + 5, abs=0.02)
 
@@ -111,6 +143,9 @@ def test_run_realtime_flag(tiny_onnx, real_video):
                                  "--headless", "--max-frames", "12", "--threads", "1"])
     assert r.exit_code == 0, r.output
     assert "(realtime)" in r.output and "12 out" in r.output
+    n_in, n_out, dropped = map(int, re.search(r"frames: (\d+) in, (\d+) out, (\d+) dropped",
+                                              r.output).groups())
+    assert n_out == 12 and n_in == n_out + dropped
 
 
 def test_benchmark_smoke(real_video, one_torch_thread):

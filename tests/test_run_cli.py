@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from pix2pix_edge.runtime.cli import cli
-from pix2pix_edge.runtime.errors import EXIT_BAD_INPUT, EXIT_UNAVAILABLE
+from pix2pix_edge.runtime.errors import EXIT_BAD_INPUT, EXIT_UNAVAILABLE, EXIT_USAGE
 from pix2pix_edge.runtime.video import has_gstreamer
 from tests.videos import count_frames
 
@@ -98,17 +98,17 @@ def test_no_display(tiny_onnx, tmp_path, monkeypatch):
     assert r.exit_code == EXIT_UNAVAILABLE
     assert "--headless" in error_line(r)
     r = invoke(tiny_onnx, "--source", src, "--output", "display://0", "--headless")
-    assert r.exit_code == EXIT_BAD_INPUT and "contradict" in error_line(r)
+    assert r.exit_code == EXIT_USAGE and "contradict" in error_line(r)     # a bad command line
 
 
 def test_bad_sizes_and_model(tiny_onnx, tmp_path):
     src = write_video(tmp_path / "v.mp4", n=3)
     r = invoke(tiny_onnx, "--source", src, "--headless", "--size", "128")
     assert r.exit_code == EXIT_BAD_INPUT and "fixed input size 64x64" in error_line(r)
-    r = invoke(tiny_onnx, "--source", src, "--headless", "--size", "big")
-    assert r.exit_code == EXIT_BAD_INPUT and "--size 'big'" in error_line(r)
+    r = invoke(tiny_onnx, "--source", src, "--headless", "--size", "big")      # exit 2: a bad
+    assert r.exit_code == EXIT_USAGE and "--size 'big'" in error_line(r)     # command line
     r = invoke(tiny_onnx, "--source", "0", "--headless", "--source-size", "wide")
-    assert r.exit_code == EXIT_BAD_INPUT and "WIDTHxHEIGHT" in error_line(r)
+    assert r.exit_code == EXIT_USAGE and "WIDTHxHEIGHT" in error_line(r)
     r = invoke(tiny_onnx, "--source", src, "--headless", "--size", "128x64")   # WxH
     assert r.exit_code == EXIT_BAD_INPUT
     assert "--size 128x64 differs from the model's fixed input size 64x64" in error_line(r)

@@ -244,7 +244,7 @@ def test_cli_bad_inputs_before_hardware(tiny_onnx, tmp_path):
     onnx.save(bare, str(tmp_path / "bare.onnx"))
     _one_line(run(cli, ["export", "trt", str(tmp_path / "bare.onnx")]), 4, "not a pix2pix-edge")
     _one_line(run(cli, ["export", "trt", str(tiny_onnx), "--opt", "512x512"]), 3, "static")
-    _one_line(run(cli, ["export", "trt", str(tiny_onnx), "--workspace", "0"]), 3, "--workspace")
+    _one_line(run(cli, ["export", "trt", str(tiny_onnx), "--workspace", "0"]), 2, "--workspace")
     blocker = tmp_path / "f"
     blocker.write_text("x")
     _one_line(run(cli, ["export", "trt", str(tiny_onnx), "-o", str(blocker / "m.engine")]), 3,

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from pix2pix_edge.runtime.contract import default_inference_norm
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch
 from pix2pix_edge.runtime.files import atomic_write
 from pix2pix_edge.train.models import NORM_MODES, UNetGenerator
@@ -134,7 +135,7 @@ def load_generator(source: str | Path) -> tuple[UNetGenerator, dict]:
         detail = lines[1] if len(lines) > 1 else lines[0]
         raise ModelMismatch(f"{source}: weights do not fit a U-Net with {config} "
                             f"(checkpoint from another architecture? {detail[:200]})") from None
-    inference = {"norm_mode": "per-image" if config.get("norm") == "batch" else "running",
+    inference = {"norm_mode": default_inference_norm(config.get("norm")),
                  "dropout": False}
     inference.update(record.get("inference") or {})
     record = {**record, "inference": inference, "data": record.get("data") or {},

@@ -1,7 +1,8 @@
 """``pix2pix train`` and ``pix2pix eval``.
 
-No torch at module level: ``pix2pix train --help`` stays instant. The flags are generated from
-:class:`train.options.TrainOptions` (same names, dashes for underscores).
+No torch at module level: ``pix2pix train --help`` and ``pix2pix eval --help`` stay instant. The
+flags are generated from :class:`train.options.TrainOptions` and
+:class:`train.eval_options.EvalOptions` (same names, dashes for underscores).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import click
 
 from pix2pix_edge.runtime.errors import BadInput
 from pix2pix_edge.runtime.options import click_options
-from pix2pix_edge.train.options import DIRECTIONS, TrainOptions, defaults
+from pix2pix_edge.train.eval_options import EvalOptions
+from pix2pix_edge.train.options import TrainOptions, defaults
 
 
 @click.command()
@@ -57,36 +59,20 @@ def train(ctx, data: Path, run: Path, resume: bool, **options):
 @click.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--split", default="val", show_default=True,
-              help="Which split of DATA to evaluate on (train | val | test).")
-@click.option("--holdout-last", type=int, default=0,
-              help="Evaluate on the last N pairs of DATA's train split instead (as held out "
-                   "with `train --holdout-last N`).")
-@click.option("--holdout-every", type=int, default=0,
-              help="Or on every N-th pair of DATA's train split (as held out with "
-                   "`train --holdout-every N`).")
-@click.option("--norm-mode", type=click.Choice(["per-image", "running", "both"]), default=None,
-              help="BatchNorm at inference [default: the mode recorded in RUN].")
-@click.option("--direction", type=click.Choice(DIRECTIONS), default=None,
-              help="[default: the direction recorded in RUN]")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to write metrics.json, index.html, grid_*.png [default: RUN/eval].")
-@click.option("--batch-size", type=int, default=4, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda.")
-def evaluate(run: Path, data: Path, split: str, holdout_last: int, holdout_every: int,
-             norm_mode: str | None,
-             direction: str | None, out: Path | None, batch_size: int, device: str):
-    """L1, PSNR and SSIM of the generator in RUN on held-out pairs of DATA, and a gallery.
+@click_options(EvalOptions)
+def evaluate(run: Path, data: Path, **options):
+    """L1, PSNR and SSIM of the generator in RUN on pairs of DATA it never trained on, and a
+    gallery.
 
-    RUN is a run directory (or a generator.pt). Writes metrics.json, index.html and a PNG grid of
-    input | output | target per norm mode. FID/LPIPS are skipped when their weights are missing.
+    \b
+    Which pairs: the hold-out RUN recorded (train --holdout-last N / --holdout-every N); for a
+    run that held nothing out, DATA's val or test split; else it refuses. A flag that would
+    score pairs RUN trained on is refused unless --allow-trained-pairs; the printout and
+    metrics.json say which pairs were scored and how many of them RUN trained on.
+    RUN is a run directory (or a generator.pt). Writes metrics.json, index.html and a PNG grid
+    of input | output | target per norm mode. FID/LPIPS are skipped when their weights are
+    missing. Exit codes: 2 bad option or trained pairs refused, 3 bad run or data.
     """
-    if holdout_last < 0:
-        raise BadInput("--holdout-last must be >= 0")
     from pix2pix_edge.train.evaluate import evaluate as run_eval
 
-    if holdout_every < 0:
-        raise BadInput("--holdout-every must be >= 0")
-    run_eval(run, data, split=split, holdout_last=holdout_last, holdout_every=holdout_every,
-             norm_mode=norm_mode, out=out,
-             batch_size=batch_size, device=device, direction=direction, log=click.echo)
+    run_eval(run, data, log=click.echo, **options)

@@ -7,15 +7,49 @@ No torch at import time (``pix2pix data --help`` stays instant), and ``data synt
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
 
+from pix2pix_edge.runtime.options import check_options, click_options, option
 from pix2pix_edge.train.download import DATASETS
 from pix2pix_edge.train.options import DIRECTIONS, ON_BAD_FILE
 
-ON_BAD_FILE_HELP = ("What to do with unusable files: skip them (listed by name) or stop "
-                    "with exit code 3.")
+DATASET_NAMES = (*DATASETS, "cityscapes")   # cityscapes: the command explains how to prepare it
+
+
+@dataclass
+class SynthOptions:
+    """``pix2pix data synth``'s options = ``train.synth.make_dataset``'s keywords."""
+
+    n: int = option(200, "Training pairs (OUT/train).", min=1)
+    size: int = option(256, "Side of each square half, in pixels.", min=16)
+    seed: int = option(0, "Same seed, same bytes: the dataset is reproducible.")
+    val: int = option(0, "Extra held-out pairs (OUT/val).", min=0)
+
+
+@dataclass
+class DownloadOptions:
+    """``pix2pix data download``'s options = ``train.download.download``'s keywords."""
+
+    to: Path = option(Path("datasets"), "Folder to download into.",
+                      type=click.Path(file_okay=False, path_type=Path))
+    base_url: str | None = option(None, "A mirror of the pix2pix datasets folder.", type=str)
+    timeout: float = option(30.0, "Network timeout in seconds.", min=0.1)
+    keep_archive: bool = option(True, "Keep NAME.tar.gz (its sha256 is re-checked on later "
+                                "runs).", flag="--keep-archive/--delete-archive")
+
+
+@dataclass
+class CheckOptions:
+    """``pix2pix data check``'s options."""
+
+    split: str = option("train", "Split folder to check.")
+    direction: str = option("AtoB", "Which half is the model input.", choices=DIRECTIONS)
+    on_bad_file: str = option("skip", "What to do with unusable files: skip them (listed by "
+                              "name) or stop with exit code 3.", choices=ON_BAD_FILE)
+    show: int = option(50, "List at most this many bad files and notes.", min=1)
 
 
 @click.group()
@@ -31,40 +65,29 @@ def data():
 
 @data.command()
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--n", "n", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Training pairs (OUT/train).")
-@click.option("--size", type=click.IntRange(min=16), default=256, show_default=True,
-              help="Side of each square half, in pixels.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Same seed, same bytes: the dataset is reproducible.")
-@click.option("--val", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Extra held-out pairs (OUT/val).")
-def synth(out: Path, n: int, size: int, seed: int, val: int):
+@click_options(SynthOptions)
+def synth(out: Path, **options):
     """Write a procedural facades dataset: [labels | photo] PNGs in OUT/train (and OUT/val).
 
     A = CMP-style label map, B = photo, so the default --direction AtoB learns labels -> photo.
     """
     from pix2pix_edge.train.synth import make_dataset
 
+    o = SynthOptions(**options)
+    check_options(o)
     started = time.perf_counter()
-    make_dataset(out, n=n, size=size, seed=seed, val=val)
+    make_dataset(out, **asdict(o))
     took = time.perf_counter() - started
-    extra = f" and {val} to {out / 'val'}" if val else ""
-    click.echo(f"wrote {n} pairs of [labels | photo] at {size}x{size} to {out / 'train'}{extra} "
-               f"in {took:.1f} s")
+    extra = f" and {o.val} to {out / 'val'}" if o.val else ""
+    click.echo(f"wrote {o.n} pairs of [labels | photo] at {o.size}x{o.size} to {out / 'train'}"
+               f"{extra} in {took:.1f} s")
     click.echo(f"train with: pix2pix train {out}")
 
 
 @data.command()
-@click.argument("name", type=click.Choice([*DATASETS, "cityscapes"]), metavar="NAME")
-@click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("datasets"), show_default=True, help="Folder to download into.")
-@click.option("--base-url", default=None, help="A mirror of the pix2pix datasets folder.")
-@click.option("--timeout", type=float, default=30.0, show_default=True,
-              help="Network timeout in seconds.")
-@click.option("--keep-archive/--delete-archive", default=True, show_default=True,
-              help="Keep NAME.tar.gz (its sha256 is re-checked on later runs).")
-def download(name: str, to: Path, base_url: str | None, timeout: float, keep_archive: bool):
+@click.argument("name", type=click.Choice(DATASET_NAMES), metavar="NAME")
+@click_options(DownloadOptions)
+def download(name: str, **options):
     """Download an official pix2pix dataset (resumable, verified, safely extracted).
 
     \b
@@ -77,7 +100,10 @@ def download(name: str, to: Path, base_url: str | None, timeout: float, keep_arc
     """
     from pix2pix_edge.train.download import BASE_URL, download as fetch
 
-    folder = fetch(name, to, base_url or BASE_URL, timeout=timeout, keep_archive=keep_archive)
+    o = DownloadOptions(**options)
+    check_options(o)
+    folder = fetch(name, o.to, o.base_url or BASE_URL, timeout=o.timeout,
+                   keep_archive=o.keep_archive)
     splits = [p.name for p in sorted(folder.iterdir()) if p.is_dir()]
     click.echo(f"{name} is ready in {folder} (splits: {', '.join(splits) or 'none'})")
     hint = " --direction BtoA" if name == "facades" else ""
@@ -86,18 +112,15 @@ def download(name: str, to: Path, base_url: str | None, timeout: float, keep_arc
 
 @data.command()
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--split", default="train", show_default=True, help="Split folder to check.")
-@click.option("--direction", type=click.Choice(DIRECTIONS), default="AtoB",
-              show_default=True, help="Which half is the model input.")
-@click.option("--on-bad-file", type=click.Choice(ON_BAD_FILE), default="skip",
-              show_default=True, help=ON_BAD_FILE_HELP)
-@click.option("--show", type=click.IntRange(min=1), default=50, show_default=True,
-              help="List at most this many bad files and notes.")
-def check(root: Path, split: str, direction: str, on_bad_file: str, show: int):
+@click_options(CheckOptions)
+def check(root: Path, **options):
     """Decode every image of ROOT/SPLIT and report counts, sizes and bad files by name."""
     from pix2pix_edge.runtime.errors import BadInput
     from pix2pix_edge.train.data import label_side, scan_report
 
+    o = CheckOptions(**options)
+    check_options(o)
+    split, direction, show = o.split, o.direction, o.show
     started = time.perf_counter()
     r = scan_report(root, split)
     took = time.perf_counter() - started
@@ -129,6 +152,6 @@ def check(root: Path, split: str, direction: str, on_bad_file: str, show: int):
                        f"for labels -> photo use --direction {other}")
     if not r.good:
         raise BadInput(f"no usable image pairs in {r.folder} ({total} candidate(s) found)")
-    if r.bad and on_bad_file == "error":
+    if r.bad and o.on_bad_file == "error":
         path, reason = r.bad[0]
         raise BadInput(f"{len(r.bad)} bad file(s) in {r.folder}, first: {path}: {reason}")

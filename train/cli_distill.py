@@ -1,9 +1,10 @@
 """``pix2pix distill TEACHER DATA --run RUN``: train an edge-sized student against a teacher.
 
 No torch at module level (instant --help). The flags are train's plus distillation's, generated
-from :class:`train.distill_options.DistillOptions`. Options the user does not give are taken, in
-this order, from RUN/config.json (``--resume``), from the teacher's run (direction, sizes, depth,
-norm, inference norm, hold-out: the student sees the split the teacher saw), then the defaults.
+from :class:`train.distill_options.DistillOptions`. Options the user does not give are taken
+from RUN/config.json with ``--resume``; the rest (direction, sizes, depth, norm, inference norm,
+hold-out: the student sees the split the teacher saw) are the teacher's, filled in by the library
+(train/distill_options.py :func:`resolve`), as from Python.
 """
 
 from __future__ import annotations
@@ -14,28 +15,8 @@ from pathlib import Path
 import click
 
 from pix2pix_edge.runtime.errors import BadInput
-from pix2pix_edge.train.distill_options import DistillOptions
 from pix2pix_edge.runtime.options import click_options
-
-# what a student inherits from its teacher's run unless given on the command line
-FROM_TEACHER = ("direction", "load_size", "crop_size", "depth", "norm", "inference_norm",
-                "holdout_last", "holdout_every")
-
-
-_options = click_options(DistillOptions,
-                         help_suffix={name: " [default: the teacher's]" for name in FROM_TEACHER},
-                         show_default={name: False for name in FROM_TEACHER})
-
-
-def teacher_options(teacher: Path) -> dict:
-    """The options of the teacher's training run that a student inherits (FROM_TEACHER): from
-    TEACHER/config.json when TEACHER is a run directory (or a generator file inside one)."""
-    folder = teacher if teacher.is_dir() else teacher.parent
-    try:
-        saved = json.loads((folder / "config.json").read_text())["options"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return {k: saved[k] for k in FROM_TEACHER if k in saved}
+from pix2pix_edge.train.distill_options import DistillOptions
 
 
 @click.command()
@@ -46,7 +27,7 @@ def teacher_options(teacher: Path) -> dict:
 @click.option("--resume", is_flag=True,
               help="Continue RUN from checkpoints/latest.pt exactly where it stopped; options not "
                    "given on the command line are taken from RUN/config.json.")
-@_options
+@click_options(DistillOptions)
 @click.pass_context
 def distill(ctx, teacher: Path, data: Path, run: Path, resume: bool, **options):
     """Train a small student generator on DATA against TEACHER (a run directory or generator
@@ -56,34 +37,27 @@ def distill(ctx, teacher: Path, data: Path, run: Path, resume: bool, **options):
     Loss: lambda-teacher x L1(student, teacher) + lambda-l1 x L1(student, target)
           + lambda-gan x GAN (+ lambda-fm x feature matching) + lambda-feat x feature distillation.
     --extra-inputs DIR adds input-only images whose targets are the teacher's outputs.
+    Direction, sizes, depth, norm, inference norm and hold-out default to the teacher's.
     RUN is an ordinary run directory: `pix2pix eval`, `export` and `run` take it as they are.
-    Exit codes: 3 bad data or options, 4 a teacher that is not a generator or does not fit the
-    data, 5 missing hardware, 6 diverged, 130 Ctrl-C (saved).
+    Exit codes: 2 bad options (or a hold-out that would train on the teacher's held-out pairs),
+    3 bad data, 4 a teacher that is not a generator or does not fit the data, 5 missing
+    hardware, 6 diverged, 130 Ctrl-C (saved).
     """
     if not data.is_dir():
         raise BadInput(f"data directory not found: {data}")
     if not teacher.exists():
         raise BadInput(f"teacher not found: {teacher} (a run directory or generator file of "
                        "`pix2pix train`)")
-    given = {name for name in options
-             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
-    inherited = teacher_options(teacher)
-    saved = {}
     if resume:
         try:
             saved = json.loads((run / "config.json").read_text())["options"]
         except (OSError, ValueError, KeyError, TypeError):
             saved = {}
-    for name in options:
-        if name in given:
-            continue
-        if name in saved:
-            options[name] = saved[name]
-        elif name in inherited:
-            options[name] = inherited[name]
+        for name in options:
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT and name in saved:
+                options[name] = saved[name]
 
     from pix2pix_edge.train.distill import distill as run_distill
 
     run_distill(DistillOptions(data=str(data), run=str(run), resume=resume, teacher=str(teacher),
                                **options))
-

@@ -12,120 +12,41 @@ images are *converted* to RGB and only noted; files that cannot be used are *bad
 not an image, corrupt, truncated, an aligned image of odd width, a pair with a missing half,
 too small, or A and B of different sizes.
 
+Discovery, the A|B split, the one image reader (PIL, RGB), the bicubic resize, the [-1, 1] scaling
+and the hold-out split are runtime/contract.py's, shared with export and the benchmarks.
 Decoding stays in PIL / numpy; torch is used only to hand tensors to the training loop.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+# Discovery, the A|B split, the image reader and the hold-out split are the contract's (shared
+# with export and the benchmarks); they are re-exported here for the Python API.
+from pix2pix_edge.runtime.contract import (IMAGE_EXTS, SPLITS, Pair, UnreadableFile,  # noqa: F401
+                                           by_direction, list_pairs, natural_sorted,
+                                           natural_sorted_pairs, read_halves, read_rgb, resize,
+                                           split_dir, split_holdout, to_array)
 from pix2pix_edge.runtime.errors import BadInput
 from pix2pix_edge.train.options import DIRECTIONS, ON_BAD_FILE
 
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-SPLITS = ("train", "val", "test")
 MIN_SIDE = 16          # smaller halves are rejected as "too small"
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One training example. ``b_path`` is None for an aligned ``[A | B]`` file."""
-
-    name: str
-    a_path: Path
-    b_path: Path | None = None
-
-    @property
-    def aligned(self) -> bool:
-        return self.b_path is None
-
-
-class UnreadableFile(BadInput):
-    """A file that failed to decode while loading (it changed after the scan).
-
-    Raised inside a DataLoader worker, torch re-raises it in the main process as
-    ``UnreadableFile("Caught UnreadableFile in DataLoader worker process 0. Original
-    Traceback ...")``; the constructor keeps only the original one-line message, so the
-    ``pix2pix`` command still prints one clean line."""
-
-    def __init__(self, message: str, path: str | None = None):
-        if message.startswith("Caught ") and "Original Traceback" in message:
-            last = message.rstrip().splitlines()[-1]
-            message = last.split(f"{type(self).__name__}: ", 1)[-1]
-        super().__init__(message)
-        self.path = path
+load_rgb, load_halves = read_rgb, read_halves   # the names this module has always had
 
 
 class ImageFacts(NamedTuple):
     width: int
     height: int
     mode: str
-
-
-# ----------------------------------------------------------------------------- discovery
-
-def _natural_key(text: str) -> list:
-    # re.split with a capture group alternates text / digits, so positions keep one type.
-    parts = re.split(r"(\d+)", text)
-    return [int(p) if i % 2 else p.lower() for i, p in enumerate(parts)]
-
-
-def natural_sorted(paths: Iterable) -> list:
-    """Sort names the way people count: ``2.jpg`` before ``10.jpg``."""
-    return sorted(paths, key=lambda p: _natural_key(str(p)))
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS]
-
-
-def split_dir(root: str | Path, split: str = "train") -> Path:
-    """The folder that holds ``split``: ``root/split``, or ``root`` for a split-less folder."""
-    root = Path(root)
-    if not root.is_dir():
-        raise BadInput(f"dataset folder not found: {root}")
-    if (root / split).is_dir():
-        return root / split
-    present = [s for s in SPLITS if (root / s).is_dir()]
-    if present:
-        raise BadInput(f"no '{split}' split in {root} (found: {', '.join(present)})")
-    return root
-
-
-def list_pairs(root: str | Path, split: str = "train",
-               bad: list[tuple[str, str]] | None = None) -> list[Pair]:
-    """The pairs of ``root``/``split`` in natural order (see the module docstring for layouts).
-
-    A file whose other half is missing (paired folders) is not returned; it is appended to
-    ``bad`` as ``(path, reason)`` when a list is given, so nothing is dropped silently."""
-    base = split_dir(root, split)
-    a_dir, b_dir = base / "A", base / "B"
-    if a_dir.is_dir() and b_dir.is_dir():
-        a_files = {p.stem: p for p in _images_in(a_dir)}
-        b_files = {p.stem: p for p in _images_in(b_dir)}
-        pairs = [Pair(stem, a_files[stem], b_files[stem]) for stem in a_files if stem in b_files]
-        if bad is not None:
-            for stem in natural_sorted(set(a_files) ^ set(b_files)):
-                have, other = (a_files[stem], "B") if stem in a_files else (b_files[stem], "A")
-                bad.append((str(have), f"missing half: no {other}/{stem}.* to pair it with"))
-    else:
-        pairs = [Pair(p.stem, p) for p in _images_in(base)]
-    return natural_sorted_pairs(pairs)
-
-
-def natural_sorted_pairs(pairs: Iterable[Pair]) -> list[Pair]:
-    return sorted(pairs, key=lambda p: _natural_key(p.name))
 
 
 # ----------------------------------------------------------------------------- checking
@@ -293,31 +214,6 @@ def label_side(pairs: list[Pair]) -> str | None:
     return None
 
 
-def split_holdout(pairs: list, holdout_last: int = 0, every: int = 0) -> tuple[list, list]:
-    """``(train, held_out)``: the last ``holdout_last`` pairs in natural order are held out, or,
-    with ``every=N``, every N-th pair (the N-th, 2N-th, ...: a share that covers a dataset whose
-    kinds come one after another, as shoes then handbags)."""
-    n, every = int(holdout_last), int(every)
-    if n and every:
-        raise BadInput("hold out either the last N pairs or every N-th pair, not both")
-    if every:
-        if every < 2:
-            raise BadInput(f"--holdout-every must be at least 2 (got {every}): every pair "
-                           "would be held out")
-        held = list(pairs[every - 1::every])
-        if not held:
-            raise BadInput(f"cannot hold out every {every}th of {len(pairs)} pairs: there are "
-                           "fewer than that")
-        train = [p for i, p in enumerate(pairs) if (i + 1) % every]
-        return train, held
-    if n <= 0:
-        return list(pairs), []
-    if n >= len(pairs):
-        raise BadInput(f"cannot hold out {n} of {len(pairs)} pairs: nothing would be left "
-                       "to train on")
-    return list(pairs[:-n]), list(pairs[-n:])
-
-
 # ----------------------------------------------------------------------------- the dataset
 
 def _hw(size) -> tuple[int, int]:
@@ -331,32 +227,13 @@ def _hw(size) -> tuple[int, int]:
     return h, w
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Decode ``path`` as RGB; BadInput naming the file if it cannot be read."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im if im.mode == "RGB" else im.convert("RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise UnreadableFile(f"cannot read {path}: {e}", str(path)) from None
-
-
-def load_halves(pair: Pair) -> tuple[Image.Image, Image.Image]:
-    """The A and B images of ``pair`` (in file order, before any direction swap)."""
-    if not pair.aligned:
-        return load_rgb(pair.a_path), load_rgb(pair.b_path)
-    ab = load_rgb(pair.a_path)
-    w2 = ab.width // 2
-    return ab.crop((0, 0, w2, ab.height)), ab.crop((w2, 0, 2 * w2, ab.height))
-
-
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """uint8 HxWx3 -> float CxHxW in [-1, 1] (the Tanh range of the generator).
 
-    The arithmetic stays in numpy: in a DataLoader worker, small torch ops pay for waking the
-    intra-op thread pool (measured 10x slower than numpy on a busy 2-core machine)."""
-    a = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) * np.float32(1 / 127.5) - 1.0
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    The arithmetic stays in numpy (contract.to_array): in a DataLoader worker, small torch ops
+    pay for waking the intra-op thread pool (measured 10x slower than numpy on a busy 2-core
+    machine)."""
+    return torch.from_numpy(to_array(img))
 
 
 class PairedDataset(torch.utils.data.Dataset):
@@ -420,7 +297,7 @@ class PairedDataset(torch.utils.data.Dataset):
     def _transform(self, a: Image.Image, b: Image.Image, index: int):
         if not self.augment:
             h, w = self.crop_hw
-            return a.resize((w, h), Image.BICUBIC), b.resize((w, h), Image.BICUBIC)
+            return resize(a, w, h), resize(b, w, h)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         (lh, lw), (ch, cw) = self.load_hw, self.crop_hw
         y = int(rng.integers(0, lh - ch + 1))
@@ -428,7 +305,7 @@ class PairedDataset(torch.utils.data.Dataset):
         flip = bool(rng.random() < 0.5)
         out = []
         for im in (a, b):
-            im = im.resize((lw, lh), Image.BICUBIC).crop((x, y, x + cw, y + ch))
+            im = resize(im, lw, lh).crop((x, y, x + cw, y + ch))
             out.append(im.transpose(Image.FLIP_LEFT_RIGHT) if flip else im)
         return out
 
@@ -448,8 +325,7 @@ class PairedDataset(torch.utils.data.Dataset):
                 self._unreadable.add(j)
                 self.bad_files.append((e.path or str(pair.a_path), str(e)))
                 continue
-            if self.direction == "BtoA":
-                a, b = b, a
+            a, b = by_direction(a, b, self.direction)
             a, b = self._transform(a, b, index)
             return {"A": to_tensor(a), "B": to_tensor(b), "path": str(pair.a_path)}
         raise BadInput(f"no readable image pairs left in {self.root}/{self.split}")

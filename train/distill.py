@@ -180,13 +180,13 @@ class ExtraInputs:
 
     def __init__(self, folder: str | Path, *, load_size: int, crop_size: int, augment: bool,
                  seed: int, batch_size: int, rank: int = 0, world: int = 1):
-        from pix2pix_edge.train.data import IMAGE_EXTS, PairedDataset, Pair, check_pairs, natural_sorted
+        from pix2pix_edge.runtime.contract import IMAGE_EXTS, image_files
+        from pix2pix_edge.train.data import PairedDataset, Pair, check_pairs
 
         folder = Path(folder)
         if not folder.is_dir():
             raise BadInput(f"--extra-inputs: folder not found: {folder}")
-        files = natural_sorted(p for p in folder.iterdir() if p.is_file()
-                               and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS)
+        files = image_files(folder)
         if not files:
             raise BadInput(f"--extra-inputs: no images in {folder} "
                            f"(looked for {', '.join(sorted(IMAGE_EXTS))})")
@@ -392,9 +392,14 @@ def objective(o) -> Objective:
 
 
 def distill(o, callback=None) -> dict:
-    """Train a student as ``o`` (DistillOptions) says, with train/loop.py's loop; its summary."""
+    """Train a student as ``o`` (DistillOptions) says, with train/loop.py's loop; its summary.
+
+    Options left at None (direction, sizes, depth, norm, inference norm, hold-out) are the
+    teacher's (train/distill_options.py :func:`resolve`), as on the command line."""
+    from pix2pix_edge.train.distill_options import resolve
     from pix2pix_edge.train.loop import train
 
     if not o.teacher:
         raise BadInput("distill needs a teacher: a run directory or generator file of `pix2pix train`")
+    o = resolve(o)
     return train(o, callback=callback, objective=objective(o))

@@ -5,6 +5,12 @@ The generator runs exactly as export and the runtime will run it: through
 (``per-image`` by default for BatchNorm models, as the reference ``test.py``; ``running`` for
 ``model.eval()`` statistics; ``both`` to compare) and dropout off unless recorded on.
 
+Which pairs (:func:`select_pairs`): by default the hold-out the run recorded (``train
+--holdout-last N`` / ``--holdout-every N``, runtime/contract.py :func:`held_out`); for a run that
+held nothing out, DATA's val or test split; otherwise it refuses. A flag that would score pairs
+the run trained on is refused unless ``allow_trained_pairs``; the printout and metrics.json say
+which pairs were scored and how many of them the run trained on.
+
 Metrics are computed on images mapped to [0, 1]:
 
 * L1: mean absolute error.
@@ -23,14 +29,16 @@ from __future__ import annotations
 import html
 import importlib.util
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pix2pix_edge.runtime.errors import BadInput
-
-NORM_CHOICES = ("per-image", "running", "both")
+from pix2pix_edge.runtime.contract import INFERENCE_NORMS, HeldOut, held_out, list_pairs
+from pix2pix_edge.runtime.errors import BadInput, BadUsage
+from pix2pix_edge.runtime.machine import physical_cores
+from pix2pix_edge.train.eval_options import EvalOptions, check_options
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -129,11 +137,12 @@ def _write_grid(strips: list[np.ndarray], path: Path) -> Path:
 
 def _write_html(path: Path, result: dict, grids: dict[str, str], per_image: dict[str, list]) -> None:
     esc = html.escape
+    trained = "unknown how many" if result["trained_pairs"] is None else result["trained_pairs"]
     parts = [f"<!doctype html><meta charset='utf-8'><title>pix2pix eval: {esc(result['run'])}</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style>",
              f"<h1>Evaluation of {esc(result['run'])}</h1>",
-             f"<p>{result['n']} pairs from {esc(result['data'])} ({esc(result['split'])}), "
+             f"<p>{result['n']} pairs, {esc(result['scored'])} ({trained} of them trained on), "
              f"direction {esc(result['direction'])}, {result['size']}x{result['size']}. "
              "Metrics on [0, 1] images.</p><table><tr><th>norm mode</th><th>L1</th><th>PSNR dB</th>"
              "<th>SSIM</th></tr>"]
@@ -152,64 +161,133 @@ def _write_html(path: Path, result: dict, grids: dict[str, str], per_image: dict
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
 
 
-def evaluate(run: str | Path, data: str | Path, split: str = "val", holdout_last: int = 0,
-             norm_mode: str | None = None, out: str | Path | None = None, batch_size: int = 4,
-             device: str = "auto", direction: str | None = None, keep: int = 8,
-             log=print, holdout_every: int = 0) -> dict:
-    """Evaluate ``run`` (a run directory or generator file) on ``data``; write metrics.json,
+# ----------------------------------------------------------------------------- which pairs
+
+@dataclass
+class Selection:
+    """The pairs eval scores: where they come from, and how many of them the run trained on."""
+
+    pairs: list
+    split: str                    # DATA's split they belong to
+    what: str                     # for people: which pairs, and why these
+    trained: int | None = None    # how many the run trained on (None: unknown, no run record)
+
+
+def _unseen_split(data: Path) -> str | None:
+    """DATA's val or test split, when it has one (training reads train only)."""
+    return next((s for s in ("val", "test") if (data / s).is_dir()), None)
+
+
+def select_pairs(o: EvalOptions, held: HeldOut) -> Selection:
+    """The pairs of ``o.data`` to score: those asked for by a flag, else the run's recorded
+    hold-out, else DATA's val / test split. Refuses (one line) when that would score pairs the
+    run trained on, unless ``o.allow_trained_pairs``."""
+    data = Path(o.data)
+    if o.holdout_last or o.holdout_every:
+        asked = HeldOut(o.holdout_last, o.holdout_every)
+        sel = Selection(asked.split(list_pairs(data, "train"))[1], "train",
+                        f"{asked.describe()} of {data}/train ({asked.flags()})")
+    elif o.split:
+        try:
+            pairs = list_pairs(data, o.split)
+        except BadInput as e:
+            raise BadInput(f"{e}; without --split eval scores the hold-out the run recorded "
+                           "(train --holdout-last N / --holdout-every N)") from None
+        sel = Selection(pairs, o.split, f"{data} --split {o.split}")
+    elif held.any:
+        sel = Selection(held.split(list_pairs(data, "train"))[1], "train",
+                        f"the run's hold-out: {held.describe()} of {data}/train "
+                        f"(trained with {held.flags()})")
+    elif _unseen_split(data):
+        split = _unseen_split(data)
+        sel = Selection(list_pairs(data, split), split,
+                        f"{data}/{split} (the run held nothing out; training never reads {split})")
+    else:
+        why = "held nothing out of training" if held.recorded else \
+            "has no run record (config.json), so no hold-out"
+        raise BadInput(f"{o.run} {why} and {data} has no val or test split: every pair there "
+                       "may be one it trained on; retrain with --holdout-last N or "
+                       "--holdout-every N (eval then scores those), or add a val/ split to DATA")
+    keys = held.trained_keys(data)
+    sel.trained = None if keys is None else sum(p.key() in keys for p in sel.pairs)
+    if sel.trained and not o.allow_trained_pairs:
+        instead = "score the run's hold-out (no flag)" if held.any else \
+            "score a val or test split (the run held nothing out)"
+        raise BadUsage(f"{sel.what}: {sel.trained} of these {len(sel.pairs)} pairs were trained "
+                       f"on (the run held out {held.describe()}); {instead}, or add "
+                       "--allow-trained-pairs")
+    if held.dataset and not held.same_dataset(data) and Path(held.dataset).is_dir():
+        sel.what += f"; the run trained on {held.dataset}"
+    return sel
+
+
+def describe(sel: Selection) -> str:
+    trained = "unknown how many of them trained on (no run record)" if sel.trained is None \
+        else f"{sel.trained} of them trained on"
+    return f"scored: {sel.what}: {len(sel.pairs)} pairs, {trained}"
+
+
+# ----------------------------------------------------------------------------- the command
+
+def evaluate(run: str | Path, data: str | Path, *, keep: int = 8, log=print, **options) -> dict:
+    """Evaluate ``run`` (a run directory or generator file) on ``data`` with the options of
+    :class:`EvalOptions` (the CLI's; by default the run's recorded hold-out); write metrics.json,
     grid PNG(s) and index.html to ``out`` (default RUN/eval). Returns the metrics record."""
+    o = EvalOptions(run=str(run), data=str(data), **options)
+    check_options(o)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(o.threads or physical_cores())
+    try:
+        return _evaluate(o, keep, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _evaluate(o: EvalOptions, keep: int, log) -> dict:
     from pix2pix_edge.train.checkpoint import load_generator
-    from pix2pix_edge.train.data import PairedDataset, list_pairs, split_holdout
+    from pix2pix_edge.train.data import PairedDataset
     from pix2pix_edge.train.models import inference_copy
 
+    run, data = Path(o.run), Path(o.data)
     G, record = load_generator(run)
     recorded = record["inference"]["norm_mode"]
-    modes = {None: [recorded], "both": ["per-image", "running"]}.get(norm_mode, [norm_mode])
-    for m in modes:
-        if m not in ("per-image", "running"):
-            raise BadInput(f"--norm-mode must be one of {', '.join(NORM_CHOICES)}, not {m!r}")
+    modes = {None: [recorded], "both": list(INFERENCE_NORMS)}.get(o.norm_mode, [o.norm_mode])
     facts = record.get("data") or {}
-    direction = direction or facts.get("direction", "AtoB")
+    direction = o.direction or facts.get("direction", "AtoB")
     size = int(facts.get("crop_size") or 256)
-    data = Path(data)
     if not data.is_dir():
         raise BadInput(f"data directory not found: {data}")
-    if holdout_last or holdout_every:
-        files = split_holdout(list_pairs(data, "train"), holdout_last, every=holdout_every)[1]
-        split_name = f"last {holdout_last} of train" if holdout_last else \
-            f"every {holdout_every}th of train"
-        ds = PairedDataset(data, "train", direction=direction, load_size=size, crop_size=size,
-                           augment=False, files=files)
-    else:
-        split_name = split
-        try:
-            ds = PairedDataset(data, split, direction=direction, load_size=size, crop_size=size,
-                               augment=False)
-        except BadInput as e:
-            raise BadInput(f"{e}; evaluate on held-out training pairs with --holdout-last N") from None
     if size % G.multiple:
         raise BadInput(f"recorded crop size {size} is not a multiple of {G.multiple}")
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    held = held_out(run)
+    sel = select_pairs(o, held)
+    log(describe(sel))
+    ds = PairedDataset(data, sel.split, direction=direction, load_size=size, crop_size=size,
+                       augment=False, files=sel.pairs)
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if o.device == "auto"
+                       else o.device)
     G = G.to(dev)
-    out = Path(out) if out is not None else (Path(run) if Path(run).is_dir() else Path(run).parent) / "eval"
+    out = Path(o.out) if o.out is not None else (run if run.is_dir() else run.parent) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     note = perceptual_metrics_note()
     metrics, grids, per_image = {}, {}, {}
     for mode in modes:
         model = inference_copy(G, mode, dropout=bool(record["inference"].get("dropout", False)))
-        means, rows, strips = evaluate_generator(model, ds, batch_size, dev, keep)
+        means, rows, strips = evaluate_generator(model, ds, o.batch_size, dev, keep)
         metrics[mode] = means
         per_image[mode] = rows
         grids[mode] = _write_grid(strips, out / f"grid_{mode}.png").name
         log(f"{mode:9s}  L1 {means['l1']:.4f}  PSNR {means['psnr']:.2f} dB  SSIM {means['ssim']:.4f}"
             f"  ({means['n']} pairs)")
     log(note)
-    result = {"run": str(run), "data": str(data), "split": split_name, "direction": direction,
-              "size": size, "n": len(ds), "recorded_norm_mode": recorded, "metrics": metrics,
-              "per_image": per_image, "grids": grids, "fid": None, "lpips": None, "notes": [note],
+    result = {"run": str(run), "data": str(data), "split": sel.split, "scored": sel.what,
+              "trained_pairs": sel.trained,
+              "run_held_out": {"last": held.last, "every": held.every},
+              "direction": direction, "size": size, "n": len(ds), "recorded_norm_mode": recorded,
+              "metrics": metrics, "per_image": per_image, "grids": grids, "fid": None,
+              "lpips": None, "notes": [note],
               "bad_files": [list(map(str, b)) for b in ds.bad_files]}
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     _write_html(out / "index.html", result, grids, per_image)
     log(f"wrote {out / 'metrics.json'}, {out / 'index.html'}")
     return result
-

@@ -19,9 +19,10 @@ import functools
 import torch
 from torch import nn
 
-# the choices live with the options (torch-free): how BatchNorm normalises at inference, norms,
-# decoders (ConvTranspose 4x4 = reference | x2 nearest + 3x3 conv | x2 nearest + depthwise 3x3 + 1x1)
-from pix2pix_edge.train.options import INFERENCE_NORMS as NORM_MODES
+# how BatchNorm normalises at inference: the contract's names (runtime/contract.py); the norms
+# and decoders live with the options (torch-free): ConvTranspose 4x4 = reference | x2 nearest +
+# 3x3 conv | x2 nearest + depthwise 3x3 + 1x1
+from pix2pix_edge.runtime.contract import INFERENCE_NORMS as NORM_MODES
 from pix2pix_edge.train.options import NORMS, UPSAMPLES
 
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pix2pix_edge.runtime.contract import DEFAULT_INFERENCE_NORM, DIRECTIONS, INFERENCE_NORMS
 from pix2pix_edge.runtime.options import check_options as check_fields
 from pix2pix_edge.runtime.options import defaults as _defaults
 from pix2pix_edge.runtime.options import flag, from_dict, option  # noqa: F401 - re-exported
 
-DIRECTIONS = ("AtoB", "BtoA")
 ON_BAD_FILE = ("skip", "error")
 NORMS = ("batch", "instance", "none")          # the generator/discriminator norm layers
-INFERENCE_NORMS = ("per-image", "running")     # BatchNorm at inference; default first
 GAN_MODES = ("vanilla", "lsgan")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 CHANNELS_LAST = ("auto", "on", "off")
@@ -94,7 +93,7 @@ class TrainOptions:
     save_every: int = option(5, "Epochs between checkpoints/epoch_XXX.pt (latest.pt: every "
                              "epoch).", min=1)
     save_every_iters: int = option(0, "Also refresh latest.pt every N iterations (0: off).", min=0)
-    inference_norm: str = option("per-image", "Recorded for eval/export: BatchNorm with "
+    inference_norm: str = option(DEFAULT_INFERENCE_NORM, "Recorded for eval/export: BatchNorm with "
                                  "per-image statistics (as the reference test.py) or the running "
                                  "statistics (model.eval()).", choices=INFERENCE_NORMS)
     tensorboard: bool = option(True, "Log to RUN/tensorboard when installed.")

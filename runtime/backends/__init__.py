@@ -21,10 +21,11 @@ Modules: ``base`` (the contract and the shared checks), ``onnxruntime``, ``tenso
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from pix2pix_edge.runtime.backends.base import Backend
-from pix2pix_edge.runtime.errors import BadInput
+from pix2pix_edge.runtime.errors import BadInput, BadUsage
 from pix2pix_edge.runtime.model_info import ModelInfo
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
@@ -53,13 +54,16 @@ def backend_for(model_path, backend: str = "auto") -> str:
 
 def open_backend(model_path, backend: str = "auto", *, info: ModelInfo | None = None,
                  device: int = 0, threads: int | None = None, cache_dir=None,
-                 fp16: bool | None = None, providers=None) -> Backend:
+                 fp16: bool | None = None, providers=None, color_order: str | None = None,
+                 value_range: tuple[float, float] | None = None) -> Backend:
     """Open a model for inference.
 
     ``info`` comes from the user's flags and is used only for files that carry no metadata of
-    their own. ``providers`` (ONNX Runtime only) restricts the execution providers, e.g.
-    ``["cpu"]``; by default every provider that can load here is used, best first. ``fp16``
-    (ONNX Runtime's TensorRT provider only): None decides by the model's normalisation
+    their own; so are ``color_order`` ("RGB" / "BGR") and ``value_range`` ((-1, 1) / (0, 1)),
+    which a model with metadata refuses when they contradict it (:func:`with_format`).
+    ``providers`` (ONNX Runtime only) restricts the execution providers, e.g. ``["cpu"]``; by
+    default every provider that can load here is used, best first. ``fp16`` (ONNX Runtime's
+    TensorRT provider only): None decides by the model's normalisation
     (runtime.backends.onnxruntime.trt_fp16_default)."""
     path = Path(model_path)
     if not path.is_file():
@@ -67,7 +71,41 @@ def open_backend(model_path, backend: str = "auto", *, info: ModelInfo | None = 
     kind = backend_for(path, backend)
     if kind == "tensorrt":
         from pix2pix_edge.runtime.backends.tensorrt import TensorRTBackend
-        return TensorRTBackend(path, info=info, device=device)
-    from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
-    return OnnxRuntimeBackend(path, providers=providers, info=info, threads=threads,
-                              cache_dir=cache_dir, fp16=fp16, device=device)
+        be = TensorRTBackend(path, info=info, device=device)
+    else:
+        from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+        be = OnnxRuntimeBackend(path, providers=providers, info=info, threads=threads,
+                                cache_dir=cache_dir, fp16=fp16, device=device)
+    try:
+        return with_format(be, color_order, value_range)
+    except BadUsage:
+        be.close()
+        raise
+
+
+def with_format(be: Backend, color_order: str | None = None,
+                value_range: tuple[float, float] | None = None) -> Backend:
+    """The user's colour order / value range (``--color-order`` / ``--range``) for a model
+    without pix2pix-edge metadata. A model with metadata keeps its own; a flag that says
+    otherwise is a usage error (exit 2), not silently ignored."""
+    asked = {}
+    if color_order is not None:
+        asked["color_order"] = color_order
+    if value_range is not None:
+        asked["value_range"] = (float(value_range[0]), float(value_range[1]))
+    if not asked:
+        return be
+    if be.metadata_source in ("file", "record"):
+        for key, flag in (("color_order", "--color-order"), ("value_range", "--range")):
+            have = tuple(getattr(be.info, key)) if key == "value_range" else be.info.color_order
+            if key in asked and asked[key] != have:
+                raise BadUsage(f"{flag} {_show(asked[key])}: {be.path.name} carries pix2pix-edge "
+                               f"metadata that says {_show(have)}; {flag} is for models "
+                               f"without metadata")
+        return be
+    be.info = dataclasses.replace(be.info, **asked)
+    return be
+
+
+def _show(value) -> str:
+    return f"{value[0]:g},{value[1]:g}" if isinstance(value, tuple) else str(value)

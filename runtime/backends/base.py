@@ -121,7 +121,7 @@ def resolve_info(name: str, meta: ModelInfo | None, user: ModelInfo | None,
     if fixed and (info.height, info.width) != (h, w):
         msg = (f"{name}: the model's input is fixed at {shape_str(in_shape)} but "
                f"{'its metadata says' if origin == 'metadata' else 'the size given is'} "
-               f"{info.height}x{info.width}")
+               f"{info.width}x{info.height} (WxH)")
         raise (ModelMismatch(msg) if origin == "metadata" else BadInput(msg))
     if c is not None and info.in_channels != c:
         raise ModelMismatch(f"{name}: the graph takes {c} input channels, "
