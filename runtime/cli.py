@@ -32,7 +32,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 # What a subcommand's optional dependency is and how to get it (the runtime installs without).
 NEEDS = {
-    "torch": "pip install 'pix2pix-edge[train]' (or [export]; Python >= 3.10; on a Jetson, "
+    "torch": "pip install 'pix2pix-edge[train]' (or [export]; Python >= 3.10; the default "
+             "Linux wheel may need a CUDA 13 driver (>= 580): for a CUDA 12 driver first pip "
+             "install torch --index-url https://download.pytorch.org/whl/cu126; on a Jetson, "
              "NVIDIA's PyTorch wheel for your JetPack)",
     "onnx": "pip install 'pix2pix-edge[export]' (on a Jetson: [export-jetson])",
     "tqdm": "pip install 'pix2pix-edge[train]'",
