@@ -135,9 +135,11 @@ def reference_record(source: str | Path) -> dict | None:
     g, direction, norm_mode = _valid(config, run / "config.json")
     crop = sizes(g["depth"])[1]
     trained_on = config["source"].get("trained_on")
+    # a name, never a folder: export looks for check images in a recorded dataset folder
+    dataset = f"{trained_on[:64]} (reference)" if isinstance(trained_on, str) and trained_on else ""
     return {"config": g, "inference": {"norm_mode": norm_mode, "dropout": False},
             "data": {"direction": direction, "crop_size": crop, "load_size": crop,
-                     "dataset": trained_on if isinstance(trained_on, str) else "",
+                     "dataset": dataset,
                      "in_channels": g["in_channels"], "out_channels": g["out_channels"]},
             "run": str(run)}
 
