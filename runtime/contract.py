@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,6 +323,7 @@ class HeldOut:
     every: int = 0
     dataset: str = ""
     recorded: bool = True
+    names: tuple = ()      # the held-out pairs' names as training listed them (newer runs)
 
     @classmethod
     def from_options(cls, options: dict, dataset: str = "") -> "HeldOut":
@@ -347,8 +349,17 @@ class HeldOut:
         return f"--holdout-every {self.every}" if self.every else "no --holdout-* flag"
 
     def split(self, pairs: list) -> tuple:
-        """``(train, held_out)`` of ``pairs`` (a train split in natural order)."""
-        return split_holdout(pairs, self.last, every=self.every)
+        """``(train, held_out)`` of ``pairs`` (a train split in natural order). A run that
+        recorded its held-out names refuses a dataset where the same rule now picks other pairs
+        (files added or removed since training): scores would silently include trained pairs."""
+        train, held = split_holdout(pairs, self.last, every=self.every)
+        if self.names and tuple(p.name for p in held) != self.names:
+            now = {p.name for p in held}
+            changed = sorted(set(self.names) ^ now, key=_natural_key)[:3]
+            raise BadInput(f"the dataset changed since training: {self.describe()} are no longer "
+                           f"the pairs the run held out (e.g. {', '.join(changed)}); evaluate on "
+                           "the dataset as it was, or retrain")
+        return train, held
 
     def pairs(self, data: str | Path | None = None) -> tuple:
         """``(trained, held_out)`` pairs of the train split of ``data`` (default: the run's
@@ -409,4 +420,8 @@ def held_out(run: str | Path) -> HeldOut:
     if config is None:
         return HeldOut(recorded=False)
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
-    return HeldOut.from_options(config["options"], data.get("path") or "")
+    held = HeldOut.from_options(config["options"], data.get("path") or "")
+    names = data.get("held_out_names")
+    if isinstance(names, list) and held.any and all(isinstance(n, str) for n in names):
+        held = dataclasses.replace(held, names=tuple(names))
+    return held

@@ -47,7 +47,7 @@ import numpy as np
 
 from pix2pix_edge.runtime.errors import BadInput, Pix2PixError
 from pix2pix_edge.runtime.frames import (FITS, Geometry, Postprocessor, Preprocessor,
-                                         model_size_for, plan)
+                                         choose_model_size, model_size_for, plan)
 from pix2pix_edge.runtime.interrupt import StopOnSignal, exit_code
 from pix2pix_edge.runtime.run_options import PipelineOptions  # noqa: F401 - re-exported
 from pix2pix_edge.runtime.stats import percentiles
@@ -292,6 +292,9 @@ class Pipeline:
         self.errors: list[tuple[str, BaseException]] = []
         self.frames_in = 0
         self._geoms: dict[tuple[int, int], tuple[Geometry, Preprocessor, Postprocessor]] = {}
+        if backend.info.dynamic:   # which size a dynamic model runs at, and why (one line)
+            (w, h), why = choose_model_size(backend.info, options.size)
+            self.say(f"model size {w}x{h}: {why}")
 
     def processors(self, wh: tuple[int, int]) -> tuple[Geometry, Preprocessor, Postprocessor]:
         """Geometry and pre/post-processors for frames of size ``wh`` (w, h), made once."""

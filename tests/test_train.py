@@ -119,6 +119,30 @@ def test_auto_precision_on_cpu_is_contiguous_and_explicit_choices_win():
     assert resolve_precision(TrainOptions(data="", amp="bf16"), cpu) == (torch.bfloat16, False)
 
 
+@pytest.mark.parametrize("capability,expected", [((6, 1), torch.float16), ((7, 0), torch.float16),
+                                                 ((7, 5), torch.float16), ((8, 0), torch.bfloat16),
+                                                 ((8, 9), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_auto_precision_on_cuda_follows_compute_capability(monkeypatch, capability, expected):
+    """--amp auto on a GPU (a stand-in: no GPU here): bf16 only where it is native (compute
+    capability >= 8.0), fp16 + GradScaler on Pascal / Volta / Turing, although
+    torch.cuda.is_bf16_supported() says True there (bf16 emulation counted, its default)."""
+    asked = []
+
+    def capability_of(device=None):
+        asked.append(device)
+        return capability
+
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability_of)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    gpu1 = torch.device("cuda", 1)
+    assert resolve_precision(TrainOptions(data=""), gpu1) == (expected, True)
+    assert asked == [gpu1]                       # the GPU trained on, not the current one
+    # explicit choices still win
+    assert resolve_precision(TrainOptions(data="", amp="bf16"), gpu1)[0] is torch.bfloat16
+    assert resolve_precision(TrainOptions(data="", amp="off"), gpu1) == (None, False)
+
+
 def test_losses_go_down_with_the_default_precision(data, tmp_path):
     """Real steps with --amp auto (bf16 autocast on a CPU with native BF16): the L1 loss
     falls on a fixed, unaugmented pair set."""

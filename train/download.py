@@ -92,7 +92,8 @@ def download(name: str, to="datasets", base_url: str = BASE_URL, *, timeout: flo
     if not archive.exists():
         part = to / f"{name}.tar.gz.part"
         url = f"{base_url.rstrip('/')}/{name}.tar.gz"
-        _fetch(url, part, name, to, timeout, progress)
+        fetch(url, part, timeout=timeout, progress=progress,
+              manual=f"download {name}.tar.gz manually into {to}")
         os.replace(part, archive)
     digest = _verify_checksum(archive, to / f"{name}.sha256", expected, say)
     if not (target / MARKER).is_file():
@@ -121,8 +122,13 @@ def _refuse_unmarked(target: Path) -> None:
                    "it away or delete it, then run the command again")
 
 
-def _fetch(url: str, part: Path, name: str, to: Path, timeout: float, progress: bool) -> None:
-    """Download ``url`` into ``part``, continuing an earlier partial download if there is one."""
+def fetch(url: str, part: Path, *, timeout: float = 30.0, progress: bool = True,
+          max_bytes: int | None = None, manual: str = "") -> None:
+    """Download ``url`` into ``part``, continuing an earlier partial download if there is one.
+
+    ``max_bytes``: refuse a larger file (its Content-Length, or the bytes as they arrive; the
+    part file is then removed). ``manual``: what the user can do instead when the host cannot
+    be reached. Used by ``pix2pix data download`` and ``pix2pix models download``."""
     from tqdm import tqdm
 
     host = urllib.parse.urlsplit(url).netloc
@@ -136,12 +142,12 @@ def _fetch(url: str, part: Path, name: str, to: Path, timeout: float, progress: 
         if e.code == 416 and have:
             return  # the part file already holds every byte
         if e.code == 404:
-            raise BadInput(f"{url} not found (HTTP 404): is the dataset name right?") from None
+            raise BadInput(f"{url} not found (HTTP 404): is the name right?") from None
         raise Unavailable(f"downloading {url} failed: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise Unavailable(f"cannot reach {host}: {reason}; check your connection or download "
-                          f"{name}.tar.gz manually into {to}") from None
+        raise Unavailable(f"cannot reach {host}: {reason}; check your connection"
+                          + (f" or {manual}" if manual else "")) from None
     with resp:
         if have and resp.status == 206:
             start = _range_start(resp.headers.get("Content-Range", ""))
@@ -153,21 +159,30 @@ def _fetch(url: str, part: Path, name: str, to: Path, timeout: float, progress: 
             have, mode = 0, "wb"  # a plain 200: the server ignored the range, start over
         length = resp.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
+        if max_bytes is not None and total is not None and total > max_bytes:
+            raise BadInput(f"{url} is {format_bytes(total)}, more than the "
+                           f"{format_bytes(max_bytes)} expected at most: refusing it")
         done = have
         try:
             with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                             unit_divisor=1024, desc=f"{name}.tar.gz",
+                                             unit_divisor=1024, desc=url.rsplit("/", 1)[-1],
                                              disable=not progress, leave=False) as bar:
                 while chunk := resp.read(CHUNK):
                     f.write(chunk)
                     done += len(chunk)
                     bar.update(len(chunk))
+                    if max_bytes is not None and done > max_bytes:
+                        break
         except (OSError, http.client.HTTPException) as e:
             if isinstance(e, OSError) and e.filename:
                 raise  # a local disk problem, not the network
             why = str(e) or type(e).__name__
             raise Unavailable(f"download of {url} interrupted after {done} bytes ({why}); "
                               f"run the same command again to resume from {part}") from None
+    if max_bytes is not None and done > max_bytes:
+        part.unlink()
+        raise BadInput(f"{url} sent more than the {format_bytes(max_bytes)} expected at most: "
+                       "refused it")
     if total is not None and done != total:
         raise Unavailable(f"download of {url} stopped at {done} of {total} bytes; run the same "
                           f"command again to resume from {part}")
