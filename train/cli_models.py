@@ -1,7 +1,8 @@
 """``pix2pix models``: the reference code's pretrained generators, and your own latest_net_G.pth.
 
-No torch at import time; ``models list`` and ``models download`` never import it (a
-runtime-only install can download a model), ``models import`` loads the weights with it.
+No torch at import time (instant ``--help``); ``models list`` never imports it. ``models
+download`` and ``models import`` check the weights with ``torch.load(weights_only=True)``
+(train/torchfile.py), so they need the ``[train]`` extra, as ``export`` does.
 """
 
 from __future__ import annotations

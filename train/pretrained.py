@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from pix2pix_edge.runtime.errors import BadInput, BadUsage, CheckFailed, ModelMismatch
+from pix2pix_edge.runtime.errors import BadInput, BadUsage, CheckFailed, ModelMismatch, require
 from pix2pix_edge.runtime.files import atomic_write, format_bytes
 from pix2pix_edge.train.download import fetch, sha256_of
 from pix2pix_edge.train.reference import describe, infer_unet, unet_shapes
@@ -140,6 +140,7 @@ def download(name: str, to: str | Path = "models", mirror: str | None = None, *,
     """Download model ``name`` into the run directory ``to/name`` (resumable; checked before it
     is installed; sha256 recorded at the first download, checked on every later one)."""
     model = lookup(name)
+    require("torch", "train", f"pix2pix models download (checking {name}'s weights)")  # before 200 MB
     to = Path(to)
     run, record = to / name, to / f"{name}.sha256"
     if installed(name, to):
@@ -187,7 +188,7 @@ def _direction(model: Pretrained, given: str | None) -> tuple[str, str]:
 
 
 def _check_weights(model: Pretrained, path: Path, url: str) -> tuple[list, str]:
-    """The downloaded file must be the published U-Net, whole (torch-free)."""
+    """The downloaded file must be the published U-Net, whole (train/torchfile.py)."""
     tensors = read_state_dict(path, label=url)
     if any(t.dtype not in ("float32", "int64") for t in tensors.values()):
         raise ModelMismatch(f"{url} holds {sorted({t.dtype for t in tensors.values()})} "

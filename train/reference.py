@@ -1,5 +1,5 @@
 """Which U-Net a reference-code generator state dict (``latest_net_G.pth``) holds, read from its
-tensor names and shapes alone (torch-free: ``pix2pix models download`` checks a file with it
+tensor names and shapes alone (torch-free; ``pix2pix models download`` checks a file with it
 before installing it; ``models import`` and ``load_generator`` read the architecture with it).
 
 The reference U-Net (models/networks.py: UnetGenerator, UnetSkipConnectionBlock) nests one block

@@ -11,8 +11,8 @@
 
 which ``eval``, ``export`` and ``distill`` take as they are: ``load_generator`` gets the record a
 bare state dict lacks (direction, inference mode, sizes) from :func:`reference_record`.
-Writing needs no torch (download runs without it); :func:`import_checkpoint` does (it loads the
-weights with ``weights_only=True`` to check them).
+Writing needs no torch; :func:`import_checkpoint` loads the weights with ``weights_only=True``
+to check them.
 """
 
 from __future__ import annotations
