@@ -77,9 +77,9 @@ class LazyGroup(click.Group):
             raise _usage_error(e) from None
         except Pix2PixError as e:
             raise _cli_error(str(e), e.exit_code) from None
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as e:   # Ctrl-C, or SIGTERM / SIGHUP (runtime.interrupt)
+            click.echo(f"Interrupted{f' ({e})' if str(e) else ''}.", err=True)
+            ctx.exit(getattr(e, "exit_code", EXIT_INTERRUPTED))
         except ModuleNotFoundError as e:   # a library imported lazily by the command
             raise _missing_library(ctx.invoked_subcommand or "", e) from None
         except OSError as e:
@@ -139,11 +139,15 @@ def cli():
 
 
 def main(argv=None):
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM and SIGHUP stop a command as Ctrl-C does (files
+    closed, training saved; exit 143 / 129)."""
+    from pix2pix_edge.runtime.interrupt import install_stop_handlers
+
+    install_stop_handlers()
     try:
         cli.main(args=argv, prog_name="pix2pix")
-    except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as e:
+        sys.exit(getattr(e, "exit_code", EXIT_INTERRUPTED))
 
 
 if __name__ == "__main__":

@@ -113,3 +113,32 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(kib)``: an empty folder on a tmpfs of that size, for full-disk tests (a real
+    ENOSPC, not a mock). Mounting needs root or CAP_SYS_ADMIN: elsewhere the test skips, saying
+    so. Unmounted afterwards."""
+    import subprocess
+
+    mounted = []
+
+    def make(kib: int) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        try:
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(kib)}k", "tmpfs",
+                                str(folder)], capture_output=True, text=True, timeout=30)
+            why = r.stderr.strip() if r.returncode else ""
+        except (OSError, subprocess.SubprocessError) as e:
+            why = str(e)
+        if why:
+            pytest.skip(f"cannot mount a {kib} KiB tmpfs here for a full-disk test ({why}): "
+                        "needs root or CAP_SYS_ADMIN")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)

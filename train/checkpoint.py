@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -30,8 +33,20 @@ GENERATOR_FILE = "generator.pt"
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` atomically: the old file stays intact until the new one is whole."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save`` to ``path`` atomically: the old file stays intact until the new one is whole.
+
+    torch's zip writer reports a failed write (a full disk) as a RuntimeError ("unexpected
+    pos"); it becomes the OSError it is (ENOSPC when the disk is full), which the command prints
+    as one line naming the file."""
+    try:
+        return atomic_write(path, lambda f: torch.save(obj, f))
+    except RuntimeError as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        if "unexpected pos" not in first and "failed writing" not in first:
+            raise
+        folder = Path(path).parent
+        code = errno.ENOSPC if shutil.disk_usage(folder).free < (1 << 20) else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} (torch.save: {first})", str(path)) from None
 
 
 def safe_load(path: str | Path, what: str = "checkpoint") -> Any:

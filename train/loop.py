@@ -41,7 +41,8 @@ import torch
 from torch import nn
 
 from pix2pix_edge.runtime.errors import BadInput, CheckFailed, ModelMismatch, Unavailable
-from pix2pix_edge.runtime.interrupt import StopOnCtrlC
+from pix2pix_edge.runtime.files import remove_stale_temps
+from pix2pix_edge.runtime.interrupt import StopOnSignal
 from pix2pix_edge.train import checkpoint as ckpt
 from pix2pix_edge.train.models import (UNetGenerator, count_parameters, init_weights,
                                        make_discriminator, per_scale)
@@ -70,12 +71,16 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
     ``callback(state)``, if given, is called after every iteration (on every rank) with a dict
     holding ``iteration``, ``epoch``, ``G``, ``D`` and the losses; tests use it to interrupt a
     run or to poison weights. Raises BadInput / ModelMismatch / Unavailable / CheckFailed (one
-    line each); KeyboardInterrupt after saving a checkpoint when interrupted with Ctrl-C.
+    line each); after saving a checkpoint, KeyboardInterrupt when interrupted with Ctrl-C,
+    SIGTERM or SIGHUP (runtime.interrupt.Interrupted, whose exit_code names the signal).
     """
     check_options(o)
     env = setup(o)
     run = Path(o.run)
     latest = run / "checkpoints" / "latest.pt"
+    if env.master:   # checkpoint temporaries a killed run left (kill -9 mid-save, OOM kill)
+        for folder in (run, run / "checkpoints"):
+            remove_stale_temps(folder)
     state = read_checkpoint(latest) if o.resume else None   # before the data: fail fast
     data = load_data(o, env)
     m = objective.build(o, env, data)
@@ -112,7 +117,7 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
     seconds: list[float] = []           # per-iteration wall time, data included (benchmarks)
     stopped = "done"
     started = time.perf_counter()
-    with StopOnCtrlC() as interrupted:
+    with StopOnSignal() as interrupted:
         try:
             while pos.epoch < total_epochs and pos.iteration < total_iters and stopped == "done":
                 lr = m.opt_G.param_groups[0]["lr"]
@@ -139,7 +144,7 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
                             and pos.step_in_epoch < data.iters_per_epoch):
                         save("iters")
                     if interrupted.requested:
-                        raise KeyboardInterrupt
+                        raise interrupted.interrupted()
                     if pos.iteration >= total_iters:
                         break
                     if o.max_minutes and env.any_rank(

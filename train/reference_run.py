@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pix2pix_edge.runtime.contract import DIRECTIONS, INFERENCE_NORMS
 from pix2pix_edge.runtime.errors import BadInput, BadUsage, ModelMismatch
-from pix2pix_edge.runtime.files import atomic_write
+from pix2pix_edge.runtime.files import atomic_write, remove_stale_temps, temp_prefix
 from pix2pix_edge.train.options import NORMS, UPSAMPLES
 from pix2pix_edge.train.reference import DEPTHS, describe, infer_unet, misfit, parameter_count
 from pix2pix_edge.train.torchfile import read_state_dict
@@ -67,7 +67,8 @@ def write_run(run: Path, weights: Path, config: dict, *, move: bool) -> Path:
     if run.exists():
         raise BadUsage(f"{run} already exists: delete it or choose another folder")
     run.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run.name}.", suffix=".tmp", dir=run.parent))
+    remove_stale_temps(run.parent, run.name)          # what a killed import left
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(run.name), suffix=".tmp", dir=run.parent))
     target = tmp / GENERATOR_FILE
     try:
         if move:
