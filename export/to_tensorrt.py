@@ -39,8 +39,10 @@ from typing import Callable, Tuple
 from pix2pix_edge.runtime.backends.nvidia import (cuda_call, gpu_properties, import_cudart,
                                                  import_tensorrt, init_plugins, parse_version)
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Pix2PixError, Unavailable
-from pix2pix_edge.runtime.files import atomic_write, check_writable
-from pix2pix_edge.runtime.model_info import MAX_SIDE, ModelInfo, write_engine_record
+from pix2pix_edge.runtime.files import (atomic_write, check_writable, refuse_same_files,
+                                        remove_stale_temps, temp_prefix)
+from pix2pix_edge.runtime.model_info import (MAX_SIDE, ModelInfo, engine_record_path,
+                                             write_engine_record)
 from pix2pix_edge.runtime.size import Size, parse_size
 
 MIN_VERSION = (8, 5)
@@ -313,6 +315,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
     """``pix2pix export trt``: inspect, plan, build, write engine + record. Returns a report."""
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     # User errors first (they need no GPU), then the hardware.
+    written = [("-o", engine_path), ("the engine record", engine_record_path(engine_path))]
+    refuse_same_files(written + ([("--timing-cache", Path(timing_cache))] if timing_cache else []),
+                      [("the ONNX model", onnx_path)])
     facts = inspect_onnx(onnx_path)
     profile = compute_profile(facts.info, facts.dynamic, min_size, opt_size, max_size, batch)
     if workspace_gib <= 0:
@@ -331,7 +336,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
     if plan.note:
         log(f"note: {plan.note}")
 
-    with tempfile.TemporaryDirectory(prefix=".trt-build-", dir=engine_path.parent) as tmp:
+    remove_stale_temps(engine_path.parent, engine_path.name)   # a killed build's work folder
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(engine_path.name),
+                                     dir=engine_path.parent) as tmp:
         source = onnx_path
         if plan.convert_to_fp16:
             from pix2pix_edge.export.fp16 import convert_file

@@ -92,6 +92,111 @@ def test_gpu_libraries_are_preloaded_before_probing(monkeypatch):
         ortb._probe.cache_clear()
 
 
+@pytest.mark.parametrize("available,imported", [
+    (["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], True),
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], False),
+    (["CPUExecutionProvider"], False),
+])
+def test_tensorrt_is_imported_before_its_provider_is_probed(monkeypatch, tmp_path, available,
+                                                            imported):
+    """A pip TensorRT's libnvinfer is off the loader's path and preload_dlls() loads only CUDA
+    and cuDNN (onnxruntime #18597, #13501): `import tensorrt` (a stand-in here) must come before
+    the TensorRT provider's library is loaded, and only where onnxruntime has that provider."""
+    import sys
+
+    stand_in = tmp_path / "site" / "tensorrt"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("__version__ = 'stand-in'\nprint('loud import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    saved = sys.modules.pop("tensorrt", None)
+    seen = []
+
+    def libs_error(provider):
+        seen.append((provider, getattr(sys.modules.get("tensorrt"), "__version__", None)))
+        return "not on this machine"
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: list(available))
+    monkeypatch.setattr(ortb, "preload_gpu_libraries", lambda o: True)
+    monkeypatch.setattr(ortb, "_libs_error", libs_error)
+    ortb._probe.cache_clear()
+    try:
+        assert ortb.usable_providers() == ["CPUExecutionProvider"]
+        if imported:
+            assert seen[0] == ("TensorrtExecutionProvider", "stand-in"), seen
+        else:
+            assert "tensorrt" not in sys.modules, seen
+    finally:
+        ortb._probe.cache_clear()
+        sys.modules.pop("tensorrt", None)
+        if saved is not None:
+            sys.modules["tensorrt"] = saved
+
+
+@pytest.mark.parametrize("norm_mode,fp16", [("running", True), ("none", True),
+                                           ("per-image", False), ("instance", False),
+                                           (None, False)])
+def test_tensorrt_provider_fp16_only_without_instance_norm(norm_mode, fp16):
+    """ORT's TensorRT provider builds weakly typed engines and cannot keep a layer in FP32:
+    with trt_fp16_enable InstanceNormalization would run in FP16 (what our own engine build
+    avoids). FP16 by default only for graphs without it; unknown models run FP32."""
+    assert ortb.trt_fp16_default(norm_mode) is fp16
+
+
+class _RecordingSession:
+    """Stands in for onnxruntime.InferenceSession where the TensorRT provider is asked for (no
+    GPU here): records the provider options; an onnxruntime too old for the timing-cache
+    options refuses them as ORT does, naming the key; otherwise a real CPU session."""
+
+    calls: list = []
+    knows_timing_cache = True
+    real = ort.InferenceSession
+
+    def __new__(cls, path, opts=None, providers=None, provider_options=None):
+        if providers and "TensorrtExecutionProvider" in providers:
+            trt = dict(provider_options[providers.index("TensorrtExecutionProvider")])
+            cls.calls.append(trt)
+            if not cls.knows_timing_cache and "trt_timing_cache_path" in trt:
+                raise RuntimeError('[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Unknown '
+                                   'provider option: "trt_timing_cache_path".')
+            providers, provider_options = ["CPUExecutionProvider"], None
+        return cls.real(path, opts, providers=providers)
+
+
+@pytest.mark.parametrize("knows_timing_cache", [True, False])
+def test_tensorrt_provider_options_and_an_older_onnxruntime(tiny_onnx, plain_onnx, tmp_path,
+                                                            monkeypatch, capsys,
+                                                            knows_timing_cache):
+    """The options the TensorRT provider gets: FP16 by the model's norm mode (tiny_onnx:
+    running statistics, folded; a file without metadata: FP32), caches in --cache-dir. An
+    onnxruntime that does not know trt_timing_cache_path (older builds, e.g. JetPack 5's)
+    gets the session again without it, with one note, instead of "not a loadable ONNX model"."""
+    monkeypatch.setattr(ortb, "usable_providers",
+                        lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(_RecordingSession, "calls", [])
+    monkeypatch.setattr(_RecordingSession, "knows_timing_cache", knows_timing_cache)
+    monkeypatch.setattr(ort, "InferenceSession", _RecordingSession)
+    ortb._note_once.cache_clear()
+    be = ortb.OnnxRuntimeBackend(tiny_onnx, cache_dir=tmp_path / "cache")
+    first = _RecordingSession.calls[0]
+    assert first["trt_fp16_enable"] is True and first["trt_engine_cache_path"] == str(
+        tmp_path / "cache") and first["trt_timing_cache_path"] == str(tmp_path / "cache")
+    err = capsys.readouterr().err
+    if knows_timing_cache:
+        assert len(_RecordingSession.calls) == 1 and "timing" not in err
+    else:
+        retry = _RecordingSession.calls[1]
+        assert not set(retry) & set(ortb.TRT_OPTIONAL)
+        assert {k: v for k, v in first.items() if k not in ortb.TRT_OPTIONAL} == retry
+        assert err.count("does not know trt_timing_cache_path: the TensorRT provider runs "
+                         "without its timing cache") == 1, err
+    np.testing.assert_allclose(be.infer(_x((1, 3, 64, 64))).shape, (1, 3, 64, 64))
+    info = ModelInfo(height=64, width=64, multiple=32)
+    ortb.OnnxRuntimeBackend(plain_onnx, info=info, cache_dir=tmp_path / "cache")
+    assert _RecordingSession.calls[-1]["trt_fp16_enable"] is False       # no metadata: FP32
+    ortb.OnnxRuntimeBackend(plain_onnx, info=info, fp16=True, cache_dir=tmp_path / "cache")
+    assert _RecordingSession.calls[-1]["trt_fp16_enable"] is True        # asked for
+
+
 FALLBACK = r"""
 import sys
 from pix2pix_edge.runtime.backends import onnxruntime as ortb

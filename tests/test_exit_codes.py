@@ -50,6 +50,8 @@ TABLE = [
     (["data", "synth", "{tmp}/s", "--size", "8"], 2, "--size"),
     (["data", "check", "{data}", "--show", "0"], 2, "--show"),
     (["data", "download", "imagenet"], 2, "NAME"),
+    (["data", "download", "facades", "--to", "{tmp}/dl", "--sha256", "abc"], 2,
+     "--sha256 must be 64 hexadecimal digits"),
     (["train", "{data}", "--ngf", "0"], 2, "--ngf"),
     (["train", "{data}", "--max-iters", "-1"], 2, "--max-iters"),
     (["train", "{data}", "--holdout-last", "2", "--holdout-every", "3"], 2,
@@ -71,6 +73,10 @@ TABLE = [
     (["run", "{tmp}/none.onnx", "--source", "{video}", "--headless"], 3, "model file not found"),
     (["data", "check", "{empty}"], 3, "no usable image pairs"),
     (["train", "{tmp}/nodata"], 3, "data directory not found"),
+    (["run", "{model}", "--source", "{video}", "--output", "{video}"], 3,
+     "is the source: writing it would destroy it"),
+    (["run", "{model}", "--source", "{video}", "--headless", "--stats-json", "{model}"], 3,
+     "is the model: writing it would destroy it"),
     # 4: a model of the wrong kind
     (["export", "onnx", "{notgen}", "-o", "{tmp}/m.onnx"], 4, "notgen.pt"),
     # 5: unavailable hardware or library
@@ -134,6 +140,6 @@ def _readme_codes() -> set[int]:
 def test_the_table_mirrors_the_readme():
     shown = {row.values[1] if hasattr(row, "values") else row[1] for row in TABLE}
     readme = _readme_codes()
-    assert {0, 1, 2, 3, 4, 5, 6, 130} <= readme
+    assert {0, 1, 2, 3, 4, 5, 6, 129, 130, 143} <= readme
     assert shown <= readme
     assert {2, 3, 4, 5, 6} <= shown

@@ -50,7 +50,8 @@ RETURNS = {
     "build_serialized_network": "IHostMemory", "deserialize_cuda_engine": "ICudaEngine",
     "create_execution_context": "IExecutionContext",
 }
-PARAMS = {("pin_norms_fp32", "network"): "INetworkDefinition"}
+PARAMS = {("pin_norms_fp32", "network"): "INetworkDefinition",
+          ("profile_shapes", "engine"): "ICudaEngine"}
 
 # Names only some versions' code paths use: name -> (lowest, highest) TensorRT major using it.
 VERSION_ONLY = {
@@ -58,6 +59,8 @@ VERSION_ONLY = {
     "IBuilderConfig.progress_monitor": (10, 99),  # only with a monitor
     "ILayer.precision": (8, 9),                   # pin_norms_fp32: weakly typed builds only
     "ILayer.set_output_type": (8, 9),
+    # profile_shapes: only where a binding lacks get_tensor_profile_shape (TensorRT 8.x)
+    "ICudaEngine.get_profile_shape": (8, 9),
 }
 # getattr(trt.X, name) with a computed name: where the names come from (checked in part (a)).
 DYNAMIC = {"NetworkDefinitionCreationFlag", "BuilderFlag", "LayerType", "OnnxParserFlag"}

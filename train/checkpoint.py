@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,8 @@ from pix2pix_edge.runtime.contract import default_inference_norm
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch
 from pix2pix_edge.runtime.files import atomic_write
 from pix2pix_edge.train.models import NORM_MODES, UNetGenerator
+from pix2pix_edge.train.reference import infer_unet
+from pix2pix_edge.train.reference_run import reference_record
 
 GENERATOR_FORMAT = "pix2pix-edge-generator"
 GENERATOR_VERSION = 1
@@ -28,8 +33,20 @@ GENERATOR_FILE = "generator.pt"
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` atomically: the old file stays intact until the new one is whole."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save`` to ``path`` atomically: the old file stays intact until the new one is whole.
+
+    torch's zip writer reports a failed write (a full disk) as a RuntimeError ("unexpected
+    pos"); it becomes the OSError it is (ENOSPC when the disk is full), which the command prints
+    as one line naming the file."""
+    try:
+        return atomic_write(path, lambda f: torch.save(obj, f))
+    except RuntimeError as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        if "unexpected pos" not in first and "failed writing" not in first:
+            raise
+        folder = Path(path).parent
+        code = errno.ENOSPC if shutil.disk_usage(folder).free < (1 << 20) else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} (torch.save: {first})", str(path)) from None
 
 
 def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
@@ -69,25 +86,18 @@ def save_generator(path: str | Path, generator: UNetGenerator, *, norm_mode: str
     return atomic_save(record, path)
 
 
-def _reference_config(state: dict) -> dict:
-    """Guess the architecture of a bare state dict (a reference-code ``latest_net_G.pth``)."""
-    first = state.get("model.model.0.weight")
-    last = state.get("model.model.3.weight")
-    if first is None or last is None or first.ndim != 4 or last.ndim != 4:
-        raise ModelMismatch("state dict is not a U-Net generator "
-                            "(no 'model.model.0.weight' / 'model.model.3.weight')")
-    ngf, in_channels = int(first.shape[0]), int(first.shape[1])
-    out_channels = int(last.shape[1])
-    norm = "batch" if any(k.endswith("running_mean") for k in state) else "instance"
-    # Depth = number of nested blocks: count the ".model.3" hops from the outermost block.
-    for depth in range(5, 12):
-        config = dict(in_channels=in_channels, out_channels=out_channels, depth=depth, ngf=ngf,
-                      norm=norm, dropout=True)
-        keys = set(UNetGenerator(**config).state_dict())
-        if keys == set(state):
-            return config
-    raise ModelMismatch("state dict does not match any U-Net depth 5..11 "
-                        f"(ngf {ngf}, norm {norm})")
+def _reference_config(state: dict, source: Path) -> dict:
+    """The architecture of a bare state dict (a reference-code ``latest_net_G.pth``), read from
+    its names and shapes (train/reference.py); dropout, which it cannot tell, on as the
+    reference's default."""
+    try:
+        config, _, rename = infer_unet({k: tuple(v.shape) for k, v in state.items()})
+    except ModelMismatch as e:
+        raise ModelMismatch(f"{source}: {e}") from None
+    if rename:
+        raise ModelMismatch(f"{source}: its keys need renaming (a DataParallel 'module.' prefix, "
+                            "old InstanceNorm statistics): pix2pix models import it first")
+    return {**config, "dropout": True}
 
 
 def load_generator(source: str | Path) -> tuple[UNetGenerator, dict]:
@@ -117,8 +127,11 @@ def load_generator(source: str | Path) -> tuple[UNetGenerator, dict]:
                   "inference": obj.get("inference", {}), "data": obj.get("data", {}),
                   "run": obj.get("run", ""), "state_dict": obj["G"]}
     elif all(isinstance(v, torch.Tensor) for v in obj.values()):
-        record = {"config": _reference_config(obj), "inference": {}, "data": {},
-                  "run": f"reference checkpoint {source.name}", "state_dict": obj}
+        # a bare state dict: a run of `pix2pix models download / import` records the rest
+        record = reference_record(source) or {
+            "config": _reference_config(obj, source), "inference": {}, "data": {},
+            "run": f"reference checkpoint {source.name}"}
+        record = {**record, "state_dict": obj}
     else:
         raise ModelMismatch(f"{source} is not a pix2pix-edge generator file "
                             "(no 'format' key, not a training checkpoint, not a state dict)")

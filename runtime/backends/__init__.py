@@ -53,8 +53,8 @@ def backend_for(model_path, backend: str = "auto") -> str:
 
 
 def open_backend(model_path, backend: str = "auto", *, info: ModelInfo | None = None,
-                 device: int = 0, threads: int | None = None, cache_dir=None, fp16: bool = True,
-                 providers=None, color_order: str | None = None,
+                 device: int = 0, threads: int | None = None, cache_dir=None,
+                 fp16: bool | None = None, providers=None, color_order: str | None = None,
                  value_range: tuple[float, float] | None = None) -> Backend:
     """Open a model for inference.
 
@@ -62,7 +62,9 @@ def open_backend(model_path, backend: str = "auto", *, info: ModelInfo | None = 
     their own; so are ``color_order`` ("RGB" / "BGR") and ``value_range`` ((-1, 1) / (0, 1)),
     which a model with metadata refuses when they contradict it (:func:`with_format`).
     ``providers`` (ONNX Runtime only) restricts the execution providers, e.g. ``["cpu"]``; by
-    default every provider that can load here is used, best first."""
+    default every provider that can load here is used, best first. ``fp16`` (ONNX Runtime's
+    TensorRT provider only): None decides by the model's normalisation
+    (runtime.backends.onnxruntime.trt_fp16_default)."""
     path = Path(model_path)
     if not path.is_file():
         raise BadInput(f"model file not found: {path}")

@@ -46,7 +46,9 @@ class Backend(Protocol):
         """NCHW float32 batch of N -> NCHW float32 (dtype conversion inside)."""
 
     def close(self) -> None:
-        """Release the session / GPU memory (safe to call twice)."""
+        """Release the session / GPU memory (safe to call twice). Safe while another thread
+        still runs ``infer`` (a pipeline thread that outlived its join timeout): nothing that
+        inference uses is freed under it."""
 
 
 # --------------------------------------------------------------------------- text
