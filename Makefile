@@ -2,15 +2,22 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# torch==2.13.0: the CPU build (no multi-GB CUDA download on CPU-only machines and CI).
+# torch==2.13.0 from pip's configured index: from the public PyPI on Linux x86_64 that is the
+# CUDA build (several GB of NVIDIA libraries). For the CPU build:
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# (the development machines have a local 2.13.0+cpu wheel in pip's find-links).
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?=
+# make bench REFERENCE_DIR=DIR: also time the reference code's training side by side
+# (a checkout of junyanz/pytorch-CycleGAN-and-pix2pix with its own DIR/.venv; benchmarks/reference.py).
+REFERENCE_DIR ?=
 
 .PHONY: demo test test-gpu test-py38 api-packages tiny-onnx bench bench-quick install clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[train,export,dev]"
 	touch $@
 
@@ -30,9 +37,13 @@ test: install
 test-gpu:
 	bash scripts/gpu_check.sh
 
+# The full measurement: every section, then the report step rewrites benchmarks/results/RESULTS.md,
+# the plots, the README's Performance summary and the generated tables of docs/ (hours on a 2-core
+# CPU: docs/development.md). Run it on an otherwise idle machine.
 bench: install
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(if $(REFERENCE_DIR),--reference-dir $(REFERENCE_DIR))
 
+# Every section in its quick form (a check that all of it runs; not results): benchmarks/results/quick/
 bench-quick: install
 	$(PY) -m benchmarks --quick
 
