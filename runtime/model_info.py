@@ -146,34 +146,34 @@ class ModelInfo:
             return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
         check(is_int(self.format_version, 1, 1 << 30),
-              f"format_version must be a positive integer, got {_show(self.format_version)}")
+              f"format_version must be a positive integer, got {short_repr(self.format_version)}")
         if self.format_version > FORMAT_VERSION:
             raise ValueError(f"format version {self.format_version} is newer than this "
                              f"pix2pix-edge understands ({FORMAT_VERSION}); upgrade pix2pix-edge")
         for name in ("input_name", "output_name"):
             v = getattr(self, name)
             check(isinstance(v, str) and _NAME.match(v),
-                  f"{name} {_show(v)} is not a valid tensor name")
+                  f"{name} {short_repr(v)} is not a valid tensor name")
         for name, allowed in (("layout", LAYOUTS), ("color_order", COLOR_ORDERS),
                               ("io_dtype", IO_DTYPES), ("precision", PRECISIONS),
                               ("norm_mode", NORM_MODES), ("direction", DIRECTIONS)):
             v = getattr(self, name)
-            check(isinstance(v, str) and v in allowed, f"{name} {_show(v)} not in {allowed}")
+            check(isinstance(v, str) and v in allowed, f"{name} {short_repr(v)} not in {allowed}")
         vr = self.value_range
         check(isinstance(vr, (list, tuple)) and len(vr) == 2
               and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                       and abs(v) <= MAX_VALUE for v in vr),
-              f"value_range must be two finite numbers within +-{MAX_VALUE:g}, got {_show(vr)}")
+              f"value_range must be two finite numbers within +-{MAX_VALUE:g}, got {short_repr(vr)}")
         check(vr[0] < vr[1], f"value_range {list(vr)} is empty")
         for name in ("height", "width", "multiple"):
             v = getattr(self, name)
-            check(is_int(v, 1, MAX_SIDE), f"{name} must be an integer in 1..{MAX_SIDE}, got {_show(v)}")
+            check(is_int(v, 1, MAX_SIDE), f"{name} must be an integer in 1..{MAX_SIDE}, got {short_repr(v)}")
         check(self.multiple & (self.multiple - 1) == 0, f"multiple {self.multiple} is not a power of 2")
         check(self.height % self.multiple == 0 and self.width % self.multiple == 0,
               f"size {self.width}x{self.height} (WxH) is not a multiple of {self.multiple}")
         for name in ("in_channels", "out_channels", "depth", "ngf"):
             v = getattr(self, name)
-            check(is_int(v, 1, 4096), f"{name} must be a positive integer, got {_show(v)}")
+            check(is_int(v, 1, 4096), f"{name} must be a positive integer, got {short_repr(v)}")
         check(isinstance(self.dynamic, bool), "dynamic must be true or false")
         if self.float_layers is not None:
             check(isinstance(self.float_layers, list)
@@ -183,11 +183,11 @@ class ModelInfo:
         for name in ("source_run", "dataset"):
             v = getattr(self, name)
             check(isinstance(v, str) and len(v) <= MAX_TEXT,
-                  f"{name} must be a string of at most {MAX_TEXT} characters, got {_show(v)}")
+                  f"{name} must be a string of at most {MAX_TEXT} characters, got {short_repr(v)}")
         for name in ("tensorrt_version", "gpu_name", "compute_capability"):
             v = getattr(self, name)
             check(v is None or isinstance(v, str) and len(v) <= MAX_SHORT_TEXT,
-                  f"{name} must be a string of at most {MAX_SHORT_TEXT} characters, got {_show(v)}")
+                  f"{name} must be a string of at most {MAX_SHORT_TEXT} characters, got {short_repr(v)}")
         check(isinstance(self.extra, dict), "extra must be a dictionary")
         for key, value in self.extra.items():
             _check_plain(value, key, 1)
@@ -220,18 +220,18 @@ def _check_plain(value, name: str, depth: int) -> None:
     """``value`` (of the key ``name``) is plain JSON within the bounds: strings of at most
     :data:`MAX_TEXT` characters, finite numbers, at most :data:`MAX_NESTING` levels."""
     if depth > MAX_NESTING:
-        raise ValueError(f"{_show(name)}: nested more than {MAX_NESTING} levels deep")
+        raise ValueError(f"{short_repr(name)}: nested more than {MAX_NESTING} levels deep")
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, int):
         if abs(value) >= 10 ** MAX_DIGITS:
-            raise ValueError(f"{_show(name)}: an integer of more than {MAX_DIGITS} digits")
+            raise ValueError(f"{short_repr(name)}: an integer of more than {MAX_DIGITS} digits")
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"{_show(name)}: {value} is not a finite number")
+            raise ValueError(f"{short_repr(name)}: {value} is not a finite number")
     elif isinstance(value, str):
         if len(value) > MAX_TEXT:
-            raise ValueError(f"{_show(name)}: a string of {len(value):,} characters "
+            raise ValueError(f"{short_repr(name)}: a string of {len(value):,} characters "
                              f"(at most {MAX_TEXT})")
     elif isinstance(value, (list, tuple)):
         for v in value:
@@ -239,14 +239,15 @@ def _check_plain(value, name: str, depth: int) -> None:
     elif isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str) or len(k) > MAX_SHORT_TEXT:
-                raise ValueError(f"{_show(name)}: a key that is not a short string ({_show(k)})")
+                raise ValueError(f"{short_repr(name)}: a key that is not a short string ({short_repr(k)})")
             _check_plain(v, k, depth + 1)
     else:
-        raise ValueError(f"{_show(name)}: {type(value).__name__} is not a JSON value")
+        raise ValueError(f"{short_repr(name)}: {type(value).__name__} is not a JSON value")
 
 
-def _show(value, limit: int = 40) -> str:
-    """``repr(value)``, short: an error message never quotes a 50 MB value or a deep list."""
+def short_repr(value, limit: int = 40) -> str:
+    """``repr(value)``, short: an error message never quotes a 50 MB value or a deep list (for
+    every value read from a model file: here, the generator file and run records)."""
     if isinstance(value, (list, tuple, dict)):
         items = list(value.values()) if isinstance(value, dict) else list(value)
         if len(items) > 4 or any(isinstance(v, (list, tuple, dict)) for v in items):
