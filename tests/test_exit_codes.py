@@ -73,6 +73,8 @@ TABLE = [
     (["run", "{tmp}/none.onnx", "--source", "{video}", "--headless"], 3, "model file not found"),
     (["data", "check", "{empty}"], 3, "no usable image pairs"),
     (["train", "{tmp}/nodata"], 3, "data directory not found"),
+    (["data", "check", "{tmp}/nodata"], 3, "dataset folder not found"),   # 2 before issue 21
+    (["demo", "--video", "{tmp}/none.mp4", "--out", "{tmp}/demo"], 3, "video not found"),
     (["run", "{model}", "--source", "{video}", "--output", "{video}"], 3,
      "is the source: writing it would destroy it"),
     (["run", "{model}", "--source", "{video}", "--headless", "--stats-json", "{model}"], 3,
