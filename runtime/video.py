@@ -837,4 +837,8 @@ def open_sink(uri, *, size: tuple[int, int] | None = None, fps: float | None = N
     if ext and ext not in IMAGE_EXTS and "%" not in s and not Path(s).is_dir():
         raise BadInput(f"cannot tell what output {s!r} is: use a video file (.mp4, .avi, .mkv), "
                        f"an image directory, an image (.png/.jpg) or display://0")
+    if not ext and "%" not in s and os.path.exists(s) and not Path(s).is_dir():
+        raise BadInput(f"output {s} exists and is not a folder: give a folder for the images, a "
+                       f"video file (.mp4, .avi, .mkv) or an image (.png/.jpg); no output: "
+                       f"--headless")
     return ImageSink(s)

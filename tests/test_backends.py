@@ -344,6 +344,23 @@ def test_missing_file_and_unknown_suffix(tmp_path):
         open_backend(weird)
 
 
+
+@pytest.mark.parametrize("name", ["generator.pt", "latest_net_G.pth", "last.ckpt"])
+def test_a_pytorch_file_is_exported_first(tmp_path, name):
+    """Issue 21, item 12: a .pt given to run / bench / info was told to "pass --backend"."""
+    torch_file = tmp_path / name
+    torch_file.write_bytes(b"PK")
+    for backend in ("auto", "onnxruntime", "tensorrt"):
+        with pytest.raises(ModelMismatch, match=f"{name} is a PyTorch file.*export it first: "
+                                                f"pix2pix export onnx .*{name} -o model.onnx"):
+            open_backend(torch_file, backend)
+    for command in (["run", str(torch_file), "--source", str(tmp_path)], ["bench", str(torch_file)],
+                    ["info", str(torch_file)]):
+        r = CliRunner().invoke(cli, command)
+        assert r.exit_code == 4 and r.output.count("\n") == 1, r.output
+        assert "export it first: pix2pix export onnx" in r.output
+
+
 def test_backend_choice_from_file_name():
     assert backend_for("m.onnx") == "onnxruntime"
     assert backend_for("m.engine") == backend_for("M.PLAN") == "tensorrt"

@@ -79,8 +79,13 @@ TABLE = [
      "is the source: writing it would destroy it"),
     (["run", "{model}", "--source", "{video}", "--headless", "--stats-json", "{model}"], 3,
      "is the model: writing it would destroy it"),
+    pytest.param(["run", "{model}", "--source", "{video}", "--output", "/dev/full"], 3,
+                 "output /dev/full exists and is not a folder",
+                 marks=pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")),
     # 4: a model of the wrong kind
     (["export", "onnx", "{notgen}", "-o", "{tmp}/m.onnx"], 4, "notgen.pt"),
+    (["run", "{notgen}", "--source", "{video}", "--headless"], 4,
+     "notgen.pt is a PyTorch file, which the runtime does not run: export it first"),
     # 5: unavailable hardware or library
     pytest.param(["run", "{model}", "--source", "/dev/video9", "--headless"], 5,
                  "camera /dev/video9 not found",

@@ -137,6 +137,12 @@ def test_sink_errors(tmp_path, monkeypatch):
         open_sink(str(tmp_path / "out.webm"), size=(96, 64), fps=24)
     with pytest.raises(BadInput, match="cannot tell what output"):
         open_sink(str(tmp_path / "out.xyz"), size=(96, 64))
+    # issue 21, item 12: an existing file or device without an extension is not a folder of
+    # images (it was "File exists: /dev/full")
+    (tmp_path / "plain").write_text("a file")
+    for path in [str(tmp_path / "plain")] + (["/dev/full"] if os.path.exists("/dev/full") else []):
+        with pytest.raises(BadInput, match=f"output {path} exists and is not a folder"):
+            open_sink(path, size=(96, 64))
     with pytest.raises(Unavailable, match="not supported"):
         open_sink("rtsp://localhost:8554/out", size=(96, 64))
     monkeypatch.delenv("DISPLAY", raising=False)
