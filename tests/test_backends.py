@@ -397,6 +397,27 @@ def test_info_command(tiny_onnx):
     assert d["metadata"]["ngf"] == 4 and d["inputs"][0]["shape"] == [1, 3, 64, 64]
 
 
+def test_info_checks_what_run_checks(tiny_onnx, tmp_path):
+    """Issue 21, item 12: metadata that contradicts the graph was shown with exit 0 while `run`
+    refused the file. `info` shows it, then says why in one line, exit 4, as `run` does."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(tiny_onnx))
+    for prop in model.metadata_props:
+        if prop.key == "pix2pix_edge":
+            prop.value = ModelInfo(height=128, width=128, multiple=32, depth=5, ngf=4).to_json()
+    path = tmp_path / "contradicts.onnx"
+    onnx.save(model, str(path))
+    run = CliRunner().invoke(cli, ["run", str(path), "--source", str(tmp_path), "--headless"])
+    info = CliRunner().invoke(cli, ["info", str(path)])
+    assert run.exit_code == info.exit_code == 4, (run.output, info.output)
+    assert "metadata     128x128 RGB" in info.output and "1x3x64x64" in info.output
+    error = info.output.splitlines()[-1]
+    assert error == [ln for ln in run.output.splitlines() if ln.startswith("Error:")][0]
+    assert "fixed at 1x3x64x64 but its metadata says 128x128" in error
+    as_json = CliRunner().invoke(cli, ["info", str(path), "--json"])
+    assert as_json.exit_code == 4 and '"problem": "contradicts.onnx: the model' in as_json.output
+
+
 def test_info_on_plain_dynamic_model_still_describes_it(dynamic_onnx):
     r = CliRunner().invoke(cli, ["info", str(dynamic_onnx)])
     assert r.exit_code == 0, r.output
