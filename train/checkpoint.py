@@ -281,7 +281,21 @@ def load_training_checkpoint(path: str | Path) -> dict:
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise ModelMismatch(f"{path} is not a pix2pix-edge training checkpoint "
                             "(no 'format' key; a generator file cannot be resumed from)")
-    if obj.get("version", 0) > CHECKPOINT_VERSION:
+    version = obj.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelMismatch(f"{path}: checkpoint format version {short_repr(version)} is not an "
+                            "integer: not a pix2pix-edge training checkpoint")
+    if version > CHECKPOINT_VERSION:
         raise ModelMismatch(f"{path} was written by a newer pix2pix-edge (checkpoint format "
-                            f"{obj.get('version')}); upgrade to resume it")
+                            f"{version}); upgrade to resume it")
+    # what the resume reads before the weights, each of its type (the weights: load_state_dict)
+    wrong = [(k, obj.get(k)) for k in ("config", "G", "D", "rng") if not isinstance(obj.get(k), dict)]
+    wrong += [(k, obj.get(k)) for k in ("epoch", "iteration", "step_in_epoch")
+              if not (isinstance(obj.get(k), int) and not isinstance(obj[k], bool) and obj[k] >= 0)]
+    if not wrong:
+        wrong = [(f"config.{k}", v) for k, v in obj["config"].items()
+                 if not isinstance(v, (dict, type(None)))]
+    if wrong:
+        raise ModelMismatch(f"{path}: {wrong[0][0]} is {short_repr(wrong[0][1])}: a damaged or "
+                            "crafted training checkpoint, not one pix2pix-edge wrote")
     return obj
