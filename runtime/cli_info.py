@@ -68,7 +68,8 @@ def describe_engine(path: Path, device: int = 0) -> tuple[dict, Pix2PixError | N
     Without TensorRT or a GPU the file cannot be checked: the record vouches for it, and with no
     record nothing does (Unavailable: nothing here can tell what the file is)."""
     record = read_engine_record(path)
-    d = {"format": "TensorRT engine" if record else "unknown", "record": str(engine_record_path(path)),
+    d = {"format": "TensorRT engine" if record else "unknown",
+         "record": str(engine_record_path(path)),
          "metadata": record.to_dict() if record else None, "inputs": [], "outputs": []}
     try:
         from pix2pix_edge.runtime.backends.tensorrt import TensorRTBackend

@@ -163,11 +163,13 @@ class ModelInfo:
         check(isinstance(vr, (list, tuple)) and len(vr) == 2
               and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                       and abs(v) <= MAX_VALUE for v in vr),
-              f"value_range must be two finite numbers within +-{MAX_VALUE:g}, got {short_repr(vr)}")
+              f"value_range must be two finite numbers within +-{MAX_VALUE:g}, "
+              f"got {short_repr(vr)}")
         check(vr[0] < vr[1], f"value_range {list(vr)} is empty")
         for name in ("height", "width", "multiple"):
             v = getattr(self, name)
-            check(is_int(v, 1, MAX_SIDE), f"{name} must be an integer in 1..{MAX_SIDE}, got {short_repr(v)}")
+            check(is_int(v, 1, MAX_SIDE),
+                  f"{name} must be an integer in 1..{MAX_SIDE}, got {short_repr(v)}")
         check(self.multiple & (self.multiple - 1) == 0, f"multiple {self.multiple} is not a power of 2")
         check(self.height % self.multiple == 0 and self.width % self.multiple == 0,
               f"size {self.width}x{self.height} (WxH) is not a multiple of {self.multiple}")
@@ -187,7 +189,8 @@ class ModelInfo:
         for name in ("tensorrt_version", "gpu_name", "compute_capability"):
             v = getattr(self, name)
             check(v is None or isinstance(v, str) and len(v) <= MAX_SHORT_TEXT,
-                  f"{name} must be a string of at most {MAX_SHORT_TEXT} characters, got {short_repr(v)}")
+                  f"{name} must be a string of at most {MAX_SHORT_TEXT} characters, "
+                  f"got {short_repr(v)}")
         check(isinstance(self.extra, dict), "extra must be a dictionary")
         for key, value in self.extra.items():
             _check_plain(value, key, 1)
@@ -239,7 +242,8 @@ def _check_plain(value, name: str, depth: int) -> None:
     elif isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str) or len(k) > MAX_SHORT_TEXT:
-                raise ValueError(f"{short_repr(name)}: a key that is not a short string ({short_repr(k)})")
+                raise ValueError(f"{short_repr(name)}: a key that is not a short string "
+                                 f"({short_repr(k)})")
             _check_plain(v, k, depth + 1)
     else:
         raise ValueError(f"{short_repr(name)}: {type(value).__name__} is not a JSON value")

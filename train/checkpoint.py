@@ -124,8 +124,8 @@ def load_generator(source: str | Path) -> tuple[UNetGenerator, dict]:
     if obj.get("format") == GENERATOR_FORMAT:
         version = obj.get("version", 0)
         if not isinstance(version, int) or isinstance(version, bool):
-            raise ModelMismatch(f"{source}: generator format version {short_repr(version)} is not an "
-                                "integer: not a pix2pix-edge generator file")
+            raise ModelMismatch(f"{source}: generator format version {short_repr(version)} is "
+                                "not an integer: not a pix2pix-edge generator file")
         if version > GENERATOR_VERSION:
             raise ModelMismatch(f"{source} was written by a newer pix2pix-edge "
                                 f"(generator format {version}); upgrade to read it")
@@ -187,7 +187,8 @@ def checked_record(record: dict, source: Path) -> dict:
         if not (isinstance(key, str) and len(key) <= 64 and (
                 value is None or isinstance(value, (bool, int, float))
                 or isinstance(value, str) and len(value) <= MAX_TEXT)):
-            refuse(f"its data record holds {short_repr(key)}: {short_repr(value)}, not a short plain value")
+            refuse(f"its data record holds {short_repr(key)}: {short_repr(value)}, not a short "
+                   "plain value")
     run = record.get("run", "")
     if not isinstance(run, str) or len(run) > MAX_TEXT:
         refuse(f"its run name {short_repr(run)} is not a string of at most {MAX_TEXT} characters")
@@ -289,7 +290,8 @@ def load_training_checkpoint(path: str | Path) -> dict:
         raise ModelMismatch(f"{path} was written by a newer pix2pix-edge (checkpoint format "
                             f"{version}); upgrade to resume it")
     # what the resume reads before the weights, each of its type (the weights: load_state_dict)
-    wrong = [(k, obj.get(k)) for k in ("config", "G", "D", "rng") if not isinstance(obj.get(k), dict)]
+    wrong = [(k, obj.get(k)) for k in ("config", "G", "D", "rng")
+             if not isinstance(obj.get(k), dict)]
     wrong += [(k, obj.get(k)) for k in ("epoch", "iteration", "step_in_epoch")
               if not (isinstance(obj.get(k), int) and not isinstance(obj[k], bool) and obj[k] >= 0)]
     if not wrong:

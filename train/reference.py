@@ -45,7 +45,8 @@ def config_problem(config) -> str | None:
                          ("depth", DEPTHS), ("ngf", NGFS)):
         value = config.get(key, allowed.start)
         if not (isinstance(value, int) and not isinstance(value, bool) and value in allowed):
-            return f"{key} {short_repr(value)} is not an integer in {allowed.start}..{allowed.stop - 1}"
+            return (f"{key} {short_repr(value)} is not an integer in "
+                    f"{allowed.start}..{allowed.stop - 1}")
     for key, allowed in (("norm", NORMS), ("upsample", UPSAMPLES)):
         value = config.get(key, allowed[0])
         if not (isinstance(value, str) and value in allowed):

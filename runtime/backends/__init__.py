@@ -40,8 +40,9 @@ def backend_for(model_path, backend: str = "auto") -> str:
         raise BadInput(f"unknown backend {backend!r} (choose from: {', '.join(BACKENDS)})")
     suffix = Path(model_path).suffix.lower()
     if suffix in TORCH_SUFFIXES:
-        raise ModelMismatch(f"{Path(model_path).name} is a PyTorch file, which the runtime does not "
-                            f"run: export it first: pix2pix export onnx {model_path} -o model.onnx")
+        raise ModelMismatch(f"{Path(model_path).name} is a PyTorch file, which the runtime "
+                            f"does not run: export it first: pix2pix export onnx {model_path} "
+                            f"-o model.onnx")
     if backend == "auto":
         if suffix in ENGINE_SUFFIXES:
             return "tensorrt"
