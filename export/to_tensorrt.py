@@ -208,14 +208,20 @@ def inspect_onnx(path: str | Path) -> OnnxFacts:
     """Read and validate what the build needs from an ONNX file (no TensorRT, no GPU)."""
     import onnx
     from google.protobuf.message import DecodeError
+    from onnx.external_data_helper import load_external_data_for_model
 
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"ONNX file not found: {path}")
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
+        outside = external_data_outside(model, path.parent)
+        if outside is None:
+            load_external_data_for_model(model, str(path.parent))
     except (DecodeError, ValueError, OSError) as e:
         raise BadInput(f"{path} is not a readable ONNX file ({type(e).__name__})") from None
+    if outside is not None:
+        raise ModelMismatch(f"{path}: refused: {outside}")
     if not model.graph.node:
         raise BadInput(f"{path} is not a readable ONNX file (empty graph)")
     props = {p.key: p.value for p in model.metadata_props}
@@ -241,6 +247,23 @@ def inspect_onnx(path: str | Path) -> OnnxFacts:
     int8 = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
     return OnnxFacts(info=info, precision="int8" if int8 else "fp16" if fp16 else "fp32",
                      io_dtype=io_dtype, dynamic=dynamic)
+
+
+def external_data_outside(model, folder: Path) -> str | None:
+    """Why ``model`` (loaded without its external data) reads data from outside ``folder``, its
+    own folder, or None. Checked here, before any data is read, whatever the onnx version (older
+    ones follow ``../`` and absolute locations)."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    root = folder.resolve()
+    for tensor in _get_all_tensors(model):
+        if not uses_external_data(tensor):
+            continue
+        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        if Path(location).is_absolute() or root not in (root / location).resolve().parents:
+            return (f"tensor {tensor.name[:80]!r} keeps its data in {location[:120]!r}, outside "
+                    f"the model's folder")
+    return None
 
 
 def engine_info(facts: OnnxFacts, plan: BuildPlan, *, tensorrt_version: str, gpu_name: str,

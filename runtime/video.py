@@ -199,6 +199,34 @@ class Source:
         self.close()
 
 
+STREAM_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
+
+
+def unopened_stream(url: str) -> Exception:
+    """Why FFmpeg could not open the network stream ``url``, told apart by connecting to it:
+    nothing answers there (:class:`Unavailable`, exit 5), or something answers but sends nothing
+    FFmpeg decodes as video (:class:`BadInput`, exit 3: a wrong path, a web page, a login)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or STREAM_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        host = port = None
+    if not host or not port or parts.scheme.lower() == "udp":   # nothing to connect to
+        return Unavailable(f"cannot open stream {url}: nothing FFmpeg can decode arrived (is the "
+                           f"sender running, and the address right?)")
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as e:
+        return Unavailable(f"cannot open stream {url}: nothing answers at {host} port {port} "
+                           f"({e.strerror or e}; is the camera or server on, and the address "
+                           f"right?)")
+    return BadInput(f"cannot open stream {url}: {host} port {port} answers, but with nothing "
+                    f"FFmpeg can decode as video (a wrong path, a web page, or a login needed?)")
+
+
 class CaptureSource(Source):
     """A cv2.VideoCapture: file, V4L2 camera, network stream, CSI camera or GStreamer pipeline.
 
@@ -247,7 +275,9 @@ class CaptureSource(Source):
 
     def _open(self, first: bool = False) -> cv2.VideoCapture:
         kind, target = self.kind, self.target
-        with quiet_opencv(native=kind == "file"):
+        # FFmpeg prints to stderr itself: muted for files, and for a stream's first opening
+        # (a reopening runs beside the pipeline's threads, whose lines must not be lost)
+        with quiet_opencv(native=kind == "file" or (first and kind == "stream")):
             if kind == "file":
                 params = []
                 n_threads = getattr(cv2, "CAP_PROP_N_THREADS", None)  # OpenCV >= 4.6 only
@@ -277,6 +307,8 @@ class CaptureSource(Source):
                 cap = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
+            if first and kind == "stream":
+                raise unopened_stream(str(target))
             if first:
                 raise Unavailable(f"cannot open {self._describe()} (device busy, absent, or "
                                   f"not reachable)")
@@ -837,4 +869,8 @@ def open_sink(uri, *, size: tuple[int, int] | None = None, fps: float | None = N
     if ext and ext not in IMAGE_EXTS and "%" not in s and not Path(s).is_dir():
         raise BadInput(f"cannot tell what output {s!r} is: use a video file (.mp4, .avi, .mkv), "
                        f"an image directory, an image (.png/.jpg) or display://0")
+    if not ext and "%" not in s and os.path.exists(s) and not Path(s).is_dir():
+        raise BadInput(f"output {s} exists and is not a folder: give a folder for the images, a "
+                       f"video file (.mp4, .avi, .mkv) or an image (.png/.jpg); no output: "
+                       f"--headless")
     return ImageSink(s)

@@ -328,6 +328,9 @@ class _Server(HTTPServer):
         self.request_timeout = request_timeout
         self.lock = threading.Lock()
         self.conns: dict[threading.Thread, socket.socket] = {}
+        # HTTPServer is IPv4 only; an IPv6 host ([::1], or [::]: every interface, IPv4 too on
+        # Linux) needs an IPv6 socket
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
 
     def process_request(self, request, client_address):

@@ -344,6 +344,23 @@ def test_missing_file_and_unknown_suffix(tmp_path):
         open_backend(weird)
 
 
+
+@pytest.mark.parametrize("name", ["generator.pt", "latest_net_G.pth", "last.ckpt"])
+def test_a_pytorch_file_is_exported_first(tmp_path, name):
+    """Issue 21, item 12: a .pt given to run / bench / info was told to "pass --backend"."""
+    torch_file = tmp_path / name
+    torch_file.write_bytes(b"PK")
+    for backend in ("auto", "onnxruntime", "tensorrt"):
+        with pytest.raises(ModelMismatch, match=f"{name} is a PyTorch file.*export it first: "
+                                                f"pix2pix export onnx .*{name} -o model.onnx"):
+            open_backend(torch_file, backend)
+    for command in (["run", str(torch_file), "--source", str(tmp_path)], ["bench", str(torch_file)],
+                    ["info", str(torch_file)]):
+        r = CliRunner().invoke(cli, command)
+        assert r.exit_code == 4 and r.output.count("\n") == 1, r.output
+        assert "export it first: pix2pix export onnx" in r.output
+
+
 def test_backend_choice_from_file_name():
     assert backend_for("m.onnx") == "onnxruntime"
     assert backend_for("m.engine") == backend_for("M.PLAN") == "tensorrt"
@@ -378,6 +395,27 @@ def test_info_command(tiny_onnx):
     r = CliRunner().invoke(cli, ["info", str(tiny_onnx), "--json"])
     d = json.loads(r.output)
     assert d["metadata"]["ngf"] == 4 and d["inputs"][0]["shape"] == [1, 3, 64, 64]
+
+
+def test_info_checks_what_run_checks(tiny_onnx, tmp_path):
+    """Issue 21, item 12: metadata that contradicts the graph was shown with exit 0 while `run`
+    refused the file. `info` shows it, then says why in one line, exit 4, as `run` does."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(tiny_onnx))
+    for prop in model.metadata_props:
+        if prop.key == "pix2pix_edge":
+            prop.value = ModelInfo(height=128, width=128, multiple=32, depth=5, ngf=4).to_json()
+    path = tmp_path / "contradicts.onnx"
+    onnx.save(model, str(path))
+    run = CliRunner().invoke(cli, ["run", str(path), "--source", str(tmp_path), "--headless"])
+    info = CliRunner().invoke(cli, ["info", str(path)])
+    assert run.exit_code == info.exit_code == 4, (run.output, info.output)
+    assert "metadata     128x128 RGB" in info.output and "1x3x64x64" in info.output
+    error = info.output.splitlines()[-1]
+    assert error == [ln for ln in run.output.splitlines() if ln.startswith("Error:")][0]
+    assert "fixed at 1x3x64x64 but its metadata says 128x128" in error
+    as_json = CliRunner().invoke(cli, ["info", str(path), "--json"])
+    assert as_json.exit_code == 4 and '"problem": "contradicts.onnx: the model' in as_json.output
 
 
 def test_info_on_plain_dynamic_model_still_describes_it(dynamic_onnx):

@@ -147,6 +147,12 @@ def test_layout_discovery(tmp_path):
     (tmp_path / "empty" / "train").mkdir(parents=True)
     with pytest.raises(BadInput, match="no usable image pairs in .*empty"):
         PairedDataset(tmp_path / "empty")
+    flat = tmp_path / "flat_bad"        # no split folders: the folder itself is read
+    flat.mkdir()
+    (flat / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(BadInput, match="no usable image pairs in ") as e:
+        PairedDataset(flat)
+    assert f"in {flat} (" in str(e.value) and "flat_bad/train" not in str(e.value)   # issue 21
 
 
 def test_direction_and_value_range(tmp_path):

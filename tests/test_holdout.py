@@ -151,6 +151,20 @@ def test_eval_without_a_flag_scores_exactly_the_recorded_holdout(kind, runs, dat
     assert m["run_held_out"] == {"last": 3, "every": 0} if kind == "last" else {"last": 0, "every": 4}
 
 
+def test_eval_names_a_split_less_folder_as_it_is(data, tmp_path):
+    """Issue 21, item 12: DATA without split folders is named DATA, never as a DATA/train that
+    does not exist."""
+    from pix2pix_edge.train.loop import TrainOptions, train
+
+    flat = data / "train"
+    train(TrainOptions(data=str(flat), run=str(tmp_path / "run"), holdout_last=3, **TINY))
+    r = CliRunner().invoke(cli, ["eval", str(tmp_path / "run"), str(flat), "--out",
+                                 str(tmp_path / "eval"), "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert f"the last 3 pairs of {flat} (trained with" in r.output, r.output
+    assert f"{flat}/train" not in r.output
+
+
 def one_line(r, code, *needles):
     assert r.exit_code == code, (r.exit_code, r.output)
     assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1, r.output

@@ -125,6 +125,34 @@ def test_resume_with_another_architecture_is_a_model_mismatch(data, tmp_path):
     assert "cannot resume" in r.output and "depth 6 -> 7" in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.parametrize("change, needle", [
+    (lambda r: r.update(version="1"), "checkpoint format version '1' is not an integer"),
+    (lambda r: r.update(config="abc"), "config is 'abc': a damaged or crafted training checkpoint"),
+    (lambda r: r["config"].update(generator=[1]), r"config.generator is \[1\]"),
+    (lambda r: r.update(epoch=-1), "epoch is -1"),
+    (lambda r: r.pop("rng"), "rng is None"),
+], ids=["string version", "string config", "config part a list", "negative epoch", "no rng"])
+def test_a_crafted_training_checkpoint_is_one_line(straight, tmp_path, change, needle):
+    """Issue 21, item 11: what --resume reads before the weights is checked, each of its type."""
+    record = {**straight, "config": dict(straight["config"])}
+    change(record)
+    torch.save(record, tmp_path / "latest.pt")
+    with pytest.raises(ModelMismatch, match=needle):
+        load_training_checkpoint(tmp_path / "latest.pt")
+
+
+def test_resume_from_a_crafted_checkpoint_is_exit_4(data, tmp_path):
+    run = tmp_path / "run"
+    train(TrainOptions(data=str(data), run=str(run), **TINY, max_iters=1))
+    latest = run / "checkpoints" / "latest.pt"
+    torch.save({**load_training_checkpoint(latest), "config": "abc"}, latest)
+    r = CliRunner().invoke(cli, ["train", str(data), "--run", str(run), "--resume", "--depth", "6",
+                                 "--ngf", "4", "--ndf", "4", "--crop-size", "64", "--load-size",
+                                 "72", "--no-progress", "--no-tensorboard", "--workers", "0"])
+    assert r.exit_code == 4 and "config is 'abc'" in r.output, r.output
+    assert "Traceback" not in r.output
+
+
 def test_resume_with_fp16_after_a_run_without_it_starts_the_scaler_clean(capsys, tmp_path):
     """A CPU / bf16 / fp32 run saves a disabled GradScaler (empty state); resuming it with
     --amp fp16 used to fail on "The source state dict is empty". The scaler starts fresh, with a

@@ -184,6 +184,23 @@ def test_tensorrt_backend_without_tensorrt_is_unavailable(tmp_path):
     assert "built with TensorRT 10.3.0.30 for Orin" in r.output and "not here:" in r.output
 
 
+def test_info_on_random_bytes_named_engine_does_not_call_them_an_engine(tmp_path):
+    """Issue 21, item 12: random bytes named .engine were "format TensorRT engine", exit 0. With
+    no record and no TensorRT to read them, nothing says what they are: exit 5, one line."""
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    engine = tmp_path / "noise.engine"
+    engine.write_bytes(bytes(range(256)) * 4)
+    r = CliRunner().invoke(cli, ["info", str(engine)])
+    assert r.exit_code == 5, r.output
+    assert "TensorRT engine" not in r.output and "format       unknown" in r.output
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "no record beside it (noise.engine.json)" in errors[0], r.output
+
+
 # --------------------------------------------------------------------------- TensorRT (fake)
 class _FakeCudart:
     """A stand-in for cuda-python's runtime module, for this GPU-less machine: "device" memory
@@ -537,6 +554,23 @@ def test_info_on_an_engine_with_fakes(fake_gpu):
     assert r.exit_code == 0, r.output
     assert "input        input  float32  ?x3x?x?" in r.output
     assert "runs on      TensorRT 10.3.0.30 on Orin" in r.output
+
+
+def test_info_checks_what_run_checks_on_an_engine(fake_gpu):
+    """Issue 21, item 12: `info` reported exit 0 for files `run` refuses. A file TensorRT cannot
+    load, or an engine for another TensorRT, is shown, then one error line, exit 4."""
+    make, _ = fake_gpu
+    r = CliRunner().invoke(cli, ["info", str(make(blob=b"garbage", record=False))])
+    assert r.exit_code == 4 and "cannot load this engine" in r.output.splitlines()[-1], r.output
+    assert "TensorRT engine" not in r.output
+    engine = make()
+    write_engine_record(engine, ModelInfo(tensorrt_version="8.6.2", gpu_name="Orin",
+                                          compute_capability="8.7"))
+    r = CliRunner().invoke(cli, ["info", str(engine)])
+    assert r.exit_code == 4, r.output
+    assert "built with TensorRT 8.6.2 for Orin" in r.output        # the record, shown
+    assert r.output.splitlines()[-1].startswith("Error: static.engine was built with TensorRT "
+                                                "8.6.2 for Orin (sm_87); this is TensorRT 10.3")
 
 
 def test_tensorrt_plugins_are_registered_before_the_engine_is_deserialised(fake_gpu):

@@ -601,3 +601,35 @@ def test_the_page_passes_its_token_on_to_the_stream_and_the_stats(tiny_onnx, rea
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def _ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6(), reason="no IPv6 on this machine")
+def test_ipv6_hosts_are_served_not_called_unknown():
+    """Issue 21, item 12: `http://[::]:P/` was "unknown host '::'" (the server was IPv4 only).
+    [::1] is loopback; [::] is every interface (IPv4 too, on Linux), so it gets a token."""
+    s = WebSink("http://[::1]:0/")
+    try:
+        assert s.loopback_only and s.uri == f"http://[::1]:{s.port}/"
+        with Feeder(s):
+            c = http.client.HTTPConnection("::1", s.port, timeout=5)
+            c.request("GET", "/stats.json")
+            assert c.getresponse().status == 200
+            c.close()
+    finally:
+        s.close()
+    s = WebSink("http://[::]:0/")
+    try:
+        assert not s.loopback_only and s.token and s.uri.startswith(f"http://[::]:{s.port}/?token=")
+        with Feeder(s):
+            assert _status(s.port, f"/stats.json?token={s.token}") == 200   # over IPv4
+    finally:
+        s.close()

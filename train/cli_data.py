@@ -115,7 +115,7 @@ def download(name: str, **options):
 
 
 @data.command()
-@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("root", type=click.Path(path_type=Path))   # missing: BadInput (3), as train says
 @click_options(CheckOptions)
 def check(root: Path, **options):
     """Decode every image of ROOT/SPLIT and report counts, sizes and bad files by name."""

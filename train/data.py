@@ -282,7 +282,6 @@ class PairedDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self._unreadable: set[int] = set()  # indices that failed to decode after the scan
         self.notes: list[tuple[str, str]] = []
-        where = f"{root}/{split}" if root is not None else "the given file list"
         if files is None:
             if root is None:
                 raise BadInput("PairedDataset needs a root folder or a list of files")
@@ -296,6 +295,8 @@ class PairedDataset(torch.utils.data.Dataset):
             raise BadInput(f"bad input file {path}: {reason}{tail}; "
                            "use --on-bad-file skip to train without them")
         if not self.pairs:
+            # the folder read: ROOT/SPLIT, or ROOT itself when it has no split folders
+            where = split_dir(root, split) if files is None else "the given file list"
             detail = (f"; {len(self.bad_files)} bad file(s), first: {self.bad_files[0][0]}: "
                       f"{self.bad_files[0][1]}") if self.bad_files else ""
             raise BadInput(f"no usable image pairs in {where} (expected aligned A|B images or "

@@ -23,10 +23,37 @@ from __future__ import annotations
 import math
 
 from pix2pix_edge.runtime.errors import ModelMismatch
+from pix2pix_edge.runtime.model_info import short_repr
+from pix2pix_edge.train.options import NORMS, UPSAMPLES
 
 ARCHITECTURE = ("depth", "ngf", "norm", "upsample", "in_channels", "out_channels")
+# The U-Nets pix2pix-edge builds: every architecture read from a file (a generator file, a
+# training checkpoint, a run record) is checked against these before anything is built.
 DEPTHS = range(5, 12)                       # TrainOptions.depth's bounds
+CHANNELS = range(1, 65)                     # image channels in and out
+NGFS = range(1, 4097)                       # generator widths
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def config_problem(config) -> str | None:
+    """Why ``config`` (UNetGenerator's keywords, read from a file) is not a U-Net pix2pix-edge
+    builds, or None. Numbers and names only, so it runs before anything is built; keys not
+    checked here are UNetGenerator's to refuse."""
+    if not isinstance(config, dict):
+        return f"its config is a {type(config).__name__}, not a dictionary"
+    for key, allowed in (("in_channels", CHANNELS), ("out_channels", CHANNELS),
+                         ("depth", DEPTHS), ("ngf", NGFS)):
+        value = config.get(key, allowed.start)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value in allowed):
+            return (f"{key} {short_repr(value)} is not an integer in "
+                    f"{allowed.start}..{allowed.stop - 1}")
+    for key, allowed in (("norm", NORMS), ("upsample", UPSAMPLES)):
+        value = config.get(key, allowed[0])
+        if not (isinstance(value, str) and value in allowed):
+            return f"{key} {short_repr(value)} is not one of {', '.join(allowed)}"
+    if not isinstance(config.get("dropout", False), bool):
+        return f"dropout {short_repr(config['dropout'])} is not true or false"
+    return None
 
 
 def prefix(level: int) -> str:

@@ -26,8 +26,8 @@ from pathlib import Path
 from pix2pix_edge.runtime.contract import DIRECTIONS, INFERENCE_NORMS
 from pix2pix_edge.runtime.errors import BadInput, BadUsage, ModelMismatch
 from pix2pix_edge.runtime.files import atomic_write, remove_stale_temps, temp_prefix
-from pix2pix_edge.train.options import NORMS, UPSAMPLES
-from pix2pix_edge.train.reference import DEPTHS, describe, infer_unet, misfit, parameter_count
+from pix2pix_edge.train.reference import (config_problem, describe, infer_unet, misfit,
+                                          parameter_count)
 from pix2pix_edge.train.torchfile import read_state_dict
 
 GENERATOR_FILE = "generator.pt"            # = train.checkpoint.GENERATOR_FILE (tested equal)
@@ -110,12 +110,7 @@ def _valid(config: dict, path: Path) -> tuple[dict, str, str]:
     except (KeyError, TypeError):
         raise BadInput(f"{path}: incomplete run record (models.generator, options.direction, "
                        "inference.norm_mode)") from None
-    ints = [(g["in_channels"], 1, 64), (g["out_channels"], 1, 64), (g["ngf"], 1, 4096),
-            (g["depth"], DEPTHS.start, DEPTHS.stop - 1)]
-    if not (all(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
-                for v, lo, hi in ints) and g["norm"] in NORMS and g["upsample"] in UPSAMPLES
-            and isinstance(g["dropout"], bool) and direction in DIRECTIONS
-            and norm_mode in INFERENCE_NORMS):
+    if config_problem(g) or direction not in DIRECTIONS or norm_mode not in INFERENCE_NORMS:
         raise BadInput(f"{path}: run record with impossible values ({g}, direction "
                        f"{direction!r}, inference norm {norm_mode!r})")
     return g, direction, norm_mode

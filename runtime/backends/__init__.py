@@ -25,12 +25,13 @@ import dataclasses
 from pathlib import Path
 
 from pix2pix_edge.runtime.backends.base import Backend
-from pix2pix_edge.runtime.errors import BadInput, BadUsage
+from pix2pix_edge.runtime.errors import BadInput, BadUsage, ModelMismatch
 from pix2pix_edge.runtime.model_info import ModelInfo
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 ONNX_SUFFIXES = (".onnx",)
+TORCH_SUFFIXES = (".pt", ".pth", ".ckpt")   # generators and checkpoints: exported first
 
 
 def backend_for(model_path, backend: str = "auto") -> str:
@@ -38,6 +39,10 @@ def backend_for(model_path, backend: str = "auto") -> str:
     if backend not in BACKENDS:
         raise BadInput(f"unknown backend {backend!r} (choose from: {', '.join(BACKENDS)})")
     suffix = Path(model_path).suffix.lower()
+    if suffix in TORCH_SUFFIXES:
+        raise ModelMismatch(f"{Path(model_path).name} is a PyTorch file, which the runtime "
+                            f"does not run: export it first: pix2pix export onnx {model_path} "
+                            f"-o model.onnx")
     if backend == "auto":
         if suffix in ENGINE_SUFFIXES:
             return "tensorrt"

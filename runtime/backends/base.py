@@ -86,6 +86,14 @@ def dim(d):
     return d if isinstance(d, int) and d > 0 else None
 
 
+def single_io(name: str, inputs: list, outputs: list, what: str = "graph"):
+    """``(input, output)``: a generator has one of each (ModelMismatch otherwise)."""
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelMismatch(f"{name}: expected one input and one output, the {what} has "
+                            f"{len(inputs)} and {len(outputs)}")
+    return inputs[0], outputs[0]
+
+
 def resolve_info(name: str, meta: ModelInfo | None, user: ModelInfo | None,
                  in_name: str, in_shape, in_type: str, out_name: str, out_shape) -> ModelInfo:
     """Decide the :class:`ModelInfo` to run a graph with, and check it against the graph.

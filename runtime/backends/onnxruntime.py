@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2pix_edge.runtime.backends.base import check_batch, one_line, resolve_info
-from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Unavailable, require
+from pix2pix_edge.runtime.backends.base import check_batch, one_line, resolve_info, single_io
+from pix2pix_edge.runtime.errors import BadInput, Unavailable, require
 from pix2pix_edge.runtime.machine import physical_cores
 from pix2pix_edge.runtime.model_info import ModelInfo
 
@@ -326,11 +326,8 @@ class OnnxRuntimeBackend:
             else:
                 ep_options.append({})
         self._sess = self._session(ort, opts, eps, ep_options)
-        inputs, outputs = self._sess.get_inputs(), self._sess.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelMismatch(f"{self.path.name}: expected one input and one output, the graph "
-                                f"has {len(inputs)} and {len(outputs)}")
-        self._in, self._out = inputs[0], outputs[0]
+        self._in, self._out = single_io(self.path.name, self._sess.get_inputs(),
+                                        self._sess.get_outputs())
         meta = ModelInfo.from_props(self._sess.get_modelmeta().custom_metadata_map,
                                     source=self.path.name)
         self.metadata_source = "file" if meta is not None else ("flags" if info else "graph")

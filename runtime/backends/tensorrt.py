@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pix2pix_edge.runtime.backends.base import (check_batch, largest_pow2_dividing, resolve_info,
-                                               shape_str)
+                                               shape_str, single_io)
 from pix2pix_edge.runtime.backends.nvidia import (cuda_call, gpu_properties, import_cudart,
                                                  import_tensorrt, init_plugins, native_handle,
                                                  parse_compute_capability, same_version, sm)
@@ -162,10 +162,7 @@ class TensorRTBackend:
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         ins = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(ins) != 1 or len(outs) != 1:
-            raise ModelMismatch(f"{self.path.name}: expected one input and one output, the "
-                                f"engine has {len(ins)} and {len(outs)}")
-        self._in_name, self._out_name = ins[0], outs[0]
+        self._in_name, self._out_name = single_io(self.path.name, ins, outs, "engine")
         in_shape = [d if d >= 0 else None for d in engine.get_tensor_shape(self._in_name)]
         out_shape = [d if d >= 0 else None for d in engine.get_tensor_shape(self._out_name)]
         self._in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._in_name)))
