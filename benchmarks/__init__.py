@@ -1,6 +1,9 @@
-"""The benchmark suite: every performance figure in the README comes from here.
+"""The benchmark suite: every measured figure in the README and docs/ comes from here.
 
-    python -m benchmarks [--quick] [--only inference,e2e,train,quality]
+    make bench                                  # the full run, the one that updates the docs
+    python -m pix2pix_edge.benchmarks --quick   # from any folder (installed with the package)
+    python -m benchmarks [--quick] [--only SECTIONS]   # the same, in the checkout's root
 
-See benchmarks/__main__.py for the sections and benchmarks/results/RESULTS.md for the latest run.
+benchmarks/__main__.py lists the sections; benchmarks/report.py turns the JSON results into
+benchmarks/results/RESULTS.md, the README's Performance summary and the tables of docs/.
 """

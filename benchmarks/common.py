@@ -21,7 +21,9 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import json
+import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -36,8 +38,14 @@ from pix2pix_edge.runtime.files import atomic_write
 LEVELS = ("smoke", "quick", "full")
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
-SHARED = REPO.parent / "shared"
+# A source checkout (also an editable install): results, RESULTS.md and the docs the report step
+# regenerates live in it. Installed from a wheel there is none: results go to the working folder.
+CHECKOUT = (REPO / "pyproject.toml").is_file() and (REPO / "docs").is_dir()
+RESULTS_DIR = BENCH_DIR / "results" if CHECKOUT else Path.cwd() / "pix2pix-benchmarks"
+# The real data (facades, edges2shoes_handbags, a video) live outside the repository, in
+# ../shared by default; PIX2PIX_BENCH_DATA=DIR points elsewhere. Sections that need them skip
+# with the reason where they are absent.
+SHARED = Path(os.environ.get("PIX2PIX_BENCH_DATA") or REPO.parent / "shared")
 FACADES = SHARED / "datasets" / "facades"
 VIDEO = SHARED / "videos" / "big_buck_bunny.mp4"
 # The split of every facades benchmark: the last 40 of train held out (as `pix2pix train
@@ -57,8 +65,22 @@ def git_commit() -> str | None:
         return None
 
 
+def torch_cpu() -> dict[str, Any]:
+    """What PyTorch itself uses on this CPU: its kernel level (``AVX512``, ``AVX2``, ...) and
+    whether bfloat16 runs natively (AVX-512 BF16 or AMX; elsewhere it is emulated, slowly)."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return {"capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "native_bf16": bool((probe and probe()) or (amx and amx()))}
+
+
 def machine_info() -> dict[str, Any]:
-    """Everything a reader needs to judge a number: CPU, cores, GPU, versions, date, load.
+    """Everything a reader needs to judge a number: CPU (model, the features that decide speed:
+    AVX2, AVX-512, BF16, VNNI, AMX), cores, GPU, versions, date, load.
 
     ``cores`` is what the benchmarks use as their thread count: the logical CPUs this process
     may use (``physical_cores`` is what ``pix2pix run`` uses by default)."""
@@ -67,14 +89,19 @@ def machine_info() -> dict[str, Any]:
         "cores": machine.usable_cpus(),
         "physical_cores": machine.physical_cores(),
         "cpu_flags": machine.cpu_flags(),
+        "torch_cpu": torch_cpu(),
         "gpu": machine.gpu_info(),
         "os": f"{platform.system()} {platform.release()}",
         "versions": machine.versions("torch", "onnx"),
         "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "load_average_1_5_15": machine.load_average(),
-        "argv": sys.argv[1:],
     }
+
+
+def command_line(prog: str, argv: list[str]) -> str:
+    """The exact command, as a user would type it again."""
+    return " ".join([prog, *(shlex.quote(a) for a in argv)])
 
 
 # --------------------------------------------------------------------------- data
@@ -153,7 +180,8 @@ def optional(module: str) -> tuple[Any | None, str | None]:
     try:
         return importlib.import_module(module), None
     except ModuleNotFoundError as e:
-        target = module.replace(".", "/") + ".py"
+        target = f"benchmarks/{module.rsplit('.', 1)[-1]}.py" if module.startswith(__package__) \
+            else module
         if e.name and (e.name == module or module.startswith(e.name + ".")):
             return None, f"{target} not present"
         return None, f"{target} needs the missing package {e.name!r}"

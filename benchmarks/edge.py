@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import (FACADES, FACADES_HELD_OUT, RESULTS_DIR, SHARED, held_out_dataset,
-                               interleaved, log)
+from .common import (FACADES, FACADES_HELD_OUT, RESULTS_DIR, SHARED, held_out_dataset,
+                     interleaved, log)
 from pix2pix_edge.runtime.machine import usable_cpus as cpu_cores
 from pix2pix_edge.runtime.stats import latency_stats as summarize
 
@@ -52,8 +52,10 @@ LEVELS: dict[str, dict[str, Any]] = {
     # smoke: synthetic data, proves the plumbing in seconds; numbers mean nothing
     "smoke": dict(depth=5, side=64, load=72, teacher_ngf=8, teacher_ndf=8, ngf=4, ndf=4,
                   teacher_iters=3, iters=3, grid=2, reps=3, budget_s=1.0, synthetic=True),
+    # quick: one task (facades), the default students only (QUICK_VARIANTS)
     "quick": dict(depth=6, side=64, load=72, teacher_ngf=16, teacher_ndf=16, ngf=4, ndf=8,
-                  teacher_iters=40, iters=40, grid=4, reps=10, budget_s=4.0, max_eval=40),
+                  teacher_iters=15, iters=15, grid=4, reps=10, budget_s=3.0, max_eval=20,
+                  tasks=["facades"]),
     # Two shared CPU cores, one torch thread: the teacher trains at about 3.3 s/iteration (400:
     # ~22 min); a student at 0.14 s/iteration from scratch, ~1.2 s distilled (the teacher's
     # forward pass dominates). Students' discriminator at ndf 32: at ndf 64 a scratch student
@@ -73,6 +75,7 @@ VARIANTS = {
     "distilled-noFeat": ("distill", {"lambda_feat": 0.0}),
     "distilled-noGT": ("distill", {"lambda_l1": 0.0}),
 }
+QUICK_VARIANTS = ["scratch", "distilled"]
 DEFAULT_VARIANTS = ["scratch", "scratch-hd", "distilled", "distilled-resize", "distilled-noD",
                     "distilled-separable"]
 LABELS = {"teacher": "teacher", "scratch": "from scratch", "distilled": "distilled",
@@ -177,7 +180,7 @@ def time_models(models: dict, side: int, cfg: dict, workdir: Path) -> dict:
     """ORT FP32 CPU p50 of every model, exported at side x side, interleaved in one loop."""
     import numpy as np
 
-    from benchmarks.inference import ort_session
+    from .inference import ort_session
     from pix2pix_edge.export.to_onnx import export_model
 
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, side, side)).astype(np.float32)
@@ -327,8 +330,8 @@ def run(level: str = "full", runs: str | Path | None = None, tasks=None, variant
     temporary one); ``tasks`` / ``variants``: subsets; ``png_dir``: where the grid and plot go
     ("auto": benchmarks/results for full, results/quick otherwise; None: nowhere)."""
     cfg = dict(LEVELS[level])
-    tasks = list(tasks or TASKS)
-    variants = list(variants or DEFAULT_VARIANTS)
+    tasks = list(tasks or cfg.get("tasks") or TASKS)
+    variants = list(variants or (QUICK_VARIANTS if level == "quick" else DEFAULT_VARIANTS))
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         return {"error": f"unknown edge variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}"}
@@ -383,9 +386,10 @@ COLUMNS = [("task", "task", ""), ("label", "model", ""), ("params_m", "params (M
            ("iterations", "iterations", "d")]
 
 
-def markdown(sec: dict) -> list[str]:
-    """The edge section of RESULTS.md (benchmarks/report.py calls this)."""
-    from benchmarks.common import fmt, markdown_table
+def markdown(sec: dict, images: bool = True) -> list[str]:
+    """The edge section of RESULTS.md and docs/distill.md (benchmarks/report.py calls this);
+    ``images``: link the grids and the plot (relative to the results folder)."""
+    from .common import fmt, markdown_table
 
     rows = [dict(r, params_m=r["params"] / 1e6) for r in sec.get("rows", [])]
     lines = [f"Setup: {sec.get('setup', '')}.", "", markdown_table(rows, COLUMNS), ""]
@@ -414,9 +418,9 @@ def markdown(sec: dict) -> list[str]:
             lines.append(f"  - `--d-scales 2 --lambda-fm 10` minus the reference objective (scratch, "
                          f"same iterations): L1 {hd['l1']:+.4f}, PSNR {hd['psnr']:+.2f} dB, SSIM "
                          f"{hd['ssim']:+.4f}")
-        for f in t.get("files", []):
+        for f in t.get("files", []) if images else ():
             lines.append(f"  - ![{task} grid]({Path(f).name}) ({' | '.join(t.get('grid_columns', []))})")
-    if sec.get("plot"):
+    if sec.get("plot") and images:
         lines += ["", f"![edge quality vs latency]({Path(sec['plot']).name})"]
     lines += ["", f"- {sec.get('note', '')}"]
     return lines

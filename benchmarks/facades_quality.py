@@ -11,7 +11,9 @@ plus the trivial baseline "output = input label map".
     python -m benchmarks.facades_quality               # 500 iterations (~10 min on 2 quiet cores)
     python -m benchmarks.facades_quality --iters 200   # shorter
 
-Writes benchmarks/results/facades_quality.json. Skips with a message when the dataset is absent.
+The suite's quality section (benchmarks/quality_vs_speed.py) runs this per width; standalone it
+prints its figures (``--json FILE`` also writes them). Skips with a message when the dataset is
+absent.
 """
 
 from __future__ import annotations
@@ -22,23 +24,21 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from benchmarks.common import FACADES, FACADES_DIRECTION, FACADES_HELD_OUT  # noqa: E402
-
-RESULTS = REPO / "benchmarks" / "results" / "facades_quality.json"
+from .common import FACADES, FACADES_DIRECTION, FACADES_HELD_OUT
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iters", type=int, default=500)
+    ap.add_argument("--heldout-n", type=int, default=None, metavar="N",
+                    help="score at most N of the 40 held-out pairs, spread over them (default: all)")
     ap.add_argument("--quick", action="store_true", help="200 iterations")
     ap.add_argument("--ngf", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads (0: default; 1 is faster when other processes load the CPU)")
     ap.add_argument("--data", type=Path, default=FACADES)
     ap.add_argument("--run", type=Path, default=None, help="keep the run here (default: a temp dir)")
-    ap.add_argument("--json", type=Path, default=RESULTS)
+    ap.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = ap.parse_args(argv)
     if not (args.data / "train").is_dir():
         print(f"facades_quality: skipped, dataset not found at {args.data} (it lives outside the "
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from benchmarks.common import held_out_dataset
+    from .common import held_out_dataset
     from pix2pix_edge.train.evaluate import evaluate_generator, l1_per_image, psnr_per_image, ssim_per_image, to_unit
     from pix2pix_edge.train.loop import TrainOptions, train
     from pix2pix_edge.train.models import UNetGenerator, inference_copy, init_weights
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
                 threads=args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
-    ds = held_out_dataset(held, FACADES_DIRECTION, 128, data=args.data)
+    ds = held_out_dataset(held, FACADES_DIRECTION, 128, args.heldout_n, data=args.data)
 
     def metrics(G, mode):
         m, _, _ = evaluate_generator(inference_copy(G, mode, dropout=False), ds, batch_size=8)
@@ -101,10 +101,11 @@ def main(argv=None) -> int:
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    from benchmarks.common import write_json
+    from .common import write_json
 
-    write_json(args.json, result)
-    print(f"wrote {args.json}")
+    if args.json:
+        write_json(args.json, result)
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -16,7 +16,7 @@ clock also counts time spent preempted by other processes (both are reported). U
 
     python -m benchmarks.frames_speed [--reps 400] [--size 640x480] [--model 256]
 
-Prints medians (ms) and writes benchmarks/results/frames_speed.json.
+Prints medians (ms); ``--out FILE`` also writes the JSON. The suite's ``frames`` section.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, log, machine_info, write_json
+from .common import log, machine_info, write_json
 from pix2pix_edge.runtime.frames import FITS, Postprocessor, Preprocessor, plan
 from pix2pix_edge.runtime.stats import latency_stats
 
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=400)
     ap.add_argument("--size", default="640x480", help="camera frame WxH")
     ap.add_argument("--model", type=int, default=256, help="model side")
-    ap.add_argument("--out", type=Path, default=RESULTS_DIR / "frames_speed.json")
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
     t0 = time.perf_counter()
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
         print(f"  {fit:9s} CPU {ms:.3f} ms  {'OK' if ms <= BUDGET_MS else 'OVER BUDGET'}   "
               f"(wall {r['pre_plus_post_wall_p50_ms'][fit]:.3f} ms, load "
               f"{r['machine']['load_average_1_5_15'][0] if r['machine']['load_average_1_5_15'] else '?'})")
-    print(f"({time.perf_counter() - t0:.0f} s; wrote {args.out})")
+    print(f"({time.perf_counter() - t0:.0f} s{'; wrote ' + str(args.out) if args.out else ''})")
     return 0
 
 

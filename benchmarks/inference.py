@@ -4,8 +4,8 @@ For each U-Net (unet_256, BatchNorm, ``ngf`` in 16 / 32 / 64) and input size, ev
 backend runs the same input, interleaved per repetition (benchmarks.common.interleaved):
 
 * ``torch-fp32``   PyTorch eager, FP32, contiguous NCHW (what training code would call);
-* ``torch-bf16``   PyTorch eager under CPU autocast to bfloat16 with channels_last (REFERENCE.md:
-                   measure it, this CPU has AVX-512 BF16 / AMX);
+* ``torch-bf16``   PyTorch eager under CPU autocast to bfloat16 with channels_last (fast only
+                   where the CPU has AVX-512 BF16 or AMX; emulated, slowly, elsewhere);
 * ``ort-fp32``     ONNX Runtime through the runtime's own backend (runtime.backends, what
                    ``pix2pix run`` uses): CPU provider, all graph optimisations, a thread per core;
 * ``ort-fp16``     ONNX Runtime on an FP16 graph (norms kept in FP32). On a CPU this runs through
@@ -23,7 +23,7 @@ parameters, the reference test.py behaviour) for the FP32 backends.
 
 GFLOP per frame: 2 x multiply-adds of every Conv2d / ConvTranspose2d, counted by forward hooks on
 the model itself; a transposed convolution is counted at its *input* resolution (the work it
-really does), the convention behind "unet_256 = 6.05 G MACs = 12.1 GFLOP" (REFERENCE.md).
+really does): unet_256 ngf 64 at 256x256 = 6.05 G MACs = 12.1 GFLOP.
 Tools that count transposed convolutions at output resolution report 18.1 G MACs instead.
 """
 
@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (FACADES_DIRECTION, facades_pairs, interleaved, log, model_inputs,
-                               optional)
+from .common import FACADES_DIRECTION, facades_pairs, interleaved, log, model_inputs, optional
 from pix2pix_edge.export.parity import psnr
 from pix2pix_edge.runtime.machine import usable_cpus
 from pix2pix_edge.runtime.stats import latency_stats
@@ -122,8 +121,7 @@ def export_onnx(model, path: Path, side: int) -> Path:
 
 def fp16_onnx(src: Path, dst: Path) -> Path:
     """The FP16 graph ``pix2pix export onnx --fp16`` writes (export/fp16.py): FP32 I/O,
-    normalisations and reductions kept in FP32 (REFERENCE.md: InstanceNorm in FP16 loses
-    accuracy)."""
+    normalisations and reductions kept in FP32 (InstanceNorm in FP16 loses accuracy)."""
     from pix2pix_edge.export.fp16 import convert_file
 
     return Path(convert_file(src, dst))
@@ -196,6 +194,7 @@ def _backends(model_running, model_per_image, side: int, workdir: Path, threads:
     if ort is None:
         skipped.append({"backend": "ort-*", "reason": why})
     else:
+        log(f"  exporting ONNX FP32 / FP16 / INT8 at {side}x{side}")
         p32 = export_onnx(model_running, workdir / f"g{side}.onnx", side)
         s32 = ort_session(p32, threads)
         out["ort-fp32"] = dict(run=lambda: s32.infer(x_np), backend="ort-fp32",
@@ -212,6 +211,7 @@ def _backends(model_running, model_per_image, side: int, workdir: Path, threads:
             from pix2pix_edge.export import int8 as q8
 
             p8 = workdir / f"g{side}_int8.onnx"
+            log("  quantizing to INT8 (calibration on 4 inputs)")
             calib = np.concatenate([sample_input(side, seed=s).numpy() for s in range(4)])
             facts = q8.quantize(p32, p8, calib, subpixel=True, log=lambda *a: None)
             q8.set_metadata(p8, facts, "4 benchmark inputs")
@@ -280,6 +280,8 @@ def measure_group(ngf: int, side: int, cfg: dict, threads: int) -> tuple[list[di
         refs = {"running": _as_numpy(backends["torch-fp32"]["run"]())}
         if "torch-fp32 per-image" in backends:
             refs["per-image"] = _as_numpy(backends["torch-fp32 per-image"]["run"]())
+        log(f"  timing {len(backends)} backends interleaved (at most {cfg['reps']} rounds, "
+            f"{cfg['budget_s']:.0f} s)")
         samples = interleaved({k: b["run"] for k, b in backends.items()}, reps=cfg["reps"],
                               warmup=cfg["warmup"], budget_s=cfg["budget_s"])
         rows = []
@@ -308,8 +310,8 @@ def measure_group(ngf: int, side: int, cfg: dict, threads: int) -> tuple[list[di
 
 
 def matmul_peak(n: int = 2048, seconds: float = 1.0) -> dict[str, float]:
-    """This machine's practical compute limit: GFLOP/s of an n x n matmul in FP32 and BF16
-    (REFERENCE.md measured ~160-177 and ~777 here), to put the model numbers in perspective."""
+    """This machine's practical compute limit: GFLOP/s of an n x n matmul in FP32 and BF16, to put
+    the model numbers in perspective."""
     import time
 
     import torch

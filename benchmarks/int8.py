@@ -20,8 +20,8 @@ Side by side in one run, interleaved per repetition (benchmarks.common.interleav
   PyTorch matmuls in FP32 (2048^2) and BF16 (1024^2): the distance of the generators to this CPU's limit.
 
 Entry point ``run(level, **opts) -> dict`` (``python -m benchmarks --only int8``); as a script:
-``python -m benchmarks.int8 [--quick] [--run RUN] [--out FILE]`` writes
-benchmarks/results/int8.json.
+``python -m benchmarks.int8 [--quick] [--run RUN] [--out FILE]`` prints the tables (and writes
+the JSON to FILE).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (FACADES, FACADES_DIRECTION, FACADES_HELD_OUT, RESULTS_DIR,
-                               facades_pairs, held_out_dataset, interleaved, log, machine_info,
-                               markdown_table, model_inputs, spread, write_json)
+from .common import (FACADES, FACADES_DIRECTION, FACADES_HELD_OUT, facades_pairs, held_out_dataset,
+                     interleaved, log, machine_info, markdown_table, model_inputs, spread,
+                     write_json)
 from pix2pix_edge.runtime.machine import load_average as loadavg
 from pix2pix_edge.runtime.machine import usable_cpus
 from pix2pix_edge.runtime.stats import latency_stats as summarize
@@ -48,8 +48,8 @@ LEVEL_CONFIG: dict[str, dict[str, Any]] = {
     # smoke: proves the plumbing, numbers mean nothing
     "smoke": dict(models=[(5, 4, 64)], reps=3, budget_s=2.0, calib=4, quality_n=2, peaks=False,
                   train_iters=2, heldout_n=4),
-    "quick": dict(models=[(8, 16, 256)], reps=10, budget_s=20.0, calib=16, quality_n=4,
-                  peaks=True, train_iters=60, heldout_n=HOLDOUT),
+    "quick": dict(models=[(8, 16, 256)], reps=8, budget_s=8.0, calib=8, quality_n=4,
+                  peaks=True, train_iters=20, heldout_n=10),
     "full": dict(models=[(8, 64, 256), (8, 16, 256)], reps=30, budget_s=120.0, calib=32,
                  quality_n=8, peaks=True, train_iters=1500, heldout_n=HOLDOUT),
 }
@@ -405,7 +405,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="ngf 16 only, fewer repetitions")
     ap.add_argument("--run", type=Path, default=None,
                     help="a facades run trained with --holdout-last 40 (default: train one here)")
-    ap.add_argument("--out", type=Path, default=RESULTS_DIR / "int8.json")
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args(argv)
     result = run("quick" if args.quick else "full", trained_run=args.run, out=args.out)
     print(markdown_table(result["rows"], SPEED_COLUMNS))
@@ -415,7 +415,8 @@ def main(argv=None) -> dict:
         print(markdown_table(result["peaks"]["rows"], [("kernel", "kernel", ""),
                                                        ("p50_ms", "p50 ms", ".2f"),
                                                        ("gop_per_s", "GOP/s", ".1f")]))
-    log(f"wrote {args.out}")
+    if args.out:
+        log(f"wrote {args.out}")
     return result
 
 

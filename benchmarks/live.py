@@ -1,23 +1,20 @@
-"""Live latency and frame-to-frame flicker (issue 13): ``python -m benchmarks.live``.
+"""Live latency (the suite's ``live`` section) and the flicker measurement (issue 13).
 
-* ``latency``: ``bench --live`` on the real 24 fps video replayed in real time (newest frame
-  wins) for unet_256 ngf 64 (slower than the source on this CPU) and ngf 16, ``repeats`` times
-  each, alternating, with the load average before and after every run. Weights do not change
-  the time, so the models are exported from fresh weights.
-* ``flicker``: the warping error (runtime/flicker.py) of a trained generator in each inference
-  mode the toolkit offers: BatchNorm with per-image or running statistics, dropout on (the
-  reference ``test.py``) or off (the export's and the runtime's choice), on the real video
-  (DIS flow on the input frames) and on a synthetic pan of the inputs of pairs the run held out
-  (exact flow). Needs a run directory (``--run``; e.g. ``pix2pix train .../facades --direction
-  BtoA --holdout-last 40``); skipped without one, or when it held nothing out.
+* ``latency`` (this module's :func:`run`): ``bench --live`` on the real 24 fps video replayed in
+  real time (newest frame wins) for unet_256 ngf 64 (slower than the source on a 2-core CPU) and
+  ngf 16, ``repeats`` times each, alternating, with the load average before and after every run.
+  Weights do not change the time, so the models are exported from fresh weights.
+* ``flicker`` (:func:`flicker`, run by the suite's ``flicker`` section, benchmarks/flicker.py):
+  the warping error (runtime/flicker.py) of a trained generator in each inference mode the
+  toolkit offers: BatchNorm with per-image or running statistics, dropout on (the reference
+  ``test.py``) or off (the export's and the runtime's choice), on the real video (DIS flow on
+  the input frames) and on a synthetic pan of the inputs of pairs the run held out (exact flow).
 
-``run(level, **opts) -> dict`` is the entry point; ``main`` prints and writes JSON.
+``python -m benchmarks --only live`` / ``--only flicker`` run them.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -25,16 +22,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-VIDEO = SHARED / "videos" / "big_buck_bunny.mp4"
+from .common import VIDEO, log
+
 MODES = (("per-image", True), ("per-image", False), ("running", True), ("running", False))
-LEVELS = {"smoke": dict(frames=12, repeats=1, ngfs=(8, 4), depth=5, flicker_frames=6, pans=1,
-                        pan_frames=6),
-          "quick": dict(frames=60, repeats=1, ngfs=(64, 16), depth=8, flicker_frames=48, pans=2,
-                        pan_frames=24),
-          "full": dict(frames=120, repeats=3, ngfs=(64, 16), depth=8, flicker_frames=96, pans=5,
-                       pan_frames=32)}
+LEVELS = {"smoke": dict(frames=12, repeats=1, ngfs=(8, 4), depth=5, model_runs=5),
+          "quick": dict(frames=48, repeats=1, ngfs=(16,), depth=8, model_runs=10),
+          "full": dict(frames=120, repeats=3, ngfs=(64, 16), depth=8, model_runs=30)}
 
 
 def loadavg() -> str:
@@ -45,8 +38,9 @@ def loadavg() -> str:
 
 
 # ---------------------------------------------------------------------------- latency
-def latency(frames: int, repeats: int, ngfs=(64, 16), threads: int = 1, depth: int = 8) -> list:
-    from benchmarks.end_to_end import export_model
+def latency(frames: int, repeats: int, ngfs=(64, 16), threads: int = 1, depth: int = 8,
+            model_runs: int = 30) -> list:
+    from .end_to_end import export_model
     from pix2pix_edge.runtime.backends import open_backend
     from pix2pix_edge.runtime.live import run_live
 
@@ -58,16 +52,16 @@ def latency(frames: int, repeats: int, ngfs=(64, 16), threads: int = 1, depth: i
                 be = open_backend(str(models[n]), "onnxruntime", threads=threads)
                 try:
                     before = loadavg()
-                    r = run_live(be, str(VIDEO), frames=frames)
+                    r = run_live(be, str(VIDEO), frames=frames, model_runs=model_runs)
                 finally:
                     be.close()
                 rows.append({"ngf": n, "repeat": rep, "loadavg_before": before,
                              "loadavg_after": loadavg(), **{k: v for k, v in r.items()
                                                             if k != "definitions"}})
-                print(f"ngf {n} #{rep}: p50 {r['latency']['p50_ms']} ms (target "
-                      f"{r['target_p50_ms']}, in-run {r['target_in_run_p50_ms']}), model "
-                      f"{r['model_p50_ms']:.1f}, infer in run {r['infer_p50_in_run_ms']:.1f}, "
-                      f"{r['fps_delivered']} FPS, dropped {r['dropped']}, load {before}", flush=True)
+                log(f"live: ngf {n} #{rep}: p50 {r['latency']['p50_ms']} ms (target "
+                    f"{r['target_p50_ms']}, in-run {r['target_in_run_p50_ms']}), model "
+                    f"{r['model_p50_ms']:.1f}, infer in run {r['infer_p50_in_run_ms']:.1f}, "
+                    f"{r['fps_delivered']} FPS, dropped {r['dropped']}, load {before}")
     return rows
 
 
@@ -150,59 +144,26 @@ def flicker(run_dir, flicker_frames: int, pans: int, pan_frames: int, step: int 
         row = {"norm": norm, "dropout": dropout,
                "video": v["flicker"], "video_input": v["flicker_input"], "video_ratio": v["ratio"],
                "video_pairs": v["pairs"], "video_valid": v["valid_fraction"],
+               "video_l2": v["flicker_l2"], "video_input_l2": v["flicker_l2_input"],
                "pan": round(float(np.mean([p["flicker"] for p in pan])), 5),
                "pan_input": round(float(np.mean([p["flicker_input"] for p in pan])), 5),
+               "pan_l2": round(float(np.mean([p["flicker_l2"] for p in pan])), 7),
                "pan_pairs": sum(p["pairs"] for p in pan), "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)
-        print(f"{norm:9s} dropout {'on ' if dropout else 'off'}: video {row['video']:.4f} "
-              f"(input {row['video_input']:.4f}, x{row['video_ratio']})  pan {row['pan']:.4f} "
-              f"(input {row['pan_input']:.4f})", flush=True)
+        log(f"flicker: {norm:9s} dropout {'on ' if dropout else 'off'}: video {row['video']:.4f} "
+            f"(input {row['video_input']:.4f}, x{row['video_ratio']})  pan {row['pan']:.4f} "
+            f"(input {row['pan_input']:.4f})")
     return rows
 
 
-def run(level: str = "quick", run_dir=None, sections=("latency", "flicker"), **opts) -> dict:
+def run(level: str = "full", frames: int | None = None, repeats: int | None = None) -> dict:
+    """The ``live`` section: capture-to-output latency per model, ``repeats`` alternating runs."""
     p = dict(LEVELS[level])
-    p.update({k: v for k, v in opts.items() if v is not None})
-    result = {"level": level, "params": p, "loadavg_start": loadavg(),
-              "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    p.update({k: v for k, v in dict(frames=frames, repeats=repeats).items() if v is not None})
     if not VIDEO.is_file():
-        result["skipped"] = f"real video not found at {VIDEO}"
-        return result
-    if "latency" in sections:
-        result["latency"] = latency(p["frames"], p["repeats"], ngfs=p["ngfs"], depth=p["depth"])
-    if "flicker" in sections:
-        if run_dir is None or not Path(run_dir).exists():
-            result["flicker"] = {"skipped": "no trained run directory given (--run)"}
-        elif not _held_out_on_disk(run_dir):
-            result["flicker"] = {"skipped": f"{run_dir} held no pairs out of training, or its "
-                                 "dataset is not on disk (the pan uses held-out inputs)"}
-        else:
-            result["flicker"] = flicker(run_dir, p["flicker_frames"], p["pans"], p["pan_frames"],
-                                        start=p.get("start") or 300)
+        return {"skipped": f"real video not found at {VIDEO}"}
+    result = {"params": p, "video": VIDEO.name, "threads": 1, "loadavg_start": loadavg()}
+    result["rows"] = latency(p["frames"], p["repeats"], ngfs=p["ngfs"], depth=p["depth"],
+                             model_runs=p["model_runs"])
     result["loadavg_end"] = loadavg()
     return result
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--level", choices=tuple(LEVELS), default="quick")
-    ap.add_argument("--run", dest="run_dir", default=None, help="trained run directory (flicker)")
-    ap.add_argument("--only", default="latency,flicker")
-    ap.add_argument("--frames", type=int, default=None)
-    ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--start", type=int, default=None, help="first video frame (flicker; 300)")
-    ap.add_argument("--out", default=None, help="write the JSON here")
-    a = ap.parse_args(argv)
-    r = run(a.level, a.run_dir, tuple(a.only.split(",")), frames=a.frames, repeats=a.repeats,
-          start=a.start)
-    text = json.dumps(r, indent=2)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-        print(f"wrote {a.out}")
-    else:
-        print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

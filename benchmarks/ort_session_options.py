@@ -1,7 +1,8 @@
 """Which ONNX Runtime session options make the generator faster on this CPU? Measured, side by side.
 
-The runtime's ONNX Runtime backend (runtime/backends/onnxruntime.py) is compared, interleaved
-per repetition, with variants that change one thing each:
+The suite's ``ort`` section (``python -m benchmarks --only ort``). The runtime's ONNX Runtime
+backend (runtime/backends/onnxruntime.py) is compared, interleaved per repetition, with variants
+that change one thing each:
 
 * ``ort-defaults``   a bare ``InferenceSession`` (ORT's own defaults);
 * ``backend``        what ``open_backend`` builds: ORT_ENABLE_ALL, sequential, one intra-op
@@ -12,14 +13,11 @@ per repetition, with variants that change one thing each:
 * ``io_binding``     ``run_with_iobinding`` with a pre-bound CPU input/output.
 
 Interleaving puts every session's thread pool in one process, where a spinning pool also slows
-its neighbours; ``--separate`` therefore also times the thread/spin variants each in its own
-process, alternating A, B, A, B (``--rounds``), which is what a real run sees.
+its neighbours; the thread / spin variants are therefore also timed each in its own process,
+alternating (``separate``), which is what a real run sees; and the whole video pipeline
+(runtime.pipeline) runs with spinning on and off (``pipeline``, frames per FPS figure).
 
-``--pipeline FRAMES`` runs the whole video pipeline (runtime.pipeline) with spinning on and off.
-
-Usage: ``python -m benchmarks.ort_session_options [--ngf 16] [--size 256] [--reps 40]
-[--separate] [--pipeline 80]``
-Prints medians and writes benchmarks/results/ort_session_options.json.
+Standalone: ``python -m benchmarks.ort_session_options [--level quick]`` prints the result.
 """
 
 from __future__ import annotations
@@ -34,8 +32,17 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, interleaved, machine_info, write_json
+from .common import VIDEO, interleaved, log
 from pix2pix_edge.runtime.stats import latency_stats
+
+LEVELS = {
+    # smoke (tests only): a depth-5 U-Net at 64x64, numbers mean nothing
+    "smoke": dict(ngf=4, depth=5, size=64, reps=3, budget_s=1.0, rounds=1, separate_reps=3, pipeline=0),
+    "quick": dict(ngf=16, depth=8, size=256, reps=10, budget_s=5.0, rounds=1, separate_reps=10,
+                  pipeline=24),
+    "full": dict(ngf=16, depth=8, size=256, reps=40, budget_s=60.0, rounds=3, separate_reps=20,
+                 pipeline=80),
+}
 
 
 def export_generator(path: Path, ngf: int, size: int, depth: int = 8) -> Path:
@@ -75,7 +82,7 @@ def separate(model: Path, size: int, reps: int, rounds: int) -> dict:
         names = list(SEPARATE)
         names = names[r % len(names):] + names[:r % len(names)]
         for name in names:
-            out = subprocess.run([sys.executable, "-m", "benchmarks.ort_session_options",
+            out = subprocess.run([sys.executable, "-m", "pix2pix_edge.benchmarks.ort_session_options",
                                   "--child", name, "--model", str(model), "--size", str(size),
                                   "--reps", str(reps)], capture_output=True, text=True, check=True)
             samples[name] += json.loads(out.stdout.strip().splitlines()[-1])
@@ -87,7 +94,6 @@ def pipeline_spin(model: Path, frames: int, rounds: int) -> dict:
     mp4) with spinning on and off, alternating; fps per run."""
     import os
 
-    from benchmarks.common import VIDEO
     from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
     from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
     from pix2pix_edge.runtime.video import open_source
@@ -105,32 +111,14 @@ def pipeline_spin(model: Path, frames: int, rounds: int) -> dict:
     return {name: {"fps": v, "median_fps": float(np.median(v))} for name, v in fps.items()}
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--separate", action="store_true",
-                    help="also time thread/spin variants in separate processes")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--pipeline", type=int, default=0, metavar="FRAMES",
-                    help="also run the video pipeline with spinning on/off, FRAMES frames each")
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--ngf", type=int, default=16)
-    ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--reps", type=int, default=40)
-    ap.add_argument("--budget", type=float, default=60.0, help="seconds of timing at most")
-    ap.add_argument("--out", default=str(RESULTS_DIR / "ort_session_options.json"))
-    args = ap.parse_args(argv)
-    if args.child:
-        return child(args.model, args.size, args.child, args.reps)
-
+def interleaved_variants(model: Path, size: int, reps: int, budget_s: float) -> dict:
+    """Every session variant in one process, interleaved: p50 / p90 / fps per variant."""
     import onnxruntime as ort
 
     from pix2pix_edge.runtime.backends import open_backend
     from pix2pix_edge.runtime.machine import physical_cores
 
-    tmp = tempfile.TemporaryDirectory()
-    model = export_generator(Path(tmp.name) / "g.onnx", args.ngf, args.size)
-    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, args.size, args.size)).astype(np.float32)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32)
     cores = physical_cores()
 
     def session(threads=cores, level="ORT_ENABLE_ALL", spin=False):
@@ -166,30 +154,46 @@ def main(argv=None):
     ref = be.infer(x)
     bound.run_with_iobinding(binding)
     assert np.allclose(y, ref, atol=1e-5), "io_binding output differs"
+    samples = interleaved(fns, reps=reps, warmup=3, budget_s=budget_s)
+    return {name: latency_stats(s) for name, s in samples.items()}
 
-    samples = interleaved(fns, reps=args.reps, warmup=3, budget_s=args.budget)
-    rows = {name: latency_stats(s) for name, s in samples.items()}
-    print(f"unet_256 ngf {args.ngf} at {args.size}x{args.size}, batch 1, FP32, "
-          f"CPU provider, {cores} physical cores; interleaved, median of {rows['backend']['n']}")
-    print(f"{'variant':<14} {'p50 ms':>8} {'p90 ms':>8} {'fps':>8}")
-    for name, r in rows.items():
-        print(f"{name:<14} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} {r['fps']:>8.1f}")
-    sep = None
-    if args.separate:
-        sep = separate(model, args.size, reps=max(5, args.reps // 2), rounds=args.rounds)
-        print(f"separate processes, alternating, {args.rounds} rounds (runtime backend):")
-        for name, r in sep.items():
-            print(f"{name:<24} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} {r['fps']:>8.1f}")
-    pipe = None
-    if args.pipeline:
-        pipe = pipeline_spin(model, args.pipeline, args.rounds)
-        print(f"pipeline fps on the shared video ({args.pipeline} frames, {args.rounds} rounds):")
-        for name, r in pipe.items():
-            print(f"{name:<10} {r}")
-    out = write_json(args.out, {"machine": machine_info(), "ngf": args.ngf, "size": args.size,
-                                "cores": cores, "onnxruntime": ort.__version__,
-                                "interleaved": rows, "separate": sep, "pipeline": pipe})
-    print(f"wrote {out}")
+
+def run(level: str = "full", **opts) -> dict:
+    """The ``ort`` section: interleaved variants, separate processes, the pipeline."""
+    import onnxruntime as ort
+
+    from pix2pix_edge.runtime.machine import physical_cores
+
+    cfg = {**LEVELS[level], **{k: v for k, v in opts.items() if v is not None}}
+    with tempfile.TemporaryDirectory(prefix="bench-ort-") as tmp:
+        model = export_generator(Path(tmp) / "g.onnx", cfg["ngf"], cfg["size"], cfg["depth"])
+        log("ort: the session variants, interleaved in one process")
+        rows = [{"variant": k, **v} for k, v in
+                interleaved_variants(model, cfg["size"], cfg["reps"], cfg["budget_s"]).items()]
+        log(f"ort: thread / spin variants in separate processes ({cfg['rounds']} rounds)")
+        sep = [{"variant": k, **v} for k, v in
+               separate(model, cfg["size"], cfg["separate_reps"], cfg["rounds"]).items()]
+        pipe = None
+        if cfg["pipeline"]:
+            log(f"ort: the video pipeline with spinning on and off ({cfg['pipeline']} frames each)")
+            pipe = pipeline_spin(model, cfg["pipeline"], cfg["rounds"])
+    return {"model": f"unet depth {cfg['depth']} ngf {cfg['ngf']} at {cfg['size']}x{cfg['size']}, "
+                     "FP32, batch 1, random weights",
+            "config": cfg, "physical_cores": physical_cores(), "onnxruntime": ort.__version__,
+            "rows": rows, "separate": sep, "pipeline": pipe}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--level", choices=list(LEVELS), default="full")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--size", type=int, default=256, help=argparse.SUPPRESS)
+    ap.add_argument("--reps", type=int, default=40, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        return child(args.model, args.size, args.child, args.reps)
+    print(json.dumps(run(args.level), indent=1))
 
 
 if __name__ == "__main__":

@@ -1,46 +1,44 @@
-"""Steady video under camera motion (issue 19): ``python -m benchmarks --only steady``.
+"""The ``steady`` section (issue 19): steadier video under a moving camera, measured.
 
 At one training budget, on two real tasks with held-out pairs never trained on (the edge
 table's: facades labels -> photo, last 40 of 400 held out; edges2shoes_handbags edges -> photo,
-every 10th of 2,000 held out), it trains five generators (ROWS):
+every 10th of 2,000 held out), it trains the generators of ROWS:
 
 * ``baseline``    the reference objective and U-Net;
 * ``antialias``   ``--antialias`` (fixed [1,3,3,1]^2 low-pass filters, no new parameters);
 * ``stability``   ``--lambda-stability W`` (transform consistency, train/stability.py);
 * ``both``        both;
 * ``finetune``    the baseline run continued for ``extra`` more iterations with both
-                  (``train --init-from``: weights only, fresh optimisers).
+                  (``train --init-from``: weights only, fresh optimisers);
+
+and, at level full, the CHOICES that decided the defaults: the zero-padded filters, two other
+weights and the baseline with another seed (how far two identical trainings differ).
 
 Columns: held-out L1 / PSNR / SSIM against the ground truth; the warping error (Lai et al.,
 runtime/flicker.py; L1 and their squared L2) of a synthetic pan across held-out inputs (exact
 motion, 4 px per frame: the input's error is 0) and, for facades, of the real video
 (big_buck_bunny from frame 300, DIS flow on the inputs; out of domain for a facades model, as in
-the flicker section of docs/performance.md); ONNX Runtime CPU p50 latency of the architecture at
-ngf 64 and ngf 16 (unet_256 at 256x256, plain vs anti-aliased, interleaved; weights do not change
-the time). Also a side-by-side animated strip (input | baseline | both) of the pan, a PNG of the
-same frames with their frame-to-frame differences, and the per-frame warping-error curves.
+the flicker section); ONNX Runtime CPU p50 latency of the architecture at ngf 64 and ngf 16
+(unet_256 at 256x256, plain vs anti-aliased, interleaved; weights do not change the time). Also
+an animated strip (input | baseline | both) of a pan, a PNG of three of its frames with their
+frame-to-frame differences, and the per-frame warping-error curves.
 
 Parts: ``quality`` trains (or reuses the runs in ``runs``) and measures everything but latency;
-``latency`` times the architectures. At level ``full`` without ``train=True`` the quality rows
-come from the committed record ``benchmarks/results/steady_quality.json`` (its own command, date
-and machine inside), so the suite's run re-measures only the latency on the machine it runs on:
+``latency`` times the architectures. At level full without ``train`` the quality columns come
+from the newest committed result that has them (they take an hour or two on a 2-core CPU; the
+run they come from is named in the section), and only the latency is measured:
 
-    python -m benchmarks --only steady                      # latency now, quality from the record
-    python -m benchmarks.steady full --train --runs DIR     # retrain (about an hour on 2 cores),
-                                                            # rewrite the record and the pictures
-    python -m benchmarks.steady full --train --runs DIR --variants antialias-zero,stability-w100
-                                                            # the decisions: padding, weight
+    python -m benchmarks --only steady                       # latency; quality from the record
+    python -m benchmarks --only steady --steady-train --steady-runs DIR   # everything, reusing DIR
+    python -m benchmarks --only steady --steady-train --steady-parts quality --steady-runs DIR
 
-Variant names beyond ROWS: ``antialias-zero`` (zero-padded filters), ``stability-wN`` /
-``both-wN`` (weight N); any name + ``-sN``: trained with seed N.
+Variant names: ROWS, CHOICES, ``stability-wN`` / ``both-wN`` (weight N), ``antialias-zero``;
+any name + ``-sN``: trained with seed N.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,12 +46,11 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (RESULTS_DIR, VIDEO, held_out_dataset, interleaved, log,
-                               machine_info, markdown_table, write_json)
-from benchmarks.edge import TASKS
+from .common import VIDEO, held_out_dataset, interleaved, log, markdown_table
+from .edge import TASKS
 
-QUALITY_RECORD = RESULTS_DIR / "steady_quality.json"
 ROWS = ("baseline", "antialias", "stability", "both", "finetune")
+CHOICES = ("antialias-zero", "stability-w10", "stability-w1000", "baseline-s1")
 STRIP = ("baseline", "both")          # the animated strip: input | these
 DEFAULT_WEIGHT = 100.0                # --lambda-stability of the rows (docs/steady.md: why)
 LEVELS: dict[str, dict[str, Any]] = {
@@ -73,11 +70,21 @@ LEVELS: dict[str, dict[str, Any]] = {
                  latency_depth=8, latency_side=256, latency_ngfs=(64, 16), reps=40,
                  budget_s=30.0, strip_frames=12),
 }
-LABELS = {"baseline": "baseline", "antialias": "--antialias",
-          "stability": "--lambda-stability", "both": "--antialias --lambda-stability",
-          "finetune": "baseline + fine-tune with both", "antialias-zero": "--antialias (zero pad)"}
 STEP = 4                              # pan: pixels per frame
 VIDEO_START = 300
+
+
+def label(name: str, weight: float) -> str:
+    """A row's name as the tables show it: the options it adds to the baseline."""
+    seed = re.fullmatch(r"(.+)-s(\d+)", name)
+    if seed:
+        return f"{label(seed.group(1), weight)}, seed {seed.group(2)}"
+    o = variant_options(name, weight)
+    flags = (["--antialias"] if o.get("antialias") else []) + \
+        ([f"--antialias-pad {o['antialias_pad']}"] if o.get("antialias_pad") else []) + \
+        ([f"--lambda-stability {o['lambda_stability']:g}"] if o.get("lambda_stability") else [])
+    text = " ".join(flags) or "baseline"
+    return f"baseline + fine-tune with {text}" if name == "finetune" else text
 
 
 # --------------------------------------------------------------------------- variants
@@ -261,7 +268,7 @@ def quality_task(task_name: str, cfg: dict, runs: Path, variants: list, weight: 
         w, curves[v] = warping_errors(translate, pans, video)
         if v in STRIP or v == variants[0]:
             outputs[v] = translate(pans[0][:cfg["strip_frames"]]) if pans else []
-        rows.append({"task": task_name, "model": v, "label": LABELS.get(v, v),
+        rows.append({"task": task_name, "model": v, "label": label(v, weight),
                      "iterations": facts[v]["iterations"], "options": facts[v]["options"],
                      "train_s_per_iter": facts[v]["train_s_per_iter"], **q, **w})
         log(f"steady: {task_name} {v}: L1 {q['l1']:.4f} PSNR {q['psnr']:.2f} SSIM {q['ssim']:.4f} "
@@ -324,8 +331,8 @@ def pictures(task: str, inputs: list, outputs: dict, curves: dict, png_dir: Path
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for name, c in curves.items():
-            if c.get(key):
-                ax.plot(range(1, len(c[key]) + 1), c[key], label=LABELS.get(name, name), lw=1.2)
+            if c.get(key) and name in ROWS:
+                ax.plot(range(1, len(c[key]) + 1), c[key], label=name, lw=1.2)
         first = next(iter(curves.values()))
         if key == "video_l1" and first.get("video_input_l1"):
             ax.plot(range(1, len(first["video_input_l1"]) + 1), first["video_input_l1"], "k:",
@@ -349,7 +356,7 @@ def latency(cfg: dict, pad: str) -> dict:
 
     import torch
 
-    from benchmarks.inference import ort_session
+    from .inference import ort_session
     from pix2pix_edge.export.to_onnx import count_macs, export_model
     from pix2pix_edge.runtime.machine import usable_cpus
     from pix2pix_edge.runtime.stats import latency_stats
@@ -394,35 +401,57 @@ def fill_latency(rows: list, lat: dict) -> None:
 
 
 # --------------------------------------------------------------------------- the section
+QUALITY_KEYS = ("task", "model", "label", "iterations", "options", "train_s_per_iter", "l1",
+                "psnr", "ssim", "n", "pan_l1", "pan_l2", "pan_pairs", "video_l1", "video_l2",
+                "video_pairs", "video_input_l1", "video_input_l2", "pan_vs_baseline",
+                "psnr_minus_baseline", "ssim_minus_baseline")
+
+
+def recorded_quality() -> tuple[dict | None, dict | None]:
+    """The quality part of the newest committed steady result, and the run it comes from."""
+    from . import report
+
+    merged = report.merge(report.result_files())
+    sec = merged["sections"].get("steady")
+    if not report.measured(sec) or not any("l1" in r for r in sec.get("rows", [])):
+        return None, None
+    rows = [{k: r[k] for k in QUALITY_KEYS if k in r} for r in sec["rows"]]
+    source = sec.get("quality_source") or merged["source"]["steady"]
+    return {"rows": rows, "tasks": sec.get("tasks", {}), "setup": sec.get("setup"),
+            "weight": sec.get("weight")}, source
+
+
 def run(level: str = "full", parts=None, runs: str | Path | None = None, train: bool = False,
         variants=None, tasks=None, weight: float = DEFAULT_WEIGHT, pad: str | None = None,
-        png_dir: str | Path | None = "auto") -> dict[str, Any]:
+        png_dir: str | Path | None = None) -> dict[str, Any]:
     """The steady section. ``parts``: "quality", "latency" (default both); ``runs``: keep and
-    reuse the trained runs there; ``train``: at level full, train instead of reading the
-    committed quality record; ``pad``: the anti-aliased latency model's padding (default:
-    train's --antialias-pad default)."""
+    reuse the trained runs there; ``train``: at level full, train (or reuse ``runs``) instead of
+    taking the quality columns from the newest committed result; ``pad``: the anti-aliased
+    latency model's border (default: train's --antialias-pad default); ``png_dir``: where the
+    pictures go (none at level smoke unless given)."""
     from pix2pix_edge.train.options import TrainOptions
 
     cfg = dict(LEVELS[level])
     parts = tuple(parts or ("quality", "latency"))
-    variants = list(variants or ROWS)
+    variants = list(variants or (ROWS + CHOICES if level == "full" else ROWS))
     tasks = list(tasks or cfg["tasks"])
     pad = pad or TrainOptions.antialias_pad
-    if png_dir == "auto":
-        png_dir = None if level == "smoke" else RESULTS_DIR if level == "full" else RESULTS_DIR / "quick"
     png_dir = Path(png_dir) if png_dir else None
     out: dict[str, Any] = {"level": level, "config": cfg, "weight": weight, "rows": [],
                            "tasks": {}, "setup": setup_line(cfg, weight)}
     if "quality" in parts:
-        if level == "full" and not train and runs is None and QUALITY_RECORD.is_file():
-            record = json.loads(QUALITY_RECORD.read_text())
+        record, source = (None, None)
+        if level == "full" and not train and runs is None:
+            record, source = recorded_quality()
+        if record is not None:
             out.update(rows=record["rows"], tasks=record["tasks"], setup=record["setup"],
-                       quality_source={k: record.get(k) for k in ("file", "command", "date", "machine")})
-            out["quality_source"]["file"] = str(QUALITY_RECORD.relative_to(RESULTS_DIR.parent.parent))
+                       weight=record["weight"], quality_source=source)
+            log("steady: quality columns from " + source["file"])
         else:
             missing = [t for t in tasks if not (Path(TASKS[t]["data"]) / "train").is_dir()]
             if missing and level == "full":
-                return {"skipped": f"dataset(s) not found: {', '.join(str(TASKS[t]['data']) for t in missing)}"}
+                return {"skipped": "dataset(s) not found: " + ", ".join(
+                    str(TASKS[t]["data"]) for t in missing)}
             if missing:
                 cfg["synthetic"] = True
             if cfg.get("synthetic"):
@@ -447,23 +476,23 @@ def setup_line(cfg: dict, weight: float) -> str:
             f"{cfg['load']} -> random crop + flip), basic PatchGAN ndf {cfg['ndf']}, batch 1, "
             f"seed 0, one torch thread, bf16 autocast where the CPU has it; {cfg['iters']} "
             f"iterations per row (fine-tune: the baseline's + {cfg['extra']}); "
-            f"--lambda-stability {weight:g} with the default transform magnitudes")
+            f"--lambda-stability {weight:g} with the default transform magnitudes in the rows")
 
 
 def targets(rows: list, lat: dict | None) -> dict:
-    """The issue's targets per task and row: pan error >= 2x lower (stretch 3x), PSNR within
-    0.3 dB and SSIM within 0.01, real-video error not worse, latency <= 1.15x."""
+    """The issue's targets per task and row: pan error at least 2x lower (stretch 3x), PSNR
+    within 0.3 dB and SSIM within 0.01, real-video error not worse, latency at most 1.15x."""
     out: dict[str, dict] = {}
     for r in rows:
-        if r["model"] == "baseline" or "pan_vs_baseline" not in r:
+        base = next((b for b in rows if b["task"] == r["task"] and b["model"] == "baseline"), None)
+        if r["model"] == "baseline" or base is None or "pan_l1" not in r:
             continue
-        base = next(b for b in rows if b["task"] == r["task"] and b["model"] == "baseline")
         t = {"pan_2x": r["pan_l1"] * 2 <= base["pan_l1"], "pan_3x": r["pan_l1"] * 3 <= base["pan_l1"],
              "psnr": r["psnr"] >= base["psnr"] - 0.3, "ssim": r["ssim"] >= base["ssim"] - 0.01}
         if r.get("video_l1") is not None and base.get("video_l1") is not None:
             t["video_not_worse"] = r["video_l1"] <= base["video_l1"]
         if lat and r.get("options", {}).get("antialias"):
-            t["latency"] = all(lat.get(k, 0) <= 1.15 for k in lat if k.endswith("_ratio"))
+            t["latency"] = all(v <= 1.15 for k, v in lat.items() if k.endswith("_ratio"))
         out[f"{r['task']}/{r['model']}"] = t
     return out
 
@@ -472,64 +501,57 @@ def targets(rows: list, lat: dict | None) -> dict:
 COLUMNS = [("task", "task", ""), ("label", "model", ""), ("iterations", "iterations", "d"),
            ("l1", "L1 ↓", ".4f"), ("psnr", "PSNR dB", ".2f"), ("ssim", "SSIM", ".4f"),
            ("pan_l1", "pan L1 ↓", ".4f"), ("pan_l2", "pan L2 ↓", ".5f"),
-           ("pan_vs_baseline", "pan vs baseline", ".2f"),
+           ("pan_vs_baseline", "pan / baseline", ".2f"),
            ("video_l1", "video L1 ↓", ".4f"), ("video_l2", "video L2 ↓", ".5f"),
            ("ms_ngf64", "ORT ms ngf 64", ".2f"), ("ms_ngf16", "ORT ms ngf 16", ".2f")]
+TARGET_WORDS = {"pan_2x": "pan error at least 2x lower", "pan_3x": "3x (stretch)",
+                "psnr": "PSNR within 0.3 dB", "ssim": "SSIM within 0.01",
+                "video_not_worse": "real-video error not worse", "latency": "latency at most 1.15x"}
 
 
-def markdown(sec: dict) -> list[str]:
-    """The steady section as Markdown (for benchmarks/report.py and docs/steady.md)."""
-    lines = [f"Setup: {sec.get('setup', '')}.", "", markdown_table(sec.get("rows", []), COLUMNS), ""]
+def markdown(sec: dict, images: bool = False) -> list[str]:
+    """The steady section (benchmarks/report.py: RESULTS.md and docs/steady.md); ``images``: link
+    the pictures (relative to the results folder)."""
+    rows = sec.get("rows", [])
+    main = [r for r in rows if r["model"] in ROWS]
+    other = [r for r in rows if r["model"] not in ROWS]
+    lines = [f"Setup: {sec.get('setup', '')}.", ""]
     src = sec.get("quality_source")
     if src:
-        lines.append(f"- quality columns from `{src.get('file')}` ({src.get('command')}, "
-                     f"{src.get('date')})")
+        lines += [f"Quality columns from run `{src.get('file')}`: {src.get('date')}, "
+                  f"{src.get('machine')}; `{src.get('command')}`.", ""]
+    lines += [markdown_table(main, COLUMNS), ""]
+    if other:
+        lines += ["The choices (same budget and splits; the baseline of another seed shows how "
+                  "far two identical trainings land apart):", "",
+                  markdown_table(other, [c for c in COLUMNS if not c[0].startswith("ms_")]), ""]
     lat = sec.get("latency")
     if lat:
-        ratios = ", ".join(f"ngf {k[3:-6]} {v:.3f}x" for k, v in lat.items() if k.endswith("_ratio"))
+        ratios = ", ".join(f"ngf {k[3:-6]}: {v:.3f}x" for k, v in lat.items() if k.endswith("_ratio"))
         lines.append(f"- latency: unet depth {lat['depth']} at {lat['side']}x{lat['side']}, ONNX "
-                     f"Runtime FP32 CPU p50, plain vs anti-aliased ({lat['pad']} pad) interleaved, "
-                     f"load {lat['load_before']} -> {lat['load_after']}; anti-aliased / plain: {ratios}")
+                     f"Runtime FP32 CPU p50, plain vs anti-aliased ({lat['pad']} border), "
+                     f"interleaved, load {lat['load_before'][0]} -> {lat['load_after'][0]}; "
+                     f"anti-aliased / plain {ratios}")
     else:
-        lines.append("- latency columns: not measured in this run (`python -m benchmarks --only steady`)")
+        lines.append("- latency columns: not measured in this run")
+    for key, t in sec.get("targets", {}).items():
+        task, model = key.split("/")
+        if model not in ROWS:
+            continue
+        met = [w for k, w in TARGET_WORDS.items() if t.get(k)]
+        missed = [w for k, w in TARGET_WORDS.items() if k in t and not t[k]]
+        lines.append(f"- {task}, {model}: meets " + (", ".join(met) or "none")
+                     + (f"; misses {', '.join(missed)}" if missed else ""))
     for task, t in sec.get("tasks", {}).items():
         lines.append(f"- **{task}** ({t.get('what')}; {t.get('held_out')} held-out pairs): pan "
                      f"{t.get('pan')}" + (f"; video {t['video']}" if t.get("video") else ""))
-        for f in t.get("files", []):
+        for f in t.get("files", []) if images else ():
             lines.append(f"  - ![{task}]({Path(f).name})")
     return lines
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.steady", description=__doc__.split("\n")[0])
-    ap.add_argument("level", nargs="?", choices=tuple(LEVELS), default="quick")
-    ap.add_argument("--train", action="store_true", help="full: train (or reuse --runs) instead "
-                    "of reading the committed quality record")
-    ap.add_argument("--runs", type=Path, default=None, help="keep / reuse the trained runs here")
-    ap.add_argument("--parts", default="quality,latency")
-    ap.add_argument("--variants", default=None, help=f"default: {','.join(ROWS)}")
-    ap.add_argument("--tasks", default=None, help="facades,edges")
-    ap.add_argument("--weight", type=float, default=DEFAULT_WEIGHT, help="--lambda-stability of the rows")
-    ap.add_argument("--pad", default=None, help="padding of the anti-aliased latency model")
-    ap.add_argument("--no-pictures", action="store_true", help="write no GIF / PNG")
-    ap.add_argument("--out", type=Path, default=None, help="write the JSON here (default: "
-                    "benchmarks/results/steady_quality.json for full --train, else stdout)")
-    a = ap.parse_args(argv)
-    split = lambda s: [x for x in s.split(",") if x] if s else None  # noqa: E731
-    r = run(a.level, parts=split(a.parts), runs=a.runs, train=a.train, variants=split(a.variants),
-            tasks=split(a.tasks), weight=a.weight, pad=a.pad,
-            png_dir=None if a.no_pictures else "auto")
-    record = {"file": None, "command": "python -m benchmarks.steady " + " ".join(sys.argv[1:] if argv is None else argv),
-              "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-              "machine": machine_info(), **r}
-    out = a.out or (QUALITY_RECORD if a.level == "full" and a.train else None)
-    if out:
-        write_json(out, record)
-        print(f"wrote {out}")
-    else:
-        print(json.dumps(record, indent=1, default=str))
-    return 0
+if __name__ == "__main__":   # python -m benchmarks.steady [level]: one section, printed as JSON
+    import json
+    import sys
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    print(json.dumps(run(sys.argv[1] if len(sys.argv) > 1 else "quick"), indent=1, default=str))

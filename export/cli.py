@@ -29,7 +29,9 @@ def export():
 @export.command("onnx")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="The .onnx file to write (written only after the parity check passed).")
+              help="The .onnx file to write: written under a temporary name and moved into "
+                   "place (replacing an existing file) only after the parity check passed; the "
+                   "generator file it exports is refused.")
 @click_options(ExportOnnxOptions)
 def onnx_cmd(source, output, **options):
     """Export SOURCE (a run directory, generator.pt, training checkpoint or a reference-code
@@ -53,7 +55,9 @@ def onnx_cmd(source, output, **options):
 @export.command("trt")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="The engine file (default: MODEL with .engine). Its record goes to OUTPUT.json.")
+              help="The engine file (default: MODEL with .engine), written whole or not at all "
+                   "(an existing one is replaced only by a whole engine; MODEL itself is refused). "
+                   "Its record goes to OUTPUT.json.")
 @click_options(ExportTrtOptions)
 def trt_cmd(model, output, **options):
     """Build a TensorRT engine from a pix2pix-edge ONNX MODEL, on the GPU that will run it.

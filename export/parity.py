@@ -8,7 +8,7 @@ before any work. Only the CPU provider is asked for: CUDA / TensorRT providers a
 onnxruntime-gpu here but cannot load (REFERENCE.md: only request providers that can load).
 
 :func:`ort_session` is a plain tuned session for the benchmarks that compare session variants
-(benchmarks/onnx_vs_torch.py, benchmarks/int8.py); exports never use it.
+(benchmarks/int8.py); exports never use it.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def ort_session(path: str, threads: int | None = None):
     """A CPU ONNX Runtime session for the benchmarks, tuned as the runtime's backend: all graph
     optimisations, one intra-op thread per core, sequential execution (a U-Net is one chain of
     big convolutions: inter-op parallelism only adds scheduling overhead), no spinning pool
-    threads (measured in benchmarks/onnx_vs_torch.py: spinning costs time on a shared CPU)."""
+    threads (measured by benchmarks/ort_session_options.py: spinning costs time on a shared CPU)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

@@ -45,7 +45,8 @@ from torch import nn
 from pix2pix_edge.export import parity
 from pix2pix_edge.runtime import contract
 from pix2pix_edge.runtime.errors import BadInput, BadUsage, CheckFailed
-from pix2pix_edge.runtime.files import check_writable, format_bytes
+from pix2pix_edge.runtime.files import (check_writable, format_bytes, refuse_same_files,
+                                        remove_stale_temps, temp_prefix)
 from pix2pix_edge.runtime.model_info import DIRECTIONS, ModelInfo
 from pix2pix_edge.runtime.size import Size, parse_size  # noqa: F401 - parse_size: --size
 from pix2pix_edge.train.models import LowPass, count_parameters, inference_copy
@@ -319,7 +320,8 @@ def export_run(source: str | Path, output: str | Path, *, size: Size | None = No
                    int8=int8, calib=calib, calib_images=calib_images, min_psnr=min_psnr,
                    subpixel=subpixel, threads=threads)
     report = _report_head(job)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{job.output.name}.", dir=job.output.parent))
+    remove_stale_temps(job.output.parent, job.output.name)   # a killed export's work folder
+    workdir = Path(tempfile.mkdtemp(prefix=temp_prefix(job.output.name), dir=job.output.parent))
     try:
         fp32 = _export_fp32(job, workdir / "fp32.onnx", report, log)
         final = fp32
@@ -394,6 +396,9 @@ def _check_arguments(source, output: Path, *, opset, fp16, fp16_io, check_images
         from pix2pix_edge.export import int8 as int8_mod
 
         int8_mod.check_options(int8=int8, fp16=fp16, calib=calib, calib_images=calib_images)
+    generator = Path(source) / "generator.pt" if Path(source).is_dir() else Path(source)
+    refuse_same_files([("-o", output)], [("the generator it exports", generator),
+                                         ("the run record", generator.parent / "config.json")])
     check_writable(output, "model.onnx")
 
 

@@ -39,8 +39,10 @@ from typing import Callable, Tuple
 from pix2pix_edge.runtime.backends.nvidia import (cuda_call, gpu_properties, import_cudart,
                                                  import_tensorrt, init_plugins, parse_version)
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Pix2PixError, Unavailable
-from pix2pix_edge.runtime.files import atomic_write, check_writable
-from pix2pix_edge.runtime.model_info import MAX_SIDE, ModelInfo, write_engine_record
+from pix2pix_edge.runtime.files import (atomic_write, check_writable, refuse_same_files,
+                                        remove_stale_temps, temp_prefix)
+from pix2pix_edge.runtime.model_info import (MAX_SIDE, ModelInfo, engine_record_path,
+                                             write_engine_record)
 from pix2pix_edge.runtime.size import Size, parse_size
 
 MIN_VERSION = (8, 5)
@@ -227,14 +229,20 @@ def inspect_onnx(path: str | Path) -> OnnxFacts:
     """Read and validate what the build needs from an ONNX file (no TensorRT, no GPU)."""
     import onnx
     from google.protobuf.message import DecodeError
+    from onnx.external_data_helper import load_external_data_for_model
 
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"ONNX file not found: {path}")
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
+        outside = external_data_outside(model, path.parent)
+        if outside is None:
+            load_external_data_for_model(model, str(path.parent))
     except (DecodeError, ValueError, OSError) as e:
         raise BadInput(f"{path} is not a readable ONNX file ({type(e).__name__})") from None
+    if outside is not None:
+        raise ModelMismatch(f"{path}: refused: {outside}")
     if not model.graph.node:
         raise BadInput(f"{path} is not a readable ONNX file (empty graph)")
     props = {p.key: p.value for p in model.metadata_props}
@@ -262,6 +270,23 @@ def inspect_onnx(path: str | Path) -> OnnxFacts:
                         for n in model.graph.node if n.op_type == "Pad"})
     return OnnxFacts(info=info, precision="int8" if int8 else "fp16" if fp16 else "fp32",
                      io_dtype=io_dtype, dynamic=dynamic, pad_modes=tuple(pad_modes))
+
+
+def external_data_outside(model, folder: Path) -> str | None:
+    """Why ``model`` (loaded without its external data) reads data from outside ``folder``, its
+    own folder, or None. Checked here, before any data is read, whatever the onnx version (older
+    ones follow ``../`` and absolute locations)."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    root = folder.resolve()
+    for tensor in _get_all_tensors(model):
+        if not uses_external_data(tensor):
+            continue
+        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        if Path(location).is_absolute() or root not in (root / location).resolve().parents:
+            return (f"tensor {tensor.name[:80]!r} keeps its data in {location[:120]!r}, outside "
+                    f"the model's folder")
+    return None
 
 
 def engine_info(facts: OnnxFacts, plan: BuildPlan, *, tensorrt_version: str, gpu_name: str,
@@ -359,6 +384,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
     """``pix2pix export trt``: inspect, plan, build, write engine + record. Returns a report."""
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     # User errors first (they need no GPU), then the hardware.
+    written = [("-o", engine_path), ("the engine record", engine_record_path(engine_path))]
+    refuse_same_files(written + ([("--timing-cache", Path(timing_cache))] if timing_cache else []),
+                      [("the ONNX model", onnx_path)])
     facts = inspect_onnx(onnx_path)
     profile = compute_profile(facts.info, facts.dynamic, min_size, opt_size, max_size, batch)
     if workspace_gib <= 0:
@@ -378,7 +406,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
     if plan.note:
         log(f"note: {plan.note}")
 
-    with tempfile.TemporaryDirectory(prefix=".trt-build-", dir=engine_path.parent) as tmp:
+    remove_stale_temps(engine_path.parent, engine_path.name)   # a killed build's work folder
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(engine_path.name),
+                                     dir=engine_path.parent) as tmp:
         source = onnx_path
         if plan.convert_to_fp16:
             from pix2pix_edge.export.fp16 import convert_file

@@ -20,6 +20,7 @@ from pix2pix_edge.runtime.errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_UNAV
 # name -> (module:attribute, one-line help). Order is the order of the workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("pix2pix_edge.train.cli_data:data", "Make, download and check paired datasets."),
+    "models": ("pix2pix_edge.train.cli_models:models", "Download the reference's pretrained generators, or import a latest_net_G.pth."),
     "train": ("pix2pix_edge.train.cli:train", "Train a pix2pix generator (CPU, one GPU, or torchrun DDP)."),
     "distill": ("pix2pix_edge.train.cli_distill:distill", "Train a small student generator against a trained teacher."),
     "eval": ("pix2pix_edge.train.cli:evaluate", "L1 / PSNR / SSIM of a trained run on held-out pairs."),
@@ -32,7 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 # What a subcommand's optional dependency is and how to get it (the runtime installs without).
 NEEDS = {
-    "torch": "pip install 'pix2pix-edge[train]' (or [export]; Python >= 3.10; on a Jetson, "
+    "torch": "pip install 'pix2pix-edge[train]' (or [export]; Python >= 3.10; the default "
+             "Linux wheel may need a CUDA 13 driver (>= 580): for a CUDA 12 driver first pip "
+             "install torch --index-url https://download.pytorch.org/whl/cu126; on a Jetson, "
              "NVIDIA's PyTorch wheel for your JetPack)",
     "onnx": "pip install 'pix2pix-edge[export]' (on a Jetson: [export-jetson])",
     "tqdm": "pip install 'pix2pix-edge[train]'",
@@ -74,9 +77,9 @@ class LazyGroup(click.Group):
             raise _usage_error(e) from None
         except Pix2PixError as e:
             raise _cli_error(str(e), e.exit_code) from None
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as e:   # Ctrl-C, or SIGTERM / SIGHUP (runtime.interrupt)
+            click.echo(f"Interrupted{f' ({e})' if str(e) else ''}.", err=True)
+            ctx.exit(getattr(e, "exit_code", EXIT_INTERRUPTED))
         except ModuleNotFoundError as e:   # a library imported lazily by the command
             raise _missing_library(ctx.invoked_subcommand or "", e) from None
         except OSError as e:
@@ -136,11 +139,15 @@ def cli():
 
 
 def main(argv=None):
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM and SIGHUP stop a command as Ctrl-C does (files
+    closed, training saved; exit 143 / 129)."""
+    from pix2pix_edge.runtime.interrupt import install_stop_handlers
+
+    install_stop_handlers()
     try:
         cli.main(args=argv, prog_name="pix2pix")
-    except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as e:
+        sys.exit(getattr(e, "exit_code", EXIT_INTERRUPTED))
 
 
 if __name__ == "__main__":

@@ -10,21 +10,25 @@ from pathlib import Path
 import click
 
 from pix2pix_edge.runtime.backends import backend_for
-from pix2pix_edge.runtime.errors import BadInput, Pix2PixError
+from pix2pix_edge.runtime.errors import BadInput, Pix2PixError, Unavailable
 from pix2pix_edge.runtime.files import format_bytes
 from pix2pix_edge.runtime.model_info import ModelInfo, engine_record_path, read_engine_record
 from pix2pix_edge.runtime.options import check_options, click_options
 from pix2pix_edge.runtime.run_options import InfoOptions, plain_model_flags
 
+MAX_KEYS_SHOWN = 20   # other metadata keys listed (a file may hold any number)
+
 
 def _tensor(name, dtype, shape) -> dict:
-    return {"name": name, "dtype": dtype,
+    return {"name": str(name)[:128], "dtype": dtype,
             "shape": [d if isinstance(d, int) and d > 0 else (d or "?") for d in shape]}
 
 
-def describe_onnx(path: Path) -> dict:
-    """Read an ONNX file with ONNX Runtime's CPU provider (cheap: no GPU is touched)."""
-    from pix2pix_edge.runtime.backends.base import io_dtype_name, one_line
+def describe_onnx(path: Path) -> tuple[dict, Pix2PixError | None]:
+    """Read an ONNX file with ONNX Runtime's CPU provider (cheap: no GPU is touched), and check
+    it as ``run`` does: ``(description, why run would refuse it or None)``. Bad metadata raises
+    at once (nothing trustworthy to show)."""
+    from pix2pix_edge.runtime.backends.base import io_dtype_name, one_line, resolve_info, single_io
     from pix2pix_edge.runtime.backends.onnxruntime import import_onnxruntime, usable_providers
     ort = import_onnxruntime()
     opts = ort.SessionOptions()
@@ -37,40 +41,59 @@ def describe_onnx(path: Path) -> dict:
     meta = sess.get_modelmeta()
     info = ModelInfo.from_props(meta.custom_metadata_map, source=path.name)
     other = {k: v for k, v in meta.custom_metadata_map.items() if k != "pix2pix_edge"}
-    return {
+    inputs, outputs = sess.get_inputs(), sess.get_outputs()
+    d = {
         "format": "ONNX",
-        "producer": meta.producer_name or None,
+        "producer": one_line(meta.producer_name, 80) or None,
         "metadata": info.to_dict() if info else None,
-        "other_metadata": other or None,
-        "inputs": [_tensor(i.name, io_dtype_name(i.type), i.shape)
-                   for i in sess.get_inputs()],
-        "outputs": [_tensor(o.name, io_dtype_name(o.type), o.shape)
-                    for o in sess.get_outputs()],
+        "other_metadata": sorted(one_line(k, 64) for k in other)[:MAX_KEYS_SHOWN] or None,
+        "inputs": [_tensor(i.name, io_dtype_name(i.type), i.shape) for i in inputs],
+        "outputs": [_tensor(o.name, io_dtype_name(o.type), o.shape) for o in outputs],
         "runs_on": usable_providers(),
         "onnxruntime": ort.__version__,
     }
+    problem = None
+    try:   # run's checks: one input and output, metadata true to the graph
+        i, o = single_io(path.name, inputs, outputs)
+        if info is not None:
+            resolve_info(path.name, info, None, i.name, i.shape, i.type, o.name, o.shape)
+    except Pix2PixError as e:
+        problem = e
+    return d, problem
 
 
-def describe_engine(path: Path, device: int = 0) -> dict:
+def describe_engine(path: Path, device: int = 0) -> tuple[dict, Pix2PixError | None]:
     """The record beside the engine; with TensorRT and a GPU here, also the engine's I/O and
-    whether it can run on this machine."""
+    whether it can run on this machine: ``(description, why run refuses it here or None)``.
+    Without TensorRT or a GPU the file cannot be checked: the record vouches for it, and with no
+    record nothing does (Unavailable: nothing here can tell what the file is)."""
     record = read_engine_record(path)
-    d = {"format": "TensorRT engine", "record": str(engine_record_path(path)),
+    d = {"format": "TensorRT engine" if record else "unknown",
+         "record": str(engine_record_path(path)),
          "metadata": record.to_dict() if record else None, "inputs": [], "outputs": []}
     try:
         from pix2pix_edge.runtime.backends.tensorrt import TensorRTBackend
         be = TensorRTBackend(path, device=device)
-    except Pix2PixError as e:
-        d["runs_on"] = []
-        d["problem"] = str(e)
-        return d
+    except Unavailable as e:       # TensorRT, cuda-python or a GPU absent: not checked here
+        d["runs_on"], d["problem"] = [], str(e)
+        if record is not None:
+            return d, None
+        d["format"] = f"unknown (not checked: {engine_record_path(path).name} is missing)"
+        return d, Unavailable(f"cannot tell what {path.name} is: no record beside it "
+                              f"({engine_record_path(path).name}) and {e}")
+    except Pix2PixError as e:      # not an engine, or one for another TensorRT / GPU
+        d["runs_on"], d["problem"] = [], str(e)
+        if record is None:
+            d["format"] = "unknown (TensorRT cannot load it)"
+        return d, e
     try:
+        d["format"] = "TensorRT engine"
         d["inputs"] = [_tensor(be.info.input_name, be.info.io_dtype, be.input_shape)]
         d["outputs"] = [_tensor(be.info.output_name, be.info.io_dtype, be.output_shape)]
         d["runs_on"] = [f"{be.provider} on {be.gpu_name}"]
     finally:
         be.close()
-    return d
+    return d, None
 
 
 def _summary(m: dict) -> str:
@@ -95,7 +118,7 @@ def _summary(m: dict) -> str:
     return "\n             ".join(parts)
 
 
-def render(path: Path, d: dict) -> str:
+def render(path: Path, d: dict, refused: bool = False) -> str:
     from pix2pix_edge.runtime.bench import sha256_prefix
     lines = [f"model        {path.name} ({format_bytes(path.stat().st_size)}, "
              f"sha256 {sha256_prefix(path)})",
@@ -103,15 +126,18 @@ def render(path: Path, d: dict) -> str:
                                               if d.get("producer") else ""),
              f"metadata     {_summary(d.get('metadata'))}"]
     if d.get("other_metadata"):
-        lines.append(f"other keys   {', '.join(sorted(d['other_metadata']))}")
+        lines.append(f"other keys   {', '.join(d['other_metadata'])}")
     for key in ("inputs", "outputs"):
         for t in d.get(key, []):
             lines.append(f"{key[:-1]:<12} {t['name']}  {t['dtype']}  "
                          f"{'x'.join(str(s) for s in t['shape'])}")
-    if d["format"] == "ONNX":
+    if d["format"] != "ONNX":
+        lines.append(f"record       {d['record']}")
+    if refused:
+        lines.append("runs on      nothing here (the error below)")
+    elif d["format"] == "ONNX":
         lines.append(f"runs on      {', '.join(d['runs_on'])} (onnxruntime {d['onnxruntime']})")
     else:
-        lines.append(f"record       {d['record']}")
         lines.append("runs on      " + (", ".join(d["runs_on"]) or f"not here: {d.get('problem')}"))
     return "\n".join(lines)
 
@@ -133,8 +159,12 @@ def info(model, **options):
     if not path.is_file():
         raise BadInput(f"model file not found: {path}")
     kind = backend_for(path, o.backend)
-    d = describe_engine(path, o.device) if kind == "tensorrt" else describe_onnx(path)
+    d, problem = describe_engine(path, o.device) if kind == "tensorrt" else describe_onnx(path)
+    if problem is not None:
+        d["problem"] = str(problem)
     if o.as_json:
         click.echo(json.dumps({"path": str(path), **d}, indent=2))
     else:
-        click.echo(render(path, d))
+        click.echo(render(path, d, refused=problem is not None))
+    if problem is not None:    # what run would refuse: shown above, then one line and its code
+        raise problem

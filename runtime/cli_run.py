@@ -12,7 +12,8 @@ import sys
 import click
 
 from pix2pix_edge.runtime.options import click_options
-from pix2pix_edge.runtime.run_options import SOURCE_HELP, RunOptions, check_run_options
+from pix2pix_edge.runtime.run_options import (SOURCE_HELP, RunOptions, check_run_options,
+                                              refuse_outputs_over_inputs)
 
 
 @click.command("run")
@@ -42,7 +43,6 @@ def run(ctx, model, **options):
     """
     from pix2pix_edge.runtime.backends import open_backend
     from pix2pix_edge.runtime.backends.base import largest_pow2_dividing
-    from pix2pix_edge.runtime.errors import EXIT_INTERRUPTED
     from pix2pix_edge.runtime.model_info import ModelInfo
     from pix2pix_edge.runtime.pipeline import run_pipeline
     from pix2pix_edge.runtime.run_options import model_format
@@ -54,6 +54,7 @@ def run(ctx, model, **options):
 
     o = RunOptions(**options, log=log)
     check_run_options(o)
+    refuse_outputs_over_inputs(model, o)
     user_info = None
     if o.size is not None:
         w, h = o.size
@@ -66,8 +67,14 @@ def run(ctx, model, **options):
         if output and parse_uri(output).scheme == "http":
             from pix2pix_edge.runtime.web import WebSink
             web = output = WebSink(output, max_viewers=o.max_viewers)
-            where = "this machine only" if web.loopback_only else "reachable from the network"
-            log(f"watch at {web.uri}  ({where}, at most {o.max_viewers} viewers; Ctrl-C stops)")
+            where = "this machine only, " if web.loopback_only else ""
+            log(f"watch at {web.uri}  ({where}at most {o.max_viewers} viewers; Ctrl-C stops)")
+            if not web.loopback_only:
+                log(f"WARNING: this view is served to every machine that can reach {web.host} "
+                    f"port {web.port}, over plain HTTP (unencrypted): anyone who has the link "
+                    f"above, token included, can watch. Share it only with whom may watch; for a "
+                    f"private view serve on 127.0.0.1 and watch through an SSH tunnel "
+                    f"(ssh -L {web.port}:127.0.0.1:{web.port} THIS-MACHINE).")
         be = open_backend(model, o.backend, info=user_info, device=o.device, threads=o.threads,
                           **model_format(o))
         info = be.info
@@ -77,9 +84,10 @@ def run(ctx, model, **options):
             f"[{lo:g}, {hi:g}]{'' if be.metadata_source in ('file', 'record') else ' (no metadata)'}")
         if o.realtime:
             from pix2pix_edge.runtime.live import open_live_source
-            src = open_live_source(o.source, fps=o.source_fps, loop=o.loop)
+            src = open_live_source(o.source, fps=o.source_fps, loop=o.loop, log=log)
         else:
-            src = open_source(o.source, size=o.source_size, fps=o.source_fps, loop=o.loop)
+            src = open_source(o.source, size=o.source_size, fps=o.source_fps, loop=o.loop,
+                              log=log)
         with src:
             stats = run_pipeline(be, src, output, o)
     finally:
@@ -94,11 +102,12 @@ def run(ctx, model, **options):
     for line in stats.summary_lines():
         click.echo(line)
     if o.stats_json:
+        from pix2pix_edge.runtime.files import atomic_write
+
         record = {"model": str(model), "model_info": be.info.to_dict(), **stats.to_dict(),
                   "python": sys.version.split()[0]}
-        with open(o.stats_json, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2)
-            f.write("\n")
+        text = json.dumps(record, indent=2) + "\n"
+        atomic_write(o.stats_json, lambda f: f.write(text.encode("utf-8")))
         click.echo(f"stats written to {o.stats_json}")
     if stats.interrupted:
-        ctx.exit(EXIT_INTERRUPTED)
+        ctx.exit(stats.exit_code)       # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP

@@ -7,7 +7,8 @@ own (tests/test_contract.py greps for copies):
 * which files are images (:data:`IMAGE_EXTS`) and how a dataset is laid out: aligned ``A|B``
   files or ``A/`` and ``B/`` folders, the splits, natural order (:func:`list_pairs`);
 * which half is the model's input (:func:`split_ab`, :func:`by_direction`);
-* how an image becomes a model input: decoded with PIL as RGB (:func:`read_rgb`, the one reader),
+* how an image becomes a model input: decoded with PIL as RGB (:func:`read_rgb`, the one reader,
+  for training and the runtime alike: at most :data:`MAX_PIXELS`, 16-bit images scaled to 8),
   resized with :data:`RESIZE_FILTER` (bicubic, as training), scaled to :data:`VALUE_RANGE`;
 * the inference-norm names and their default (:data:`INFERENCE_NORMS`);
 * the pairs a run held out of training (:func:`held_out`), so that nothing scores, calibrates or
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import json
 import re
+import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -35,6 +38,9 @@ SPLITS = ("train", "val", "test")        # training reads train only
 VALUE_RANGE = (-1.0, 1.0)                # model inputs and outputs (the generator's Tanh)
 RESIZE_FILTER = "bicubic"                # PIL.Image.BICUBIC, for every dataset image
 AB_ASPECT = (1.9, 2.1)                   # a lone image this much wider than tall is an A|B pair
+# No image any command reads may have more pixels (8192 x 8192): a 100 KB PNG can declare
+# 30000 x 30000 and take 5 GB to decode, an out-of-memory kill on a Jetson.
+MAX_PIXELS = 1 << 26
 
 # How BatchNorm normalises at inference, recorded by training; the default first.
 INFERENCE_NORMS = ("per-image", "running")
@@ -147,19 +153,67 @@ class UnreadableFile(BadInput):
         self.path = path
 
 
-def read_rgb(path: str | Path):
-    """THE image reader for model inputs and targets: ``path`` decoded by PIL, as RGB.
+def too_many_pixels(size) -> str | None:
+    """Why an image of ``size`` (w, h) is refused (more than :data:`MAX_PIXELS`), else None."""
+    w, h = size
+    if w * h <= MAX_PIXELS:
+        return None
+    return (f"{w}x{h} is {w * h:,} pixels, more than the {MAX_PIXELS:,} (8192x8192) any image "
+            f"may have (a decompression bomb?)")
 
-    Raises :class:`UnreadableFile` naming the file. (Where a pixel limit or 16-bit scaling is
-    ever added, it is added here.)"""
-    from PIL import Image
+
+def bomb_reason(error) -> str:
+    """The refusal of an image PIL itself refused as a decompression bomb (over twice its own
+    limit, so over :data:`MAX_PIXELS` too), in :func:`too_many_pixels`' words."""
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    n = f"{int(found.group(1)):,} pixels" if found else "more pixels than PIL allows"
+    return f"{n}, more than the {MAX_PIXELS:,} (8192x8192) any image may have (a decompression bomb?)"
+
+
+# PIL modes of 16-bit (and 32-bit integer) greyscale: their values span 0..65535, not 0..255.
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_rgb(image):
+    """A decoded PIL image as 8-bit RGB: 16-bit greyscale scaled (65535 -> 255; PIL's own
+    convert clips it, turning most of an image white), everything else by PIL's convert."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in WIDE_MODES:
+        import numpy as np
+        from PIL import Image
+
+        wide = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
+        return Image.fromarray(((wide + 128) // 257).astype(np.uint8), "L").convert("RGB")
+    return image.convert("RGB")
+
+
+def read_rgb(path: str | Path, orient: bool = False):
+    """THE image reader for model inputs and targets, in training and the runtime: ``path``
+    decoded by PIL, as 8-bit RGB (:func:`to_rgb`). ``orient``: turn it as its EXIF orientation
+    says (photos given to ``pix2pix run``; datasets are read as stored, as the reference code
+    reads them).
+
+    Raises :class:`UnreadableFile` naming the file, also for an image of more than
+    :data:`MAX_PIXELS` (checked from the header, before anything is decoded)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im if im.mode == "RGB" else im.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # ours is the limit
+            with Image.open(path) as im:
+                why = too_many_pixels(im.size)
+                if why:
+                    raise UnreadableFile(f"cannot read image {path}: {why}", str(path))
+                im.load()
+                return to_rgb(ImageOps.exif_transpose(im) if orient else im)
+    except UnidentifiedImageError:
+        raise UnreadableFile(f"cannot read image {path}: not an image, or a format PIL cannot "
+                             "decode", str(path)) from None
+    except Image.DecompressionBombError as e:
+        raise UnreadableFile(f"cannot read image {path}: {bomb_reason(e)}", str(path)) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise UnreadableFile(f"cannot read {path}: {e}", str(path)) from None
+        raise UnreadableFile(f"cannot read image {path}: {e}", str(path)) from None
 
 
 def looks_like_ab(image) -> bool:
@@ -269,6 +323,7 @@ class HeldOut:
     every: int = 0
     dataset: str = ""
     recorded: bool = True
+    names: tuple = ()      # the held-out pairs' names as training listed them (newer runs)
 
     @classmethod
     def from_options(cls, options: dict, dataset: str = "") -> "HeldOut":
@@ -294,8 +349,17 @@ class HeldOut:
         return f"--holdout-every {self.every}" if self.every else "no --holdout-* flag"
 
     def split(self, pairs: list) -> tuple:
-        """``(train, held_out)`` of ``pairs`` (a train split in natural order)."""
-        return split_holdout(pairs, self.last, every=self.every)
+        """``(train, held_out)`` of ``pairs`` (a train split in natural order). A run that
+        recorded its held-out names refuses a dataset where the same rule now picks other pairs
+        (files added or removed since training): scores would silently include trained pairs."""
+        train, held = split_holdout(pairs, self.last, every=self.every)
+        if self.names and tuple(p.name for p in held) != self.names:
+            now = {p.name for p in held}
+            changed = sorted(set(self.names) ^ now, key=_natural_key)[:3]
+            raise BadInput(f"the dataset changed since training: {self.describe()} are no longer "
+                           f"the pairs the run held out (e.g. {', '.join(changed)}); evaluate on "
+                           "the dataset as it was, or retrain")
+        return train, held
 
     def pairs(self, data: str | Path | None = None) -> tuple:
         """``(trained, held_out)`` pairs of the train split of ``data`` (default: the run's
@@ -356,4 +420,8 @@ def held_out(run: str | Path) -> HeldOut:
     if config is None:
         return HeldOut(recorded=False)
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
-    return HeldOut.from_options(config["options"], data.get("path") or "")
+    held = HeldOut.from_options(config["options"], data.get("path") or "")
+    names = data.get("held_out_names")
+    if isinstance(names, list) and held.any and all(isinstance(n, str) for n in names):
+        held = dataclasses.replace(held, names=tuple(names))
+    return held

@@ -81,13 +81,36 @@ def plan(src_size: tuple[int, int], model_size: tuple[int, int], fit: str = "cro
 
 def model_size_for(info, src_size: tuple[int, int], size: tuple[int, int] | None = None,
                    fit: str = "crop") -> tuple[int, int]:
-    """The (w, h) the model runs at; ``size`` is (w, h) too (a runtime.size.Size).
+    """The (w, h) the model runs at; ``size`` is (w, h) too (a runtime.size.Size). See
+    :func:`choose_model_size`, which also says why; the source size and the fit no longer
+    change the choice (kept for the callers)."""
+    return choose_model_size(info, size)[0]
+
+
+def profile_sizes(info) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None:
+    """The (w, h) of a dynamic TensorRT engine's optimisation profile: (min, opt, max), from the
+    ``profile`` of its record (NCHW shapes, written by ``pix2pix export trt``); None without."""
+    profile = (info.extra or {}).get("profile")
+    if not profile:
+        return None
+    try:
+        return tuple((int(profile[k][3]), int(profile[k][2]))  # type: ignore[return-value]
+                     for k in ("min", "opt", "max"))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def choose_model_size(info, size: tuple[int, int] | None = None) -> tuple[tuple[int, int], str]:
+    """((w, h) the model runs at, why) -- ``why`` is for ``pix2pix run``'s first lines.
 
     Fixed-size models: their own size (``size`` must agree if given). Dynamic models: ``size``
-    when given, else the source size (its crop region for ``crop``) rounded to the model's
-    multiple, at least one multiple per side.
+    when given (a multiple of the model's multiple, and inside a TensorRT engine's optimisation
+    profile), else the engine profile's opt size, else (ONNX) the size the model was exported
+    at, which is its training size. Never the source size: 1280x720 video would run at
+    1280x736, outside an engine's default profile and far from what the model was trained at.
     """
     m = int(info.multiple)
+    sizes = profile_sizes(info) if info.dynamic else None
     if size is not None:
         w, h = (int(v) for v in size)
         if w % m or h % m or w < 1 or h < 1:
@@ -96,11 +119,22 @@ def model_size_for(info, src_size: tuple[int, int], size: tuple[int, int] | None
         if not info.dynamic and (w, h) != (info.width, info.height):
             raise BadInput(f"--size {w}x{h} differs from the model's fixed input size "
                            f"{info.width}x{info.height}")
-        return w, h
+        if sizes is not None:
+            (lo_w, lo_h), _, (hi_w, hi_h) = sizes
+            if not (lo_w <= w <= hi_w and lo_h <= h <= hi_h):
+                raise BadInput(f"--size {w}x{h} is outside the engine's optimisation profile "
+                               f"({lo_w}x{lo_h} to {hi_w}x{hi_h}): choose a size in it, or "
+                               f"rebuild the engine with `pix2pix export trt ... --max {w}x{h}`")
+        return (w, h), "--size"
     if not info.dynamic:
-        return int(info.width), int(info.height)
-    sw, sh = src_size
-    return max(m, round(sw / m) * m), max(m, round(sh / m) * m)
+        return (int(info.width), int(info.height)), "the model's fixed input size"
+    if sizes is not None:
+        (lo_w, lo_h), opt, (hi_w, hi_h) = sizes
+        return opt, (f"the opt size of the engine's optimisation profile ({lo_w}x{lo_h} to "
+                     f"{hi_w}x{hi_h}; --size WxH within it to change)")
+    return (int(info.width), int(info.height)), (
+        f"the size the model was exported at (its training size; dynamic model: --size WxH, "
+        f"multiples of {m}, to change)")
 
 
 class Preprocessor:

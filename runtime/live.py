@@ -48,6 +48,11 @@ class RealtimeSource(Source):
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
+    @property
+    def skipped(self) -> list:
+        """The unreadable images the replayed image set skipped (none for a video)."""
+        return list(getattr(self.inner, "skipped", ()))
+
     def _play(self) -> None:
         interval = 1.0 / self.fps
         start = time.perf_counter()

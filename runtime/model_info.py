@@ -5,14 +5,19 @@ the key ``pix2pix_edge`` in the ONNX file's ``metadata_props``, and as a JSON re
 TensorRT engine (``model.engine.json``). The runtime reads it instead of guessing input size,
 colour order, value range or layout. Model files without it still load; the user's flags fill in.
 
-Everything read from a model file is validated here (types, ranges, names), because model files
-are input like any other.
+Everything read from a model file is validated here (types, ranges, names, sizes), because model
+files are input like any other: the text and the record are bounded (:data:`MAX_METADATA_CHARS`,
+:data:`MAX_NESTING`, :data:`MAX_TEXT`, integers of at most :data:`MAX_DIGITS` digits, finite
+numbers) before anything uses them, so a crafted file is one line (exit 4), never a traceback, a
+large allocation or a 50 MB string on the screen. Unknown keys (newer minor versions) are kept
+when they are plain JSON within these bounds.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +37,15 @@ IO_DTYPES = ("float32", "float16")
 PRECISIONS = ("fp32", "fp16", "int8")
 MAX_SIDE = 8192
 _NAME = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
+
+# Bounds of everything a model file's record may hold (checked before use).
+MAX_METADATA_CHARS = 64 * 1024   # the whole record as compact JSON (a real one is < 4 KiB)
+MAX_RECORD_BYTES = 4 * MAX_METADATA_CHARS   # the text or file it is read from (indentation)
+MAX_NESTING = 8                  # objects / lists within objects / lists
+MAX_TEXT = 4096                  # any one string (a path: Linux's PATH_MAX)
+MAX_SHORT_TEXT = 128             # a version, a GPU name, a key
+MAX_DIGITS = 16                  # any one integer
+MAX_VALUE = 65535.0              # |value_range| ends (16-bit images: 0..65535)
 
 
 @dataclass
@@ -92,18 +106,27 @@ class ModelInfo:
         extra = {k: v for k, v in d.items() if k not in names}
         try:
             info = cls(**known, extra=extra)
-            info.value_range = tuple(float(v) for v in info.value_range)  # type: ignore[assignment]
             info.validate()
         except (TypeError, ValueError) as e:
             raise ModelMismatch(f"{source}: invalid pix2pix-edge metadata: {e}") from None
+        info.value_range = tuple(float(v) for v in info.value_range)  # type: ignore[assignment]
         return info
 
     @classmethod
     def from_json(cls, text: str, source: str = "model") -> "ModelInfo":
+        if len(text) > MAX_RECORD_BYTES:
+            raise ModelMismatch(f"{source}: pix2pix-edge metadata of {len(text):,} characters, "
+                                f"more than the {MAX_RECORD_BYTES:,} it may have")
         try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ModelMismatch(f"{source}: pix2pix-edge metadata is not valid JSON ({e})") from None
+            d = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
+        except RecursionError:
+            raise ModelMismatch(f"{source}: pix2pix-edge metadata nested more than "
+                                f"{MAX_NESTING} levels deep") from None
+        except _Refused as e:
+            raise ModelMismatch(f"{source}: invalid pix2pix-edge metadata: {e}") from None
+        except ValueError as e:   # json.JSONDecodeError
+            raise ModelMismatch(f"{source}: pix2pix-edge metadata is not valid JSON "
+                                f"({str(e)[:120]})") from None
         return cls.from_dict(d, source)
 
     @classmethod
@@ -114,36 +137,45 @@ class ModelInfo:
 
     # ----------------------------------------------------------------- validation
     def validate(self) -> None:
+        """Raise ValueError (one line) unless every field is of its type and within its bounds."""
         def check(cond, msg):
             if not cond:
                 raise ValueError(msg)
 
-        check(isinstance(self.format_version, int), "format_version must be an integer")
+        def is_int(v, lo, hi):
+            return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+        check(is_int(self.format_version, 1, 1 << 30),
+              f"format_version must be a positive integer, got {short_repr(self.format_version)}")
         if self.format_version > FORMAT_VERSION:
             raise ValueError(f"format version {self.format_version} is newer than this "
                              f"pix2pix-edge understands ({FORMAT_VERSION}); upgrade pix2pix-edge")
         for name in ("input_name", "output_name"):
             v = getattr(self, name)
-            check(isinstance(v, str) and _NAME.match(v), f"{name} {v!r} is not a valid tensor name")
-        check(self.layout in LAYOUTS, f"layout {self.layout!r} not in {LAYOUTS}")
-        check(self.color_order in COLOR_ORDERS, f"color_order {self.color_order!r} not in {COLOR_ORDERS}")
-        check(self.io_dtype in IO_DTYPES, f"io_dtype {self.io_dtype!r} not in {IO_DTYPES}")
-        check(self.precision in PRECISIONS, f"precision {self.precision!r} not in {PRECISIONS}")
-        check(self.norm_mode in NORM_MODES, f"norm_mode {self.norm_mode!r} not in {NORM_MODES}")
-        check(self.direction in DIRECTIONS, f"direction {self.direction!r} not in {DIRECTIONS}")
-        lo, hi = self.value_range
-        check(lo < hi, f"value_range {self.value_range} is empty")
+            check(isinstance(v, str) and _NAME.match(v),
+                  f"{name} {short_repr(v)} is not a valid tensor name")
+        for name, allowed in (("layout", LAYOUTS), ("color_order", COLOR_ORDERS),
+                              ("io_dtype", IO_DTYPES), ("precision", PRECISIONS),
+                              ("norm_mode", NORM_MODES), ("direction", DIRECTIONS)):
+            v = getattr(self, name)
+            check(isinstance(v, str) and v in allowed, f"{name} {short_repr(v)} not in {allowed}")
+        vr = self.value_range
+        check(isinstance(vr, (list, tuple)) and len(vr) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and abs(v) <= MAX_VALUE for v in vr),
+              f"value_range must be two finite numbers within +-{MAX_VALUE:g}, "
+              f"got {short_repr(vr)}")
+        check(vr[0] < vr[1], f"value_range {list(vr)} is empty")
         for name in ("height", "width", "multiple"):
             v = getattr(self, name)
-            check(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE,
-                  f"{name} must be an integer in 1..{MAX_SIDE}, got {v!r}")
+            check(is_int(v, 1, MAX_SIDE),
+                  f"{name} must be an integer in 1..{MAX_SIDE}, got {short_repr(v)}")
         check(self.multiple & (self.multiple - 1) == 0, f"multiple {self.multiple} is not a power of 2")
         check(self.height % self.multiple == 0 and self.width % self.multiple == 0,
               f"size {self.width}x{self.height} (WxH) is not a multiple of {self.multiple}")
         for name in ("in_channels", "out_channels", "depth", "ngf"):
             v = getattr(self, name)
-            check(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,
-                  f"{name} must be a positive integer, got {v!r}")
+            check(is_int(v, 1, 4096), f"{name} must be a positive integer, got {short_repr(v)}")
         check(isinstance(self.dynamic, bool), "dynamic must be true or false")
         if self.float_layers is not None:
             check(isinstance(self.float_layers, list)
@@ -151,7 +183,81 @@ class ModelInfo:
                   "float_layers must be a list of layer names")
             check(self.precision == "int8", "float_layers is only meaningful for precision int8")
         for name in ("source_run", "dataset"):
-            check(isinstance(getattr(self, name), str), f"{name} must be a string")
+            v = getattr(self, name)
+            check(isinstance(v, str) and len(v) <= MAX_TEXT,
+                  f"{name} must be a string of at most {MAX_TEXT} characters, got {short_repr(v)}")
+        for name in ("tensorrt_version", "gpu_name", "compute_capability"):
+            v = getattr(self, name)
+            check(v is None or isinstance(v, str) and len(v) <= MAX_SHORT_TEXT,
+                  f"{name} must be a string of at most {MAX_SHORT_TEXT} characters, "
+                  f"got {short_repr(v)}")
+        check(isinstance(self.extra, dict), "extra must be a dictionary")
+        for key, value in self.extra.items():
+            _check_plain(value, key, 1)
+        size = len(self.to_json())
+        check(size <= MAX_METADATA_CHARS, f"{size:,} characters, more than the "
+                                          f"{MAX_METADATA_CHARS:,} a record may have")
+
+
+# --------------------------------------------------------------------------- bounds
+class _Refused(ValueError):
+    """A JSON value refused while parsing (before it is built)."""
+
+
+def _bounded_int(text: str) -> int:
+    """json's ``parse_int``: no integer of more than :data:`MAX_DIGITS` digits (Python 3.8
+    converts a 100k-digit integer in quadratic time; 3.11 raises its own ValueError)."""
+    digits = len(text.lstrip("-"))
+    if digits > MAX_DIGITS:
+        raise _Refused(f"an integer of {digits} digits (at most {MAX_DIGITS})")
+    return int(text)
+
+
+def _no_constant(name: str):
+    """json's ``parse_constant``: NaN, Infinity and -Infinity are not JSON, and no value here
+    may be one."""
+    raise _Refused(f"{name} is not a number a model record may hold")
+
+
+def _check_plain(value, name: str, depth: int) -> None:
+    """``value`` (of the key ``name``) is plain JSON within the bounds: strings of at most
+    :data:`MAX_TEXT` characters, finite numbers, at most :data:`MAX_NESTING` levels."""
+    if depth > MAX_NESTING:
+        raise ValueError(f"{short_repr(name)}: nested more than {MAX_NESTING} levels deep")
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if abs(value) >= 10 ** MAX_DIGITS:
+            raise ValueError(f"{short_repr(name)}: an integer of more than {MAX_DIGITS} digits")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{short_repr(name)}: {value} is not a finite number")
+    elif isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"{short_repr(name)}: a string of {len(value):,} characters "
+                             f"(at most {MAX_TEXT})")
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_plain(v, name, depth + 1)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str) or len(k) > MAX_SHORT_TEXT:
+                raise ValueError(f"{short_repr(name)}: a key that is not a short string "
+                                 f"({short_repr(k)})")
+            _check_plain(v, k, depth + 1)
+    else:
+        raise ValueError(f"{short_repr(name)}: {type(value).__name__} is not a JSON value")
+
+
+def short_repr(value, limit: int = 40) -> str:
+    """``repr(value)``, short: an error message never quotes a 50 MB value or a deep list (for
+    every value read from a model file: here, the generator file and run records)."""
+    if isinstance(value, (list, tuple, dict)):
+        items = list(value.values()) if isinstance(value, dict) else list(value)
+        if len(items) > 4 or any(isinstance(v, (list, tuple, dict)) for v in items):
+            return f"a {type(value).__name__} of {len(items):,} items"
+    text = repr(value[:limit] if isinstance(value, str) else value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def engine_record_path(engine_path: str | Path) -> Path:
@@ -160,11 +266,22 @@ def engine_record_path(engine_path: str | Path) -> Path:
 
 
 def read_engine_record(engine_path: str | Path) -> ModelInfo | None:
-    """The record beside an engine, or None when there is none."""
+    """The record beside an engine, or None when there is none; ModelMismatch (one line) for a
+    record that is too large, not UTF-8 text or not a valid record."""
     path = engine_record_path(engine_path)
     if not path.is_file():
         return None
-    return ModelInfo.from_json(path.read_text(encoding="utf-8"), source=str(path))
+    with open(path, "rb") as f:
+        data = f.read(MAX_RECORD_BYTES + 1)
+    if len(data) > MAX_RECORD_BYTES:
+        raise ModelMismatch(f"{path}: more than {MAX_RECORD_BYTES:,} bytes, more than any "
+                            "pix2pix-edge engine record has")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ModelMismatch(f"{path}: not UTF-8 text (byte {e.start}): not a pix2pix-edge "
+                            "engine record") from None
+    return ModelInfo.from_json(text, source=str(path))
 
 
 def write_engine_record(engine_path: str | Path, info: ModelInfo) -> Path:

@@ -35,6 +35,7 @@ the gaps inference leaves instead of preempting it (benchmarks/end_to_end.py mea
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import threading
 import time
@@ -46,8 +47,8 @@ import numpy as np
 
 from pix2pix_edge.runtime.errors import BadInput, Pix2PixError
 from pix2pix_edge.runtime.frames import (FITS, Geometry, Postprocessor, Preprocessor,
-                                         model_size_for, plan)
-from pix2pix_edge.runtime.interrupt import StopOnCtrlC
+                                         choose_model_size, model_size_for, plan)
+from pix2pix_edge.runtime.interrupt import StopOnSignal, exit_code
 from pix2pix_edge.runtime.run_options import PipelineOptions  # noqa: F401 - re-exported
 from pix2pix_edge.runtime.stats import percentiles
 from pix2pix_edge.runtime.video import Frame, FrameMeta, Sink, Source, open_sink
@@ -74,8 +75,10 @@ class PipelineStats:
     frames_in: int = 0
     frames_out: int = 0
     dropped: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # unreadable images (path, why)
     elapsed_s: float = 0.0
     stopped_by: str = "end"       # end | max_frames | key | callback | interrupt | error
+    signal: int = 0               # the signal that interrupted the run (SIGINT, SIGTERM, SIGHUP)
     reconnects: int = 0
     snapshots: list[str] = field(default_factory=list)
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
@@ -89,6 +92,11 @@ class PipelineStats:
     @property
     def interrupted(self) -> bool:
         return self.stopped_by == "interrupt"
+
+    @property
+    def exit_code(self) -> int:
+        """The command's exit status: 0, or 128 + the signal that interrupted the run."""
+        return exit_code(self.signal) if self.interrupted else 0
 
     def steady_fps(self, skip: int = 5) -> float:
         """Frames per second between the ``skip``-th and the last written frame (no start-up)."""
@@ -109,8 +117,10 @@ class PipelineStats:
             "output_size": list(self.output_size) if self.output_size else None,
             "frames": self.frames_out, "frames_in": self.frames_in,
             "frames_out": self.frames_out, "dropped": self.dropped,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "elapsed_s": round(self.elapsed_s, 4), "fps": round(self.fps, 3),
             "steady_fps": round(self.steady_fps(), 3), "stopped_by": self.stopped_by,
+            "signal": self.signal or None,
             "reconnects": self.reconnects, "snapshots": list(self.snapshots),
             "stages": {s: percentiles(self.stage_ms[s]) for s in STAGES},
             "latency": percentiles(self.latency_ms),
@@ -122,6 +132,7 @@ class PipelineStats:
         lat = percentiles(self.latency_ms)
         lines = [
             f"frames: {self.frames_in} in, {self.frames_out} out, {self.dropped} dropped"
+            f"{f', {len(self.skipped)} unreadable skipped' if self.skipped else ''}"
             f"  ({self.stopped_by}, {self.elapsed_s:.1f} s)",
             f"throughput: {self.fps:.1f} FPS   latency p50 {lat['p50_ms']:.1f} ms, "
             f"p95 {lat['p95_ms']:.1f} ms",
@@ -224,12 +235,16 @@ def run_pipeline(backend, source: Source, output=None,
         for _ in range(max(0, opt.warmup)):
             backend.infer(np.zeros((1, 3, mh, mw), np.float32))
         pipe.run()
-        return pipe.stats
+    except BaseException:
+        if sink is not None:    # keep what was translated where the file is whole; this error wins
+            with contextlib.suppress(Exception):
+                sink.close()
+        raise
     finally:
-        if sink is not None:
-            sink.close()        # flushes a video file on every exit path
         if opt.cv_threads is not None:
             cv2.setNumThreads(old_cv_threads)
+    sink.close()   # flushes a video file; an output that could not be written whole raises
+    return pipe.stats
 
 
 def _lower_priority(mode: str | None) -> None:
@@ -277,6 +292,9 @@ class Pipeline:
         self.errors: list[tuple[str, BaseException]] = []
         self.frames_in = 0
         self._geoms: dict[tuple[int, int], tuple[Geometry, Preprocessor, Postprocessor]] = {}
+        if backend.info.dynamic:   # which size a dynamic model runs at, and why (one line)
+            (w, h), why = choose_model_size(backend.info, options.size)
+            self.say(f"model size {w}x{h}: {why}")
 
     def processors(self, wh: tuple[int, int]) -> tuple[Geometry, Preprocessor, Postprocessor]:
         """Geometry and pre/post-processors for frames of size ``wh`` (w, h), made once."""
@@ -318,7 +336,9 @@ class Pipeline:
                 if self.limit is not None and self.frames_in - self.to_infer.dropped >= self.limit:
                     break
         except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
-            self._fail("capture", e)
+            # Like the end of the input: the frames taken in before are still translated and
+            # written, then the error is raised.
+            self.errors.append(("capture", e))
         finally:
             self.to_infer.close()
 
@@ -398,8 +418,9 @@ class Pipeline:
         if not in_main:
             threads.append(threading.Thread(target=self.output, name="pix2pix-output",
                                             daemon=True))
-        # Ctrl-C: the stages wind down as at the end of a stream; a second one interrupts at once.
-        with StopOnCtrlC(on_stop=stop.set) as ctrl_c:
+        # Ctrl-C, SIGTERM, SIGHUP: the stages wind down as at the end of a stream (the output is
+        # closed properly); a second signal interrupts at once.
+        with StopOnSignal(on_stop=stop.set) as signalled:
             t_start = time.perf_counter()
             for t in threads:
                 t.start()
@@ -411,11 +432,13 @@ class Pipeline:
                     # leave the thread looking dead while it still runs (seen with CPython 3.11).
                     while not self.done.wait(0.1):
                         pass
-            except KeyboardInterrupt:
-                ctrl_c.requested = True
+            except KeyboardInterrupt as e:
+                signalled.requested = True
+                signalled.signum = signalled.signum or getattr(e, "signum", None)
             finally:
-                if ctrl_c.requested:
+                if signalled.requested:
                     stats.stopped_by = "interrupt"
+                    stats.signal = signalled.interrupted().signum
                 stop.set()
                 self.to_infer.close()
                 deadline = time.perf_counter() + self.opt.join_timeout
@@ -427,6 +450,7 @@ class Pipeline:
                 stats.frames_in = self.frames_in
                 stats.dropped = self.to_infer.dropped
                 stats.reconnects = int(getattr(self.source, "reconnects", 0))
+                stats.skipped = list(getattr(self.source, "skipped", ()))
                 stats.snapshots = list(getattr(self.sink, "snapshots", ()))
                 hung = [t.name for t in threads if t.is_alive()]
                 if hung:
@@ -435,7 +459,7 @@ class Pipeline:
         if self.errors and stats.stopped_by != "interrupt":
             stats.stopped_by = "error"
             stage, e = self.errors[0]
-            if isinstance(e, Pix2PixError):
+            if isinstance(e, (Pix2PixError, OSError)):   # OSError: the CLI names disk full etc.
                 raise e
             msg = (str(e).strip().splitlines() or [""])[0]
             raise Pix2PixError(f"{stage} stage failed: {type(e).__name__}: {msg}") from e

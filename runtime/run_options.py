@@ -22,6 +22,7 @@ TensorRT), so ``pix2pix run --help`` stays instant; Python 3.8 grammar (JetPack 
 
 from __future__ import annotations
 
+import glob
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,7 +30,9 @@ from typing import Callable
 import click
 
 from pix2pix_edge.runtime.backends import BACKENDS
+from pix2pix_edge.runtime.contract import IMAGE_EXTS
 from pix2pix_edge.runtime.errors import BadInput, BadUsage
+from pix2pix_edge.runtime.files import refuse_same_files, same_file
 from pix2pix_edge.runtime.model_info import COLOR_ORDERS
 from pix2pix_edge.runtime.options import check_options, flag_of, option, option_fields
 from pix2pix_edge.runtime.size import SIZE_HELP, parse_size, parse_sizes
@@ -166,7 +169,9 @@ SOURCE_HELP = ("Camera 0 | /dev/video0 | csi://0, stream rtsp://... | http://...
 OUTPUT_HELP = ("display://0 (window, the default unless --headless), a video file (.mp4/.avi/.mkv), "
                "an image directory (out/), an image pattern (out/%06d.png), none, "
                "http://HOST:PORT/ (a page to watch in a browser; loopback unless HOST is given) "
-               "or rtp://HOST:PORT (H.264 over RTP; needs OpenCV with GStreamer).")
+               "or rtp://HOST:PORT (H.264 over RTP; needs OpenCV with GStreamer). Files are "
+               "written under a temporary name and replace an existing file only when whole; "
+               "an output that is the model or a source is refused.")
 
 
 @dataclass
@@ -198,6 +203,41 @@ class RunOptions(PipelineOptions):
     def output_uri(self):
         """The output to open: --output, else a window unless --headless."""
         return self.output or (None if self.headless else "display://0")
+
+
+def refuse_outputs_over_inputs(model, o: RunOptions) -> None:
+    """BadInput (exit 3) when --output or --stats-json would write over the model or a source
+    file (the same file by any name), or --output is the folder of the source images."""
+    inputs, folders = [("the model", Path(model))], []
+    src = parse_uri(o.source) if o.source else None
+    if src is not None and src.scheme == "file":
+        loc = Path(src.location).expanduser()
+        if any(ch in src.location for ch in "*?["):
+            files = [Path(p) for p in glob.glob(str(loc))]
+            inputs += [("a source image", p) for p in files]
+            folders += sorted({p.parent for p in files})
+        elif loc.is_dir():
+            folders.append(loc)
+        else:
+            inputs.append(("the source", loc))
+            if loc.suffix.lower() in IMAGE_EXTS:
+                folders.append(loc.parent)
+    outputs, out_folder = [], None
+    if o.stats_json:
+        outputs.append(("--stats-json", Path(o.stats_json)))
+    out = parse_uri(o.output) if o.output else None
+    if out is not None and out.scheme == "file":
+        path = Path(out.location).expanduser()
+        if "%" in out.location:
+            out_folder = path.parent
+        elif path.is_dir():
+            out_folder = path
+        else:
+            outputs.append(("--output", path))
+    refuse_same_files(outputs, inputs)
+    if out_folder is not None and any(same_file(out_folder, f) for f in folders):
+        raise BadInput(f"--output {out.location} is the folder of the source images: the "
+                       f"translations would replace them; write them to another folder")
 
 
 def check_run_options(o: RunOptions) -> None:

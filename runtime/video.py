@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import glob as globmod
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,9 +41,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pix2pix_edge.runtime.contract import IMAGE_EXTS
+from pix2pix_edge.runtime.contract import IMAGE_EXTS, UnreadableFile, read_rgb
 from pix2pix_edge.runtime.errors import BadInput, Unavailable
-from pix2pix_edge.runtime.files import check_writable
+from pix2pix_edge.runtime.files import (check_writable, remove_stale_temps, replace_bytes,
+                                        temp_prefix)
 from pix2pix_edge.runtime.frames import draw_overlay, side_by_side
 from pix2pix_edge.runtime.uri import URI, parse_uri
 
@@ -195,6 +199,34 @@ class Source:
         self.close()
 
 
+STREAM_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
+
+
+def unopened_stream(url: str) -> Exception:
+    """Why FFmpeg could not open the network stream ``url``, told apart by connecting to it:
+    nothing answers there (:class:`Unavailable`, exit 5), or something answers but sends nothing
+    FFmpeg decodes as video (:class:`BadInput`, exit 3: a wrong path, a web page, a login)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or STREAM_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        host = port = None
+    if not host or not port or parts.scheme.lower() == "udp":   # nothing to connect to
+        return Unavailable(f"cannot open stream {url}: nothing FFmpeg can decode arrived (is the "
+                           f"sender running, and the address right?)")
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as e:
+        return Unavailable(f"cannot open stream {url}: nothing answers at {host} port {port} "
+                           f"({e.strerror or e}; is the camera or server on, and the address "
+                           f"right?)")
+    return BadInput(f"cannot open stream {url}: {host} port {port} answers, but with nothing "
+                    f"FFmpeg can decode as video (a wrong path, a web page, or a login needed?)")
+
+
 class CaptureSource(Source):
     """A cv2.VideoCapture: file, V4L2 camera, network stream, CSI camera or GStreamer pipeline.
 
@@ -243,7 +275,9 @@ class CaptureSource(Source):
 
     def _open(self, first: bool = False) -> cv2.VideoCapture:
         kind, target = self.kind, self.target
-        with quiet_opencv(native=kind == "file"):
+        # FFmpeg prints to stderr itself: muted for files, and for a stream's first opening
+        # (a reopening runs beside the pipeline's threads, whose lines must not be lost)
+        with quiet_opencv(native=kind == "file" or (first and kind == "stream")):
             if kind == "file":
                 params = []
                 n_threads = getattr(cv2, "CAP_PROP_N_THREADS", None)  # OpenCV >= 4.6 only
@@ -273,6 +307,8 @@ class CaptureSource(Source):
                 cap = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
+            if first and kind == "stream":
+                raise unopened_stream(str(target))
             if first:
                 raise Unavailable(f"cannot open {self._describe()} (device busy, absent, or "
                                   f"not reachable)")
@@ -359,39 +395,63 @@ class CaptureSource(Source):
 
 
 class ImageSource(Source):
-    """One image, a directory of images or a glob: every image once (or looped), names kept."""
+    """One image, a directory of images or a glob: every image once (or looped), names kept.
 
-    def __init__(self, uri: str, paths: list[Path], *, loop: bool = False):
+    Images are read by the contract's reader (:func:`~pix2pix_edge.runtime.contract.read_rgb`,
+    as training reads them: the pixel limit, 16-bit scaled to 8, EXIF orientation applied). An
+    image that cannot be read is skipped with a warning (``log``) and listed in ``skipped``;
+    only a source without one readable image fails."""
+
+    def __init__(self, uri: str, paths: list[Path], *, loop: bool = False, log=None):
         self.uri = str(uri)
         if not paths:
             raise BadInput(f"no images found in {uri} (looked for {', '.join(IMAGE_EXTS)})")
         self.paths = paths
         self.loop = loop
+        self.say = log or (lambda msg: None)
+        self.skipped: list[tuple[str, str]] = []     # (path, why) of every image skipped
         self._i = 0
         self._index = 0
-        first = self._load(paths[0])
-        self._pending = first
-        self.size = (first.shape[1], first.shape[0])
+        self._pending = self._next()
+        if self._pending is None:
+            if len(paths) == 1:
+                raise BadInput(self.skipped[0][1])
+            raise BadInput(f"none of the {len(paths)} images in {uri} can be read (first: "
+                           f"{self.skipped[0][1]})")
+        self.size = (self._pending[1].shape[1], self._pending[1].shape[0])
         self.frame_count = None if loop else len(paths)
 
     @staticmethod
     def _load(path: Path) -> np.ndarray:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise BadInput(f"cannot read image {path} (corrupt or not an image)")
-        return img
+        """``path`` as BGR pixels, read as training reads images (UnreadableFile if it cannot)."""
+        return cv2.cvtColor(np.asarray(read_rgb(path, orient=True)), cv2.COLOR_RGB2BGR)
+
+    def _next(self):
+        """``(path, pixels)`` of the next readable image (skipping and reporting the others),
+        or None at the end (after a whole pass without one readable image when looping)."""
+        misses = 0
+        while misses < len(self.paths):
+            if self._i >= len(self.paths):
+                if not self.loop:
+                    return None
+                self._i = 0
+            path = self.paths[self._i]
+            self._i += 1
+            try:
+                return path, self._load(path)
+            except UnreadableFile as e:
+                misses += 1
+                if all(p != str(path) for p, _ in self.skipped):
+                    self.skipped.append((str(path), str(e)))
+                    self.say(f"warning: skipped {e}")
+        return None
 
     def read(self) -> Frame | None:
-        if self._i >= len(self.paths):
-            if not self.loop:
-                return None
-            self._i = 0
-        path = self.paths[self._i]
-        if self._pending is not None:
-            img, self._pending = self._pending, None
-        else:
-            img = self._load(path)
-        self._i += 1
+        item = self._pending if self._pending is not None else self._next()
+        self._pending = None
+        if item is None:
+            return None
+        path, img = item
         f = Frame(img, self._index, name=path.stem)
         self._index += 1
         return f
@@ -431,19 +491,21 @@ def _image_paths(kind: str, target) -> list[Path]:
 
 def open_source(uri, *, size: tuple[int, int] | None = None, fps: float | None = None,
                 loop: bool = False, decode_threads: int | None = None,
-                start_frame: int = 0) -> Source:
+                start_frame: int = 0, log=None) -> Source:
     """Open a source named by ``uri`` (see the module docstring); fails at once, naming it.
 
     ``size`` (w, h) and ``fps`` are requests for cameras; ``loop`` repeats files and image sets;
     ``decode_threads`` caps FFmpeg's decoder threads for files (None: FFmpeg's choice);
-    ``start_frame`` skips into a file or image set (benchmarks use it to cover a video in parts).
+    ``start_frame`` skips into a file or image set (benchmarks use it to cover a video in parts);
+    ``log`` gets a warning for each unreadable image an image set skips.
     """
     if isinstance(uri, Source):
         return uri
     kind, target = _uri_kind(parse_uri(uri))
     if kind in ("image", "dir", "glob"):
         paths = _image_paths(kind, target)
-        return ImageSource(str(uri), paths[int(start_frame):] if start_frame else paths, loop=loop)
+        return ImageSource(str(uri), paths[int(start_frame):] if start_frame else paths, loop=loop,
+                           log=log)
     if kind == "file" and Path(target).suffix.lower() not in VIDEO_EXTS and not _looks_like_video(target):
         # FFmpeg "decodes" almost anything (a .txt file becomes ANSI-art frames): without a video
         # extension, insist on a container signature.
@@ -522,10 +584,21 @@ class WriterSink(Sink):
             self.writer = None
 
 
+# With less than one block free on the output's disk a video file stops with ENOSPC: OpenCV's
+# writer reports no write error at all (a full disk gave "300 in, 300 out" and a file without
+# its index). Writes that fail otherwise (a quota) are caught when the file is checked at close.
+MIN_FREE_BYTES = 4096
+
+
 class VideoFileSink(WriterSink):
     """A video file. The writer is opened (and checked) before the first frame is processed, so
     an unwritable path or a missing codec fails at once; frames of another size are resized
-    (OpenCV would silently drop them)."""
+    (OpenCV would silently drop them).
+
+    The frames go to a temporary file beside ``path`` (``.NAME.pidPID.*.tmp.EXT``); ``close()``
+    checks that it plays with every frame written and only then renames it to ``path``, so a
+    full disk or a write error never replaces an existing file with a broken one. The free
+    space is checked as frames are written: a full disk ends the run with ENOSPC (exit 1)."""
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, fourcc: str | None = None):
         self.path = Path(path)
@@ -534,6 +607,7 @@ class VideoFileSink(WriterSink):
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self.frames = 0
         self.writer = None
+        self.tmp: Path | None = None
         ext = self.path.suffix.lower()
         codes = (fourcc,) if fourcc else FOURCCS.get(ext)
         _check_output_file(self.path, f"out{ext or '.mp4'}")
@@ -542,24 +616,67 @@ class VideoFileSink(WriterSink):
                            f"(use one of {', '.join(FOURCCS)})")
         if not fourcc and ext in _WORKING_FOURCC:      # probed before in this process
             codes = (_WORKING_FOURCC[ext],) + tuple(c for c in codes if c != _WORKING_FOURCC[ext])
+        remove_stale_temps(self.path.parent, self.path.name)   # a killed run's partial file
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(self.path.name), suffix=".tmp" + ext,
+                                   dir=self.path.parent)
+        os.close(fd)
         for code in codes:
             with quiet_opencv(native=True):
-                w = cv2.VideoWriter(str(self.path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*code),
+                w = cv2.VideoWriter(tmp, cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*code),
                                     self.fps, self.size)
             if w.isOpened():
-                self.writer, self.fourcc = w, code
+                self.writer, self.fourcc, self.tmp = w, code, Path(tmp)
                 _WORKING_FOURCC[ext] = code
                 break
             w.release()
         if self.writer is None:
+            os.unlink(tmp)
             raise Unavailable(f"cannot write video {self.path}: this OpenCV has no working "
                               f"encoder for {ext} (tried {', '.join(codes)}); "
                               f"try an .avi output or an image directory")
 
+    def write(self, image: np.ndarray, meta: FrameMeta | None = None) -> None:
+        if self.frames % 8 == 0 and shutil.disk_usage(self.tmp.parent).free < MIN_FREE_BYTES:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        super().write(image, meta)
+
+    def close(self) -> None:
+        """Finish the file and move it into place when it plays with every frame written; a
+        file without frames replaces nothing; a broken one is removed and raises ENOSPC / EIO."""
+        if self.writer is None:
+            return
+        super().close()
+        tmp, self.tmp = self.tmp, None
+        if self.frames == 0:
+            os.unlink(tmp)
+            return
+        playable = _frames_in(tmp)
+        if playable < self.frames - max(1, self.frames // 100):    # containers may round
+            full = shutil.disk_usage(self.path.parent).free < MIN_FREE_BYTES
+            os.unlink(tmp)
+            code = errno.ENOSPC if full else errno.EIO
+            raise OSError(code, f"{os.strerror(code)}: the video was not written whole "
+                          f"({max(playable, 0)} of {self.frames} frames play)", str(self.path))
+        os.replace(tmp, self.path)
+
+
+def _frames_in(path: Path) -> int:
+    """The frame count a video file's container reports (-1 when it does not open)."""
+    with quiet_opencv(native=True):
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        try:
+            return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+        finally:
+            cap.release()
+
 
 class ImageSink(Sink):
     """Images: a directory (``name.png`` per named frame, else ``000000.png``), a printf pattern
-    (``out/%06d.jpg``) or a single file (``out.png``, rewritten by every frame)."""
+    (``out/%06d.jpg``) or a single file (``out.png``, rewritten by every frame).
+
+    Each image is encoded in memory and written under a temporary name, then renamed: an
+    existing image is replaced only by a whole one, and a write error (a full disk) raises
+    OSError naming the file."""
 
     def __init__(self, uri: str, ext: str = ".png"):
         self.uri = str(uri)
@@ -587,6 +704,7 @@ class ImageSink(Sink):
                 raise BadInput(f"output pattern {uri!r} needs one integer field like %06d") from None
             if self.path and not self.path.exists():
                 self.path.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.path if str(self.path) else ".")   # a killed run's leftovers
 
     def write(self, image: np.ndarray, meta: FrameMeta | None = None) -> None:
         name = meta.frame.name if meta is not None else None
@@ -596,8 +714,13 @@ class ImageSink(Sink):
             target = Path(self.pattern % self.frames)
         else:
             target = self.path / f"{name if name else f'{self.frames:06d}'}{self.ext}"
-        if not cv2.imwrite(str(target), image):
-            raise BadInput(f"cannot write image {target}")
+        try:
+            ok, data = cv2.imencode(target.suffix or ".png", image)
+        except cv2.error:
+            ok = False
+        if not ok:
+            raise BadInput(f"cannot write image {target}: OpenCV cannot encode {target.suffix!r}")
+        replace_bytes(target, data.tobytes())
         self.frames += 1
 
 
@@ -746,4 +869,8 @@ def open_sink(uri, *, size: tuple[int, int] | None = None, fps: float | None = N
     if ext and ext not in IMAGE_EXTS and "%" not in s and not Path(s).is_dir():
         raise BadInput(f"cannot tell what output {s!r} is: use a video file (.mp4, .avi, .mkv), "
                        f"an image directory, an image (.png/.jpg) or display://0")
+    if not ext and "%" not in s and os.path.exists(s) and not Path(s).is_dir():
+        raise BadInput(f"output {s} exists and is not a folder: give a folder for the images, a "
+                       f"video file (.mp4, .avi, .mkv) or an image (.png/.jpg); no output: "
+                       f"--headless")
     return ImageSink(s)

@@ -9,8 +9,12 @@ is 405::
     /stats.json     frames, FPS, capture-to-output latency and viewers (the page polls it)
 
 Safe by default: ``http://:8090/`` and ``http://127.0.0.1:8090/`` bind to loopback; another
-machine can watch only when the user names a reachable address (``http://0.0.0.0:8090/``). At
-most ``max_viewers`` streams at a time (503 after). The pipeline's ``write`` only swaps a
+machine can watch only when the user names a reachable address (``http://0.0.0.0:8090/``), and
+then only with an access token: a random one (``secrets.token_urlsafe``) unless the URI gives
+its own (``http://0.0.0.0:8090/?token=...``, also accepted on loopback). Every request must then
+carry ``?token=`` (the page passes it on to the stream and the stats; 403 without it); the
+command prints the link with its token and warns that the view is plain HTTP for anyone who
+has that link. At most ``max_viewers`` streams at a time (503 after). The pipeline's ``write`` only swaps a
 reference under a lock and never waits for a viewer: each viewer thread encodes (once per frame,
 shared between viewers) and sends the newest frame when its socket has room, skipping the frames
 it missed, at most ``max_fps`` (30) per second, so a slow, stalled or vanished viewer costs the
@@ -24,7 +28,10 @@ from __future__ import annotations
 
 import collections
 import errno
+import hmac
 import json
+import re
+import secrets
 import socket
 import threading
 import time
@@ -45,22 +52,42 @@ DEFAULT_MAX_FPS = 30.0
 SEND_BUFFER = 128 * 1024
 VIEWS = ("output", "both")
 BOUNDARY = "pix2pixframe"
+TOKEN = re.compile(r"[A-Za-z0-9_-]{8,128}")     # a token given in the URI: URL-safe, 8+ chars
 
 
 def parse_web_uri(uri) -> tuple[str, int]:
     """``http://HOST:PORT/`` (a string or a parsed :class:`~pix2pix_edge.runtime.uri.URI`) ->
-    (host, port); no host means loopback, no port 8090, port 0 any free port."""
+    (host, port); no host means loopback, no port 8090, port 0 any free port. The only option
+    is ``?token=`` (:func:`web_token`)."""
     u = uri if isinstance(uri, URI) else parse_uri(uri)
     if u.scheme != "http":
         raise BadInput(f"web output {u.text!r} must start with http://")
     path = u.location.partition("/")[2]
-    if path or u.options or "#" in u.location:
-        raise BadInput(f"web output {u.text!r}: give only host and port, "
+    if path or set(u.options) - {"token"} or "#" in u.location:
+        raise BadInput(f"web output {u.text!r}: give only host and port (and ?token=), "
                        f"e.g. http://127.0.0.1:8090/")
     host, port = host_port(u)
     if port is not None and not (isinstance(port, int) and 0 <= port <= 65535):
         raise BadInput(f"web output {u.text!r}: the port is not a number in 1..65535")
     return host or "127.0.0.1", DEFAULT_PORT if port is None else port
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def web_token(uri) -> str | None:
+    """The access token of a web output: the URI's ``?token=`` (8 to 128 URL-safe characters),
+    else a random one when the view is reachable from other machines, else None."""
+    u = uri if isinstance(uri, URI) else parse_uri(uri)
+    host, _ = parse_web_uri(u)
+    token = u.options.get("token")
+    if token is not None:
+        if not TOKEN.fullmatch(token):
+            raise BadInput(f"web output token must be 8 to 128 characters of A-Z a-z 0-9 _ -, "
+                           f"got {len(token)} character(s)")
+        return token
+    return None if is_loopback(host) else secrets.token_urlsafe(16)
 
 
 # ---------------------------------------------------------------------------- the newest frame
@@ -167,15 +194,17 @@ img { max-width: 100%; background: #000; display: block; margin: .5em 0; }
 "use strict";
 const img = document.getElementById("stream"), box = document.getElementById("both");
 const stats = document.getElementById("stats");
-box.checked = new URLSearchParams(location.search).get("view") === "both";
+const params = new URLSearchParams(location.search);
+const token = params.get("token") ? "&token=" + encodeURIComponent(params.get("token")) : "";
+box.checked = params.get("view") === "both";
 function show() {
-  img.src = "/stream.mjpg?view=" + (box.checked ? "both" : "output") + "&t=" + Date.now();
+  img.src = "/stream.mjpg?view=" + (box.checked ? "both" : "output") + token + "&t=" + Date.now();
 }
 box.addEventListener("change", show);
 show();
 async function poll() {
   try {
-    const s = await (await fetch("/stats.json", {cache: "no-store"})).json();
+    const s = await (await fetch("/stats.json?" + token.slice(1), {cache: "no-store"})).json();
     stats.dataset.frames = s.frames;
     const lat = s.latency_ms === null ? "-" : s.latency_ms.toFixed(1);
     stats.textContent = s.fps.toFixed(1) + " FPS   latency " + lat + " ms   frame " + s.frames +
@@ -227,7 +256,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server's naming
         hub: _Hub = self.server.hub
         path, _, query = self.path.partition("?")
-        if path in ("/", "/index.html"):
+        token = self.server.token
+        if token is not None and not hmac.compare_digest(
+                parse_qs(query).get("token", [""])[0].encode(), token.encode()):
+            self.close_connection = True
+            self._body(b"forbidden: this view needs the ?token= printed by pix2pix run\n",
+                       "text/plain", 403)
+        elif path in ("/", "/index.html"):
             self._body(PAGE, "text/html; charset=utf-8", 200)
         elif path == "/stats.json":
             self._body(json.dumps(hub.stats()).encode(), "application/json", 200)
@@ -285,12 +320,17 @@ class _Server(HTTPServer):
     daemon_threads = True
     allow_reuse_address = True      # rebinding right after a run; a live listener still refuses
 
-    def __init__(self, address, hub: _Hub, send_timeout: float, request_timeout: float):
+    def __init__(self, address, hub: _Hub, send_timeout: float, request_timeout: float,
+                 token: str | None = None):
         self.hub = hub
+        self.token = token
         self.send_timeout = send_timeout
         self.request_timeout = request_timeout
         self.lock = threading.Lock()
         self.conns: dict[threading.Thread, socket.socket] = {}
+        # HTTPServer is IPv4 only; an IPv6 host ([::1], or [::]: every interface, IPv4 too on
+        # Linux) needs an IPv6 socket
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
 
     def process_request(self, request, client_address):
@@ -325,7 +365,9 @@ class _Server(HTTPServer):
 
 class WebSink(Sink):
     """The browser view. ``write(output, meta)`` keeps ``meta.frame`` too: its pixels for the
-    side-by-side view, its ``t_capture`` for the latency figure."""
+    side-by-side view, its ``t_capture`` for the latency figure. ``token``: what every request
+    must carry as ``?token=`` (None: nothing; see :func:`web_token`); ``uri`` is the link to
+    watch, token included."""
 
     def __init__(self, uri: str = f"http://127.0.0.1:{DEFAULT_PORT}/", *,
                  max_viewers: int = DEFAULT_MAX_VIEWERS, quality: int = 80,
@@ -334,11 +376,12 @@ class WebSink(Sink):
         if int(max_viewers) < 1:
             raise BadInput(f"--max-viewers must be at least 1 (got {max_viewers})")
         host, port = parse_web_uri(uri)
+        self.token = web_token(uri)
         self.host, self.frames = host, 0
         self._hub = _Hub(int(max_viewers), int(quality), float(max_fps))
         try:
             self._server = _Server((host, port), self._hub, float(send_timeout),
-                                   float(request_timeout))
+                                   float(request_timeout), self.token)
         except socket.gaierror as e:
             raise BadInput(f"cannot serve {uri}: unknown host {host!r} ({e.strerror})") from None
         except OSError as e:
@@ -348,7 +391,7 @@ class WebSink(Sink):
             raise Unavailable(f"cannot serve {uri}: {e.strerror or e}") from None
         self.port = self._server.server_address[1]
         shown = f"[{host}]" if ":" in host else host
-        self.uri = f"http://{shown}:{self.port}/"
+        self.uri = f"http://{shown}:{self.port}/" + (f"?token={self.token}" if self.token else "")
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="pix2pix-web", daemon=True)
         self._thread.start()
@@ -356,7 +399,7 @@ class WebSink(Sink):
 
     @property
     def loopback_only(self) -> bool:
-        return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
+        return is_loopback(self.host)
 
     @property
     def viewers(self) -> int:

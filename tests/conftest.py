@@ -14,6 +14,13 @@ FACADES = SHARED / "datasets" / "facades"
 VIDEO = SHARED / "videos" / "big_buck_bunny.mp4"
 
 
+# PyTorch's default Linux wheel is built for the newest CUDA (recently CUDA 13, driver >= 580);
+# older drivers need a build from PyTorch's own index.
+TORCH_CUDA_HINT = ("pip install torch (the default Linux x86_64 wheel; recent ones need a CUDA 13 "
+                   "driver, >= 580), or for a CUDA 12 driver pip install torch --index-url "
+                   "https://download.pytorch.org/whl/cu126")
+
+
 def gpu_count() -> int:
     """NVIDIA GPUs the driver sees (libcuda's cuDeviceGetCount).
 
@@ -47,9 +54,19 @@ def cuda_torch():
     if not torch.cuda.is_available():
         pytest.fail(f"this machine has {gpu_count()} NVIDIA GPU(s) but torch {torch.__version__} "
                     f"cannot use them (CPU build, or a CUDA build too new for the driver): install "
-                    f"a CUDA build of torch (pip install torch, the default wheel on Linux x86_64)",
+                    f"a CUDA build of torch for the driver: {TORCH_CUDA_HINT}",
                     pytrace=False)
     return torch
+
+
+@pytest.fixture(scope="session")
+def tensorrt_module():
+    """``tensorrt``, or a skip naming what to install. Session-scoped and listed first in a
+    test's arguments, so it is resolved before the test's own (module-scoped) model fixtures:
+    a machine without TensorRT skips before any export work that could fail for other reasons
+    (issue 18: onnxslim missing on a bare GPU box)."""
+    return pytest.importorskip("tensorrt", reason="TensorRT is not installed: pip install "
+                                                  "'pix2pix-edge[trt-cu12]' or '[trt-cu13]'")
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +113,32 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(kib)``: an empty folder on a tmpfs of that size, for full-disk tests (a real
+    ENOSPC, not a mock). Mounting needs root or CAP_SYS_ADMIN: elsewhere the test skips, saying
+    so. Unmounted afterwards."""
+    import subprocess
+
+    mounted = []
+
+    def make(kib: int) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        try:
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(kib)}k", "tmpfs",
+                                str(folder)], capture_output=True, text=True, timeout=30)
+            why = r.stderr.strip() if r.returncode else ""
+        except (OSError, subprocess.SubprocessError) as e:
+            why = str(e)
+        if why:
+            pytest.skip(f"cannot mount a {kib} KiB tmpfs here for a full-disk test ({why}): "
+                        "needs root or CAP_SYS_ADMIN")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)

@@ -92,6 +92,111 @@ def test_gpu_libraries_are_preloaded_before_probing(monkeypatch):
         ortb._probe.cache_clear()
 
 
+@pytest.mark.parametrize("available,imported", [
+    (["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], True),
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], False),
+    (["CPUExecutionProvider"], False),
+])
+def test_tensorrt_is_imported_before_its_provider_is_probed(monkeypatch, tmp_path, available,
+                                                            imported):
+    """A pip TensorRT's libnvinfer is off the loader's path and preload_dlls() loads only CUDA
+    and cuDNN (onnxruntime #18597, #13501): `import tensorrt` (a stand-in here) must come before
+    the TensorRT provider's library is loaded, and only where onnxruntime has that provider."""
+    import sys
+
+    stand_in = tmp_path / "site" / "tensorrt"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("__version__ = 'stand-in'\nprint('loud import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    saved = sys.modules.pop("tensorrt", None)
+    seen = []
+
+    def libs_error(provider):
+        seen.append((provider, getattr(sys.modules.get("tensorrt"), "__version__", None)))
+        return "not on this machine"
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: list(available))
+    monkeypatch.setattr(ortb, "preload_gpu_libraries", lambda o: True)
+    monkeypatch.setattr(ortb, "_libs_error", libs_error)
+    ortb._probe.cache_clear()
+    try:
+        assert ortb.usable_providers() == ["CPUExecutionProvider"]
+        if imported:
+            assert seen[0] == ("TensorrtExecutionProvider", "stand-in"), seen
+        else:
+            assert "tensorrt" not in sys.modules, seen
+    finally:
+        ortb._probe.cache_clear()
+        sys.modules.pop("tensorrt", None)
+        if saved is not None:
+            sys.modules["tensorrt"] = saved
+
+
+@pytest.mark.parametrize("norm_mode,fp16", [("running", True), ("none", True),
+                                           ("per-image", False), ("instance", False),
+                                           (None, False)])
+def test_tensorrt_provider_fp16_only_without_instance_norm(norm_mode, fp16):
+    """ORT's TensorRT provider builds weakly typed engines and cannot keep a layer in FP32:
+    with trt_fp16_enable InstanceNormalization would run in FP16 (what our own engine build
+    avoids). FP16 by default only for graphs without it; unknown models run FP32."""
+    assert ortb.trt_fp16_default(norm_mode) is fp16
+
+
+class _RecordingSession:
+    """Stands in for onnxruntime.InferenceSession where the TensorRT provider is asked for (no
+    GPU here): records the provider options; an onnxruntime too old for the timing-cache
+    options refuses them as ORT does, naming the key; otherwise a real CPU session."""
+
+    calls: list = []
+    knows_timing_cache = True
+    real = ort.InferenceSession
+
+    def __new__(cls, path, opts=None, providers=None, provider_options=None):
+        if providers and "TensorrtExecutionProvider" in providers:
+            trt = dict(provider_options[providers.index("TensorrtExecutionProvider")])
+            cls.calls.append(trt)
+            if not cls.knows_timing_cache and "trt_timing_cache_path" in trt:
+                raise RuntimeError('[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Unknown '
+                                   'provider option: "trt_timing_cache_path".')
+            providers, provider_options = ["CPUExecutionProvider"], None
+        return cls.real(path, opts, providers=providers)
+
+
+@pytest.mark.parametrize("knows_timing_cache", [True, False])
+def test_tensorrt_provider_options_and_an_older_onnxruntime(tiny_onnx, plain_onnx, tmp_path,
+                                                            monkeypatch, capsys,
+                                                            knows_timing_cache):
+    """The options the TensorRT provider gets: FP16 by the model's norm mode (tiny_onnx:
+    running statistics, folded; a file without metadata: FP32), caches in --cache-dir. An
+    onnxruntime that does not know trt_timing_cache_path (older builds, e.g. JetPack 5's)
+    gets the session again without it, with one note, instead of "not a loadable ONNX model"."""
+    monkeypatch.setattr(ortb, "usable_providers",
+                        lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(_RecordingSession, "calls", [])
+    monkeypatch.setattr(_RecordingSession, "knows_timing_cache", knows_timing_cache)
+    monkeypatch.setattr(ort, "InferenceSession", _RecordingSession)
+    ortb._note_once.cache_clear()
+    be = ortb.OnnxRuntimeBackend(tiny_onnx, cache_dir=tmp_path / "cache")
+    first = _RecordingSession.calls[0]
+    assert first["trt_fp16_enable"] is True and first["trt_engine_cache_path"] == str(
+        tmp_path / "cache") and first["trt_timing_cache_path"] == str(tmp_path / "cache")
+    err = capsys.readouterr().err
+    if knows_timing_cache:
+        assert len(_RecordingSession.calls) == 1 and "timing" not in err
+    else:
+        retry = _RecordingSession.calls[1]
+        assert not set(retry) & set(ortb.TRT_OPTIONAL)
+        assert {k: v for k, v in first.items() if k not in ortb.TRT_OPTIONAL} == retry
+        assert err.count("does not know trt_timing_cache_path: the TensorRT provider runs "
+                         "without its timing cache") == 1, err
+    np.testing.assert_allclose(be.infer(_x((1, 3, 64, 64))).shape, (1, 3, 64, 64))
+    info = ModelInfo(height=64, width=64, multiple=32)
+    ortb.OnnxRuntimeBackend(plain_onnx, info=info, cache_dir=tmp_path / "cache")
+    assert _RecordingSession.calls[-1]["trt_fp16_enable"] is False       # no metadata: FP32
+    ortb.OnnxRuntimeBackend(plain_onnx, info=info, fp16=True, cache_dir=tmp_path / "cache")
+    assert _RecordingSession.calls[-1]["trt_fp16_enable"] is True        # asked for
+
+
 FALLBACK = r"""
 import sys
 from pix2pix_edge.runtime.backends import onnxruntime as ortb
@@ -239,6 +344,23 @@ def test_missing_file_and_unknown_suffix(tmp_path):
         open_backend(weird)
 
 
+
+@pytest.mark.parametrize("name", ["generator.pt", "latest_net_G.pth", "last.ckpt"])
+def test_a_pytorch_file_is_exported_first(tmp_path, name):
+    """Issue 21, item 12: a .pt given to run / bench / info was told to "pass --backend"."""
+    torch_file = tmp_path / name
+    torch_file.write_bytes(b"PK")
+    for backend in ("auto", "onnxruntime", "tensorrt"):
+        with pytest.raises(ModelMismatch, match=f"{name} is a PyTorch file.*export it first: "
+                                                f"pix2pix export onnx .*{name} -o model.onnx"):
+            open_backend(torch_file, backend)
+    for command in (["run", str(torch_file), "--source", str(tmp_path)], ["bench", str(torch_file)],
+                    ["info", str(torch_file)]):
+        r = CliRunner().invoke(cli, command)
+        assert r.exit_code == 4 and r.output.count("\n") == 1, r.output
+        assert "export it first: pix2pix export onnx" in r.output
+
+
 def test_backend_choice_from_file_name():
     assert backend_for("m.onnx") == "onnxruntime"
     assert backend_for("m.engine") == backend_for("M.PLAN") == "tensorrt"
@@ -273,6 +395,27 @@ def test_info_command(tiny_onnx):
     r = CliRunner().invoke(cli, ["info", str(tiny_onnx), "--json"])
     d = json.loads(r.output)
     assert d["metadata"]["ngf"] == 4 and d["inputs"][0]["shape"] == [1, 3, 64, 64]
+
+
+def test_info_checks_what_run_checks(tiny_onnx, tmp_path):
+    """Issue 21, item 12: metadata that contradicts the graph was shown with exit 0 while `run`
+    refused the file. `info` shows it, then says why in one line, exit 4, as `run` does."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(tiny_onnx))
+    for prop in model.metadata_props:
+        if prop.key == "pix2pix_edge":
+            prop.value = ModelInfo(height=128, width=128, multiple=32, depth=5, ngf=4).to_json()
+    path = tmp_path / "contradicts.onnx"
+    onnx.save(model, str(path))
+    run = CliRunner().invoke(cli, ["run", str(path), "--source", str(tmp_path), "--headless"])
+    info = CliRunner().invoke(cli, ["info", str(path)])
+    assert run.exit_code == info.exit_code == 4, (run.output, info.output)
+    assert "metadata     128x128 RGB" in info.output and "1x3x64x64" in info.output
+    error = info.output.splitlines()[-1]
+    assert error == [ln for ln in run.output.splitlines() if ln.startswith("Error:")][0]
+    assert "fixed at 1x3x64x64 but its metadata says 128x128" in error
+    as_json = CliRunner().invoke(cli, ["info", str(path), "--json"])
+    assert as_json.exit_code == 4 and '"problem": "contradicts.onnx: the model' in as_json.output
 
 
 def test_info_on_plain_dynamic_model_still_describes_it(dynamic_onnx):

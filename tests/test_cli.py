@@ -43,3 +43,5 @@ def test_a_subcommand_whose_library_is_missing_is_one_line_and_exit_5(tmp_path):
     assert out.returncode == 5, out.stderr
     assert "pix2pix train needs torch, which is not installed here" in out.stderr
     assert "pix2pix-edge[train]" in out.stderr and "Traceback" not in out.stderr
+    # the default wheel may be a CUDA 13 build: the CUDA 12 index is named (issue 18)
+    assert "--index-url https://download.pytorch.org/whl/cu126" in out.stderr

@@ -147,6 +147,12 @@ def test_layout_discovery(tmp_path):
     (tmp_path / "empty" / "train").mkdir(parents=True)
     with pytest.raises(BadInput, match="no usable image pairs in .*empty"):
         PairedDataset(tmp_path / "empty")
+    flat = tmp_path / "flat_bad"        # no split folders: the folder itself is read
+    flat.mkdir()
+    (flat / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(BadInput, match="no usable image pairs in ") as e:
+        PairedDataset(flat)
+    assert f"in {flat} (" in str(e.value) and "flat_bad/train" not in str(e.value)   # issue 21
 
 
 def test_direction_and_value_range(tmp_path):
@@ -212,7 +218,7 @@ def test_file_corrupted_after_the_scan(tmp_path):
     broken = tmp_path / "2.png"
     broken.write_bytes(broken.read_bytes()[:60])              # truncated mid-training
 
-    with pytest.warns(RuntimeWarning, match=r"skipping cannot read .*2\.png"):
+    with pytest.warns(RuntimeWarning, match=r"skipping cannot read image .*2\.png"):
         item = skip[1]
     assert item["path"] == str(tmp_path / "3.png")
     assert skip.bad_files and skip.bad_files[0][0] == str(broken)
@@ -225,7 +231,7 @@ def test_file_corrupted_after_the_scan(tmp_path):
         with pytest.raises(BadInput) as e:
             for _ in torch.utils.data.DataLoader(error, batch_size=1, num_workers=workers):
                 pass
-        assert str(e.value).startswith(f"cannot read {broken}: ") and "\n" not in str(e.value)
+        assert str(e.value).startswith(f"cannot read image {broken}: ") and "\n" not in str(e.value)
     r = CliRunner().invoke(cli, ["data", "check", str(tmp_path)])
     assert r.exit_code == 0 and f"{broken}: truncated" in r.output
 
@@ -289,3 +295,40 @@ def test_real_facades(facades_dir):
         return palette_share(Image.fromarray(((t.permute(1, 2, 0) + 1) * 127.5).byte().numpy()))
 
     assert share(item["A"]) > 0.4 and share(item["B"]) < 0.1
+
+
+def test_16_bit_pngs_train_as_the_runtime_reads_them(tmp_path):
+    """Issue 21.8: a 16-bit greyscale A|B pair was clipped to white in training (99.5 % of its
+    pixels); it is now scaled to 8 bits, the same pixels the runtime gets, and `data check`
+    notes the conversion."""
+    from pix2pix_edge.runtime.video import open_source
+    from tests.images import png16
+
+    ramp = np.linspace(0, 65535, 64 * 32).round().astype(np.uint16).reshape(32, 64)
+    png16(tmp_path / "1.png", ramp)
+    item = PairedDataset(tmp_path, crop_size=32, augment=False)[0]
+    a = ((item["A"][0].numpy() + 1) * 127.5).round()
+    assert np.abs(a - np.round(ramp[:, :32] / 257.0)).max() <= 1
+    assert (a >= 254.5).mean() < 0.05
+    with open_source(str(tmp_path / "1.png")) as src:
+        runtime = src.read().image[..., 0]
+    assert np.abs(runtime[:, :32].astype(float) - a).max() <= 1
+    notes = scan_report(tmp_path, "train").notes
+    assert notes and "16-bit grayscale (I;16) scaled to 8-bit RGB" in notes[0][1]
+
+
+def test_an_image_over_the_pixel_limit_is_a_bad_file_without_pil_warnings(tmp_path):
+    """Issue 21.3/12: training and `data check` name it by its pixel count; PIL's two-line
+    DecompressionBombWarning never reaches the user."""
+    from tests.images import bomb_png
+
+    _aligned(tmp_path / "1.png")
+    bomb_png(tmp_path / "2.png", 19000, 5000)     # 95 M pixels: PIL would warn
+    bomb_png(tmp_path / "3.png", 19000, 9500)     # 180.5 M: PIL refuses it itself
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = CliRunner().invoke(cli, ["data", "check", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "2.png: 19000x5000 is 95,000,000 pixels, more than the 67,108,864" in r.output
+    assert "3.png: 180,500,000 pixels, more than the 67,108,864" in r.output
+    assert "DecompressionBomb" not in r.output and "DOS attack" not in r.output

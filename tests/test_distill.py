@@ -357,7 +357,7 @@ def test_edge_benchmark_smoke(tmp_path):
     assert len(list((tmp_path / "png").glob("edge_grid_*.png"))) == 1
     from benchmarks import report
 
-    md = report.to_markdown({"level": "smoke", "sections": {"edge": r}}, [])
+    md = report.to_markdown(report.merge([(tmp_path / "full-x.json", {"sections": {"edge": r}})]), [])
     assert "## Edge-sized generators" in md and "| PSNR vs teacher |" in md
     assert "the quality target" in md and "--d-scales 2 --lambda-fm 10" in md
     # finished runs are reused, not retrained

@@ -214,3 +214,125 @@ def test_cli_download(server, tmp_path):
     assert "cannot reach 127.0.0.1" in r.output
     r = CliRunner().invoke(cli, ["data", "download", "cityscapes", "--to", str(tmp_path)])
     assert r.exit_code == 3 and "cityscapes-dataset.com" in r.output
+
+
+def _link_chain_archive(up: int = 1) -> bytes:
+    """CVE-2025-4517: 16 folders of 247 characters reached through one-letter symlinks, a link
+    past PATH_MAX that points back up ``../`` x 16, and ``facades/e`` -> that link + ``/..`` x
+    ``up``. Every name looks inside the folder and ``os.path.realpath`` (as tarfile's
+    ``filter="data"`` uses it on Python <= 3.11.7) stops resolving past PATH_MAX, but the kernel
+    follows the links: ``facades/e/evil.txt`` lands ``up`` levels above ``facades/``."""
+    buf = io.BytesIO()
+    comp, steps = "d" * 247, "abcdefghijklmnop"
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        def add(name, kind, linkname="", data=None):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, linkname
+            info.size = len(data) if data is not None else 0
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+        add("facades/train/1.png", tarfile.REGTYPE, data=_png())
+        path = "facades"
+        for s in steps:
+            add(f"{path}/{comp}", tarfile.DIRTYPE)
+            add(f"{path}/{s}", tarfile.SYMTYPE, comp)
+            path = f"{path}/{comp}"
+        link = "/".join(["facades", *steps, "l" * 254])
+        add(link, tarfile.SYMTYPE, "../" * len(steps))
+        add("facades/e", tarfile.SYMTYPE, link[len("facades/"):] + "/.." * (up + 1))
+        add("facades/e/evil.txt", tarfile.REGTYPE, data=b"owned\n")
+    return buf.getvalue()
+
+
+def test_a_symlink_chain_past_path_max_cannot_write_outside(server, tmp_path):
+    """Issue 21.1: served from 127.0.0.1 through the command, the crafted archive is refused
+    (exit 3, one line) and nothing is written outside --to, nor left inside it."""
+    dest = tmp_path / "d"
+    server.files["/facades.tar.gz"] = _link_chain_archive(up=1)
+    r = CliRunner().invoke(cli, ["data", "download", "facades", "--to", str(dest),
+                                 "--base-url", server.url])
+    assert r.exit_code == 3, r.output
+    assert "refusing to extract" in r.output and "symbolic link" in r.output
+    assert "is ready" not in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]          # no evil.txt beside it
+    assert sorted(p.name for p in dest.iterdir()) == ["facades.sha256", "facades.tar.gz"]
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,
+                                  tarfile.FIFOTYPE])
+def test_only_regular_files_and_folders_are_extracted(server, tmp_path, kind):
+    """Even a link that stays inside the folder is refused: links are what fool the checks."""
+    server.files["/facades.tar.gz"] = _tar_gz({"facades/train/1.png": _png()},
+                                              {"facades/train/2.png": ("1.png", kind)})
+    with pytest.raises(BadInput, match=r"refusing to extract 'facades/train/2.png': a "):
+        download("facades", tmp_path, server.url, progress=False)
+    assert not (tmp_path / "facades").exists()
+
+
+def test_members_outside_the_dataset_folder_are_refused(server, tmp_path):
+    server.files["/facades.tar.gz"] = _tar_gz({"facades/train/1.png": _png(),
+                                               "other/x.txt": b"x"})
+    with pytest.raises(BadInput, match="not under facades/"):
+        download("facades", tmp_path, server.url, progress=False)
+
+
+def test_a_refused_archive_is_never_reported_ready_later(server, tmp_path):
+    """Issue 21.2: a refusal mid-extraction (after train/ was written) leaves no folder behind,
+    so the same command run again refuses again instead of printing 'ready'."""
+    server.files["/facades.tar.gz"] = _tar_gz(
+        {f"facades/train/{i}.png": _png() for i in range(1, 4)},
+        {"facades/train/zz": ("../../..", tarfile.SYMTYPE)})
+    for _ in range(2):
+        r = CliRunner().invoke(cli, ["data", "download", "facades", "--to", str(tmp_path),
+                                     "--base-url", server.url])
+        assert r.exit_code == 3 and "refusing to extract 'facades/train/zz'" in r.output
+        assert not (tmp_path / "facades").exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_partial_folder_from_elsewhere_is_not_taken_for_a_dataset(server, tmp_path):
+    """A DIR/NAME that pix2pix did not mark as whole (an older version's refused extraction,
+    or the user's own folder) is named and left alone; an empty one is taken over."""
+    server.files["/facades.tar.gz"] = _facades_archive()
+    (tmp_path / "facades" / "train").mkdir(parents=True)
+    (tmp_path / "facades" / "train" / "mine.png").write_bytes(_png())
+    with pytest.raises(BadInput, match="not a complete extraction by pix2pix"):
+        download("facades", tmp_path, server.url, progress=False)
+    assert (tmp_path / "facades" / "train" / "mine.png").is_file()
+    import shutil
+    shutil.rmtree(tmp_path / "facades" / "train")
+    assert download("facades", tmp_path, server.url, progress=False) == tmp_path / "facades"
+    assert len(list((tmp_path / "facades" / "train").iterdir())) == 3
+
+
+def test_a_killed_extraction_leaves_a_temporary_that_the_next_run_removes(server, tmp_path):
+    """kill -9 mid-extraction leaves only a hidden temporary folder of a dead process; the next
+    run removes it and extracts afresh."""
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f".facades.pid{dead}.k2j4h1x9"
+    (stale / "facades" / "train").mkdir(parents=True)
+    server.files["/facades.tar.gz"] = _facades_archive()
+    download("facades", tmp_path, server.url, progress=False)
+    assert not stale.exists() and (tmp_path / "facades" / "train").is_dir()
+
+
+def test_trusted_sha256_and_the_trust_on_first_use_note(server, tmp_path):
+    archive = _facades_archive()
+    server.files["/facades.tar.gz"] = archive
+    r = CliRunner().invoke(cli, ["data", "download", "facades", "--to", str(tmp_path / "a"),
+                                 "--base-url", server.url, "--sha256", "0" * 64])
+    assert r.exit_code == 6 and "--sha256 says 0000" in r.output
+    assert not (tmp_path / "a" / "facades").exists() and not (tmp_path / "a" / "facades.tar.gz").exists()
+    r = CliRunner().invoke(cli, ["data", "download", "facades", "--to", str(tmp_path / "b"),
+                                 "--base-url", server.url])
+    assert r.exit_code == 0 and "plain HTTP" in r.output and "--sha256" in r.output
+    digest = sha256_of(tmp_path / "b" / "facades.tar.gz")
+    r = CliRunner().invoke(cli, ["data", "download", "facades", "--to", str(tmp_path / "c"),
+                                 "--base-url", server.url, "--sha256", digest.upper()])
+    assert r.exit_code == 0 and "plain HTTP" not in r.output, r.output
+    r = CliRunner().invoke(cli, ["data", "download", "facades", "--to", str(tmp_path / "c"),
+                                 "--sha256", "xyz"])
+    assert r.exit_code == 2 and "64 hexadecimal digits" in r.output

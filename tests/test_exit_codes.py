@@ -3,8 +3,10 @@
 
 Placeholders: {model} a tiny ONNX model with metadata (64x64 RGB [-1, 1]), {video} a short video,
 {data} a tiny synthetic dataset, {empty} an empty folder, {notgen} a torch file that holds no
-generator, {tmp} a scratch folder. Rows a CPU cannot show (GStreamer or TensorRT present, a
-/dev/video9 here) are skipped where they cannot happen. `eval` and `distill` rows: their own
+generator, {contra} {model} with metadata that contradicts its graph, {noise} random bytes named
+.engine (no record), {tmp} a scratch folder. Rows a CPU cannot show (GStreamer or TensorRT
+present, a /dev/video9 here) are skipped where they cannot happen. Crafted model files:
+tests/test_crafted.py. `eval` and `distill` rows: their own
 tests (and the lead's merge).
 """
 
@@ -50,6 +52,8 @@ TABLE = [
     (["data", "synth", "{tmp}/s", "--size", "8"], 2, "--size"),
     (["data", "check", "{data}", "--show", "0"], 2, "--show"),
     (["data", "download", "imagenet"], 2, "NAME"),
+    (["data", "download", "facades", "--to", "{tmp}/dl", "--sha256", "abc"], 2,
+     "--sha256 must be 64 hexadecimal digits"),
     (["train", "{data}", "--ngf", "0"], 2, "--ngf"),
     (["train", "{data}", "--max-iters", "-1"], 2, "--max-iters"),
     (["train", "{data}", "--holdout-last", "2", "--holdout-every", "3"], 2,
@@ -71,8 +75,22 @@ TABLE = [
     (["run", "{tmp}/none.onnx", "--source", "{video}", "--headless"], 3, "model file not found"),
     (["data", "check", "{empty}"], 3, "no usable image pairs"),
     (["train", "{tmp}/nodata"], 3, "data directory not found"),
+    (["data", "check", "{tmp}/nodata"], 3, "dataset folder not found"),   # 2 before issue 21
+    (["demo", "--video", "{tmp}/none.mp4", "--out", "{tmp}/demo"], 3, "video not found"),
+    (["run", "{model}", "--source", "{video}", "--output", "{video}"], 3,
+     "is the source: writing it would destroy it"),
+    (["run", "{model}", "--source", "{video}", "--headless", "--stats-json", "{model}"], 3,
+     "is the model: writing it would destroy it"),
+    pytest.param(["run", "{model}", "--source", "{video}", "--output", "/dev/full"], 3,
+                 "output /dev/full exists and is not a folder",
+                 marks=pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")),
     # 4: a model of the wrong kind
     (["export", "onnx", "{notgen}", "-o", "{tmp}/m.onnx"], 4, "notgen.pt"),
+    (["info", "{contra}"], 4, "contra.onnx: the model's input is fixed at 1x3x64x64 but its "
+                              "metadata says 128x128"),
+    (["run", "{contra}", "--source", "{video}", "--headless"], 4, "its metadata says 128x128"),
+    (["run", "{notgen}", "--source", "{video}", "--headless"], 4,
+     "notgen.pt is a PyTorch file, which the runtime does not run: export it first"),
     # 5: unavailable hardware or library
     pytest.param(["run", "{model}", "--source", "/dev/video9", "--headless"], 5,
                  "camera /dev/video9 not found",
@@ -82,6 +100,8 @@ TABLE = [
                  marks=pytest.mark.skipif(has_gstreamer(), reason="OpenCV has GStreamer")),
     pytest.param(["export", "trt", "{model}", "-o", "{tmp}/m.engine"], 5,
                  "TensorRT is not installed",
+                 marks=pytest.mark.skipif(_has("tensorrt"), reason="TensorRT is installed")),
+    pytest.param(["info", "{noise}"], 5, "cannot tell what noise.engine is: no record beside it",
                  marks=pytest.mark.skipif(_has("tensorrt"), reason="TensorRT is installed")),
     # 6: a check failed
     (["train", "{data}", "--run", "{tmp}/run", *TINY_TRAIN, "--lr", "1e30", "--max-iters", "20",
@@ -103,13 +123,25 @@ def places(tiny_onnx, tmp_path_factory):
         w.write(np.full((64, 96, 3), i * 40, np.uint8))
     w.release()
     (root / "empty").mkdir()
+    (root / "noise.engine").write_bytes(bytes(range(256)) * 4)   # no record beside it
+    contra = root / "contra.onnx"      # metadata that contradicts the graph (64x64)
+    if _has("onnx"):
+        import onnx
+
+        from pix2pix_edge.runtime.model_info import METADATA_KEY, ModelInfo
+        model = onnx.load(str(tiny_onnx))
+        for prop in model.metadata_props:
+            if prop.key == METADATA_KEY:
+                prop.value = ModelInfo(height=128, width=128, multiple=32, depth=5).to_json()
+        onnx.save(model, str(contra))
     notgen = root / "notgen.pt"
     if _has("torch"):
         import torch
         torch.save({"foo": 1}, notgen)
     return {"model": str(tiny_onnx), "video": video, "empty": str(root / "empty"),
             "data": str(make_dataset(root / "data", n=4, size=32, seed=0)),
-            "notgen": str(notgen), "tmp": str(root)}
+            "notgen": str(notgen), "contra": str(contra), "noise": str(root / "noise.engine"),
+            "tmp": str(root)}
 
 
 @pytest.mark.parametrize("argv, code, fragment", TABLE,
@@ -117,6 +149,8 @@ def places(tiny_onnx, tmp_path_factory):
 def test_exit_code_table(places, tmp_path, argv, code, fragment):
     if any("{notgen}" in a or a == "train" for a in argv):
         pytest.importorskip("torch")
+    if any("{contra}" in a for a in argv):
+        pytest.importorskip("onnx")
     scratch = dict(places, tmp=str(tmp_path))
     r = CliRunner().invoke(cli, [a.format(**scratch) for a in argv])
     lines = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
@@ -134,6 +168,6 @@ def _readme_codes() -> set[int]:
 def test_the_table_mirrors_the_readme():
     shown = {row.values[1] if hasattr(row, "values") else row[1] for row in TABLE}
     readme = _readme_codes()
-    assert {0, 1, 2, 3, 4, 5, 6, 130} <= readme
+    assert {0, 1, 2, 3, 4, 5, 6, 129, 130, 143} <= readme
     assert shown <= readme
     assert {2, 3, 4, 5, 6} <= shown

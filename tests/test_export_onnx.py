@@ -380,3 +380,46 @@ def test_dynamic_non_square_export_prints_wxh(trained_run, tmp_path):
     with torch.no_grad():
         ref = inference_copy(g, "per-image")(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(_ort(out).run(None, {"input": x})[0], ref, atol=1e-4)
+
+
+def test_a_killed_exports_work_folder_is_removed_by_the_next_export(trained_run, tmp_path):
+    """kill -9 during an export leaves a hidden work folder named after the output and the
+    killed process (issue 21.10); the next export of that output removes it."""
+    import subprocess
+    import sys
+    run, _ = trained_run
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    stale = tmp_path / f".m.onnx.pid{proc.pid}.a1b2c3d4"
+    stale.mkdir()
+    (stale / "fp32.onnx").write_bytes(b"\0" * 1000)
+    _invoke(run, "-o", tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_an_output_that_is_the_generator_is_refused(trained_run, tmp_path):
+    """Issue 21.5: `export onnx RUN -o RUN/generator.pt` replaced the trained generator."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(trained_run[0], run)
+    before = (run / "generator.pt").read_bytes()
+    (tmp_path / "alias.pt").symlink_to(run / "generator.pt")
+    for source, output in [(run, run / "generator.pt"), (run / "generator.pt", tmp_path / "alias.pt"),
+                           (run, run / "sub" / ".." / "generator.pt")]:
+        (run / "sub").mkdir(exist_ok=True)
+        _one_line_error(_invoke(source, "-o", output), 3, "writing it would destroy it")
+    assert (run / "generator.pt").read_bytes() == before
+
+
+def test_export_trt_refuses_to_write_the_engine_over_its_onnx(tiny_onnx, tmp_path):
+    """Refused before TensorRT is even looked for (so this runs on any machine)."""
+    import shutil
+    model = tmp_path / "m.onnx"
+    shutil.copy(tiny_onnx, model)
+    before = model.read_bytes()
+    res = CliRunner().invoke(cli, ["export", "trt", str(model), "-o", str(model)])
+    _one_line_error(res, 3, "is the ONNX model")
+    res = CliRunner().invoke(cli, ["export", "trt", str(model), "-o", str(tmp_path / "m"),
+                                   "--timing-cache", str(model)])
+    _one_line_error(res, 3, "--timing-cache")
+    assert model.read_bytes() == before

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from pix2pix_edge.runtime.errors import BadInput
-from pix2pix_edge.runtime.frames import (Geometry, Postprocessor, Preprocessor, draw_overlay, model_size_for,
-                            plan, side_by_side)
+from pix2pix_edge.runtime.frames import (Geometry, Postprocessor, Preprocessor, choose_model_size,
+                                         draw_overlay, model_size_for, plan, profile_sizes,
+                                         side_by_side)
 from pix2pix_edge.runtime.model_info import ModelInfo
 
 
@@ -129,11 +130,46 @@ def test_model_size_for_fixed_and_dynamic_models():
                                        "size 256x256"):
         model_size_for(fixed, (640, 360), size=(512, 256))
     dyn = ModelInfo(height=256, width=256, multiple=32, dynamic=True)
-    assert model_size_for(dyn, (640, 360)) == (640, 352)
-    assert model_size_for(dyn, (10, 10)) == (32, 32)
+    # a dynamic ONNX runs at the size it was exported (trained) at, not at the source's size
+    assert choose_model_size(dyn) == ((256, 256), "the size the model was exported at (its "
+                                      "training size; dynamic model: --size WxH, multiples of "
+                                      "32, to change)")
+    assert model_size_for(dyn, (1280, 720)) == (256, 256)
     assert model_size_for(dyn, (640, 360), size=(256, 128)) == (256, 128)
     with pytest.raises(BadInput, match="--size 250x128 is not a multiple of 32"):
         model_size_for(dyn, (640, 360), size=(250, 128))
+
+
+def _engine_record(lo=(64, 64), opt=(256, 256), hi=(512, 512)):
+    """A dynamic engine's record as `pix2pix export trt` writes it (profile in NCHW)."""
+    nchw = {k: [1, 3, s[1], s[0]] for k, s in (("min", lo), ("opt", opt), ("max", hi))}
+    return ModelInfo(height=opt[1], width=opt[0], multiple=32, dynamic=True,
+                     tensorrt_version="10.3.0.30", extra={"profile": nchw})
+
+
+def test_dynamic_engine_runs_inside_its_recorded_profile():
+    """Issue 18: HD video ran a dynamic engine at 1280x736, outside its 64-512 profile, and
+    failed at the first inference. The size is now the profile's opt size, --size is checked
+    against the profile, and the reason is one line for `pix2pix run`."""
+    rec = _engine_record()
+    assert profile_sizes(rec) == ((64, 64), (256, 256), (512, 512))
+    for src in [(1280, 720), (1920, 1080), (320, 240), (10, 10)]:
+        assert model_size_for(rec, src) == (256, 256)
+    assert choose_model_size(rec) == ((256, 256), "the opt size of the engine's optimisation "
+                                      "profile (64x64 to 512x512; --size WxH within it to change)")
+    wide = _engine_record(lo=(64, 64), opt=(384, 224), hi=(768, 448))
+    assert model_size_for(wide, (1280, 720)) == (384, 224)          # opt, width first
+    assert choose_model_size(rec, (512, 288)) == ((512, 288), "--size")
+    assert choose_model_size(rec, (64, 512)) == ((64, 512), "--size")
+    for outside in [(1280, 736), (544, 256), (32, 256), (256, 32)]:
+        with pytest.raises(BadInput, match=f"--size {outside[0]}x{outside[1]} is outside the "
+                                           f"engine's optimisation profile \\(64x64 to "
+                                           f"512x512\\).*--max {outside[0]}x{outside[1]}"):
+            model_size_for(rec, (1280, 720), size=outside)
+    # a record without a profile (or a broken one): the recorded size, no range check
+    bare = ModelInfo(height=128, width=128, multiple=32, dynamic=True, extra={"profile": "?"})
+    assert profile_sizes(bare) is None and model_size_for(bare, (1280, 720)) == (128, 128)
+    assert model_size_for(bare, (1280, 720), size=(1024, 1024)) == (1024, 1024)
 
 
 def test_side_by_side_and_overlay():

@@ -42,11 +42,12 @@ def _pix2pix(*args, timeout=600):
     return res
 
 
-@pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory):
+def export_test_model(path: Path) -> Path:
     """A per-image generator big enough that its weights dominate the engine (depth 6, ngf 32),
-    exported by the product's exporter (FP32, static 64x64, metadata)."""
+    exported by the product's exporter (FP32, static 64x64, metadata). Without onnxslim
+    (simplify=False): a bare GPU box often lacks it, and the engine build does not need it."""
     torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
     from pix2pix_edge.export.to_onnx import export_model, make_info
     from pix2pix_edge.train.models import UNetGenerator, inference_copy, init_weights
 
@@ -54,9 +55,24 @@ def onnx_model(tmp_path_factory):
     g = inference_copy(init_weights(UNetGenerator(depth=6, ngf=32)), "per-image")
     info = make_info(g.config, {}, height=64, width=64, dynamic=False, norm_mode="per-image",
                      source="gpu-test")
-    path = tmp_path_factory.mktemp("gpu") / "model.onnx"
     with torch.no_grad():
-        return export_model(g, path, height=64, width=64, info=info)
+        return export_model(g, path, height=64, width=64, info=info, simplify=False)
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    return export_test_model(tmp_path_factory.mktemp("gpu") / "model.onnx")
+
+
+@pytest.fixture(scope="module")
+def ort_gpu_build():
+    """onnxruntime-gpu, or a skip naming what to install. Listed before ``onnx_model`` in a
+    test's arguments, so the skip comes before any export work."""
+    ort = pytest.importorskip("onnxruntime")
+    if ort.get_device() != "GPU":
+        pytest.skip(f"onnxruntime {ort.__version__} is the CPU build: install "
+                    f"'pix2pix-edge[ort-cu12]' or '[ort-cu13]' for its CUDA provider")
+    return ort
 
 
 FRESH_PROCESS = textwrap.dedent(r"""
@@ -87,9 +103,8 @@ FRESH_PROCESS = textwrap.dedent(r"""
 """)
 
 
-def test_gpu_engine_from_the_cli_runs_in_a_fresh_process_on_a_worker_thread(onnx_model, tmp_path):
-    pytest.importorskip("tensorrt", reason="TensorRT is not installed: pip install "
-                                           "'pix2pix-edge[trt-cu12]' or '[trt-cu13]'")
+def test_gpu_engine_from_the_cli_runs_in_a_fresh_process_on_a_worker_thread(tensorrt_module,
+                                                                            onnx_model, tmp_path):
     device = _device()
     fp16, fp32 = tmp_path / "m16.engine", tmp_path / "m32.engine"
     _pix2pix("export", "trt", onnx_model, "-o", fp16)
@@ -125,11 +140,7 @@ def _write_video(path, n=8):
     w.release()
 
 
-def test_gpu_onnxruntime_cuda_provider_is_in_use(onnx_model):
-    ort = pytest.importorskip("onnxruntime")
-    if ort.get_device() != "GPU":
-        pytest.skip(f"onnxruntime {ort.__version__} is the CPU build: install "
-                    f"'pix2pix-edge[ort-cu12]' or '[ort-cu13]' for its CUDA provider")
+def test_gpu_onnxruntime_cuda_provider_is_in_use(ort_gpu_build, onnx_model):
     from pix2pix_edge.runtime.backends.onnxruntime import (CUDA_EP, OnnxRuntimeBackend,
                                                           fallback_note, why_not)
 
@@ -139,6 +150,27 @@ def test_gpu_onnxruntime_cuda_provider_is_in_use(onnx_model):
     x = np.random.default_rng(1).uniform(-1, 1, (2, 3, 64, 64)).astype(np.float32)
     ref = OnnxRuntimeBackend(onnx_model, providers=["cpu"]).infer(x)
     np.testing.assert_allclose(be.infer(x), ref, atol=2e-3)
+
+
+def test_gpu_onnxruntime_tensorrt_provider_keeps_instance_norm_fp32(ort_gpu_build, onnx_model,
+                                                                    tmp_path):
+    """ORT's TensorRT provider cannot keep InstanceNormalization in FP32 when FP16 is on, so a
+    per-image model runs FP32 there by default, as accurate as the CPU; FP16 only on request."""
+    from pix2pix_edge.runtime.backends.onnxruntime import (TRT_EP, OnnxRuntimeBackend,
+                                                          usable_providers, why_not)
+
+    if TRT_EP not in usable_providers():
+        pytest.skip(f"ONNX Runtime's TensorRT provider cannot load here: {why_not(TRT_EP)}")
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32)
+    ref = OnnxRuntimeBackend(onnx_model, providers=["cpu"]).infer(x)
+    be = OnnxRuntimeBackend(onnx_model, providers=["tensorrt"], device=_device(),
+                            cache_dir=tmp_path / "cache")
+    assert be.provider == TRT_EP and be.precision == "fp32", (be.provider, be.precision)
+    mse = float(np.mean((be.infer(x) - ref) ** 2))
+    assert 10 * np.log10(4.0 / max(mse, 1e-12)) >= 45.0, mse
+    forced = OnnxRuntimeBackend(onnx_model, providers=["tensorrt"], device=_device(), fp16=True,
+                                cache_dir=tmp_path / "cache")
+    assert forced.precision == "fp16 (TensorRT EP builder)"
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +188,11 @@ TINY = dict(depth=6, ngf=8, ndf=8, load_size=72, crop_size=64, workers=0, progre
 def test_gpu_training_mixed_precision_and_resume(cuda_torch, synth, tmp_path, amp):
     torch = cuda_torch
     from pix2pix_edge.train.checkpoint import load_training_checkpoint
-    from pix2pix_edge.train.loop import TrainOptions, train
+    from pix2pix_edge.train.loop import TrainOptions, cuda_native_bf16, train
 
-    if amp == "bf16" and not torch.cuda.is_bf16_supported():
-        pytest.skip("this GPU has no bf16")
+    if amp == "bf16" and not cuda_native_bf16(torch.device("cuda")):
+        pytest.skip(f"bf16 is only emulated on this GPU (compute capability "
+                    f"{torch.cuda.get_device_capability()}, native from 8.0)")
     run = tmp_path / "run"
     first = train(TrainOptions(data=str(synth), run=str(run), device="cuda", amp=amp,
                                max_iters=3, **TINY))

@@ -113,6 +113,28 @@ def test_training_reads_no_held_out_pair(kind, data, reads, tmp_path):
     assert cfg["data"]["train_pairs"] == 9 and cfg["data"]["held_out_pairs"] == 3
 
 
+@pytest.mark.parametrize("kind", HOLDOUTS)
+def test_a_dataset_changed_since_training_is_refused(kind, runs, data, tmp_path):
+    """The run records its held-out names: pairs added to the dataset after training would
+    shift the hold-out onto trained pairs, so eval says so instead of scoring them."""
+    import shutil
+
+    cfg = json.loads((runs[kind] / "config.json").read_text())
+    assert sorted(int(n) for n in cfg["data"]["held_out_names"]) == \
+        sorted(int(n) for n in HELD_NAMES[kind])
+    grown = tmp_path / "grown"
+    shutil.copytree(data, grown)
+    # a pair appended shifts the last N; one put first shifts every N-th
+    added = "000013.png" if kind == "last" else "000000.png"
+    shutil.copy(grown / "train" / "000012.png", grown / "train" / added)
+    held = contract.held_out(runs[kind])
+    with pytest.raises(contract.BadInput, match="the dataset changed since training"):
+        held.pairs(grown)
+    r = CliRunner().invoke(cli, ["eval", str(runs[kind]), str(grown), "--out", str(tmp_path / "e")])
+    assert r.exit_code == 3 and "dataset changed since training" in r.output, r.output
+    assert held.pairs(data)[1]                       # the unchanged dataset still splits
+
+
 # ----------------------------------------------------------------------------- eval
 
 @pytest.mark.parametrize("kind", HOLDOUTS)
@@ -127,6 +149,20 @@ def test_eval_without_a_flag_scores_exactly_the_recorded_holdout(kind, runs, dat
     assert [str(int(row["image"].split(".")[0])) for row in m["per_image"]["per-image"]] == \
         sorted(HELD_NAMES[kind], key=int)
     assert m["run_held_out"] == {"last": 3, "every": 0} if kind == "last" else {"last": 0, "every": 4}
+
+
+def test_eval_names_a_split_less_folder_as_it_is(data, tmp_path):
+    """Issue 21, item 12: DATA without split folders is named DATA, never as a DATA/train that
+    does not exist."""
+    from pix2pix_edge.train.loop import TrainOptions, train
+
+    flat = data / "train"
+    train(TrainOptions(data=str(flat), run=str(tmp_path / "run"), holdout_last=3, **TINY))
+    r = CliRunner().invoke(cli, ["eval", str(tmp_path / "run"), str(flat), "--out",
+                                 str(tmp_path / "eval"), "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert f"the last 3 pairs of {flat} (trained with" in r.output, r.output
+    assert f"{flat}/train" not in r.output
 
 
 def one_line(r, code, *needles):

@@ -325,8 +325,7 @@ def test_model_info_float_layers_validation():
 
 
 @pytest.mark.gpu
-def test_gpu_build_int8_engine_and_parity_with_onnx(int8_export, tmp_path):
-    pytest.importorskip("tensorrt")
+def test_gpu_build_int8_engine_and_parity_with_onnx(tensorrt_module, int8_export, tmp_path):
     from pix2pix_edge.export.parity import compare, onnx_runner
     from pix2pix_edge.export.to_tensorrt import build_engine
     from pix2pix_edge.runtime.backends.tensorrt import TensorRTBackend

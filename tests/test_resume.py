@@ -103,9 +103,15 @@ def test_sigkill_mid_epoch_then_cli_resume(data, straight, tmp_path):
         proc.wait()
     killed_at = load_training_checkpoint(latest)["iteration"]
     assert 1 <= killed_at < 9, "the process was not killed mid-run"
+    # What a kill in the middle of a save leaves: the killed process's temporaries (issue 21.10).
+    stale = [run / "checkpoints" / f".latest.pt.pid{proc.pid}.x1y2z3w4.tmp",
+             run / f".generator.pt.pid{proc.pid}.a1b2c3d4.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 4096)
     r = CliRunner().invoke(cli, ["train", str(data), "--run", str(run), "--resume"])
     assert r.exit_code == 0, r.output
     assert_same_state(load_training_checkpoint(latest), straight)
+    assert not [p for p in stale if p.exists()]
 
 
 def test_resume_with_another_architecture_is_a_model_mismatch(data, tmp_path):
@@ -117,6 +123,34 @@ def test_resume_with_another_architecture_is_a_model_mismatch(data, tmp_path):
                                  "--crop-size", "128", "--load-size", "128"])
     assert r.exit_code == 4, r.output
     assert "cannot resume" in r.output and "depth 6 -> 7" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda r: r.update(version="1"), "checkpoint format version '1' is not an integer"),
+    (lambda r: r.update(config="abc"), "config is 'abc': a damaged or crafted training checkpoint"),
+    (lambda r: r["config"].update(generator=[1]), r"config.generator is \[1\]"),
+    (lambda r: r.update(epoch=-1), "epoch is -1"),
+    (lambda r: r.pop("rng"), "rng is None"),
+], ids=["string version", "string config", "config part a list", "negative epoch", "no rng"])
+def test_a_crafted_training_checkpoint_is_one_line(straight, tmp_path, change, needle):
+    """Issue 21, item 11: what --resume reads before the weights is checked, each of its type."""
+    record = {**straight, "config": dict(straight["config"])}
+    change(record)
+    torch.save(record, tmp_path / "latest.pt")
+    with pytest.raises(ModelMismatch, match=needle):
+        load_training_checkpoint(tmp_path / "latest.pt")
+
+
+def test_resume_from_a_crafted_checkpoint_is_exit_4(data, tmp_path):
+    run = tmp_path / "run"
+    train(TrainOptions(data=str(data), run=str(run), **TINY, max_iters=1))
+    latest = run / "checkpoints" / "latest.pt"
+    torch.save({**load_training_checkpoint(latest), "config": "abc"}, latest)
+    r = CliRunner().invoke(cli, ["train", str(data), "--run", str(run), "--resume", "--depth", "6",
+                                 "--ngf", "4", "--ndf", "4", "--crop-size", "64", "--load-size",
+                                 "72", "--no-progress", "--no-tensorboard", "--workers", "0"])
+    assert r.exit_code == 4 and "config is 'abc'" in r.output, r.output
+    assert "Traceback" not in r.output
 
 
 def test_resume_with_fp16_after_a_run_without_it_starts_the_scaler_clean(capsys, tmp_path):
@@ -147,3 +181,35 @@ def test_resume_with_fp16_after_a_run_without_it_starts_the_scaler_clean(capsys,
     again = models(fp16=True)
     restore(again, {**state, **m.state_dict()}, env, tmp_path / "latest.pt")
     assert again.scaler.get_scale() == 1024.0
+
+
+@pytest.mark.parametrize("signame,code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_and_sighup_save_a_checkpoint_and_exit_128_plus_the_signal(data, tmp_path,
+                                                                             signame, code):
+    """`systemctl stop`, `docker stop`, a preempted cloud GPU (SIGTERM) or a closed SSH session
+    (SIGHUP) to a real `pix2pix train` process: it finishes the iteration, saves, says so and
+    exits 143 / 129; nothing trained is lost (issue 21.6: they used to kill it on the spot)."""
+    run = tmp_path / "run"
+    flags = ["--depth", "6", "--ngf", "4", "--ndf", "4", "--load-size", "72", "--crop-size", "64",
+             "--workers", "0", "--no-progress", "--no-tensorboard", "--threads", "1",
+             "--batch-size", "1", "--epochs", "3", "--epochs-decay", "0", "--log-every", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", "from pix2pix_edge.runtime.cli import main; main()",
+                             "train", str(data), "--run", str(run), *flags], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = run / "log.csv"
+    try:
+        deadline = time.time() + 120
+        while proc.poll() is None and time.time() < deadline:
+            if log.is_file() and len(log.read_text().splitlines()) >= 3:    # 2 iterations done
+                break
+            time.sleep(0.02)
+        proc.send_signal(getattr(signal, signame))
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, stderr
+    assert f"Interrupted ({signame})." in stderr and "Traceback" not in stderr
+    saved = load_training_checkpoint(run / "checkpoints" / "latest.pt")["iteration"]
+    assert f"interrupted at iteration {saved}: checkpoint saved" in stderr
+    assert 2 <= saved < 18

@@ -154,8 +154,13 @@ def test_run_works_where_torch_cannot_be_imported(tiny_onnx, tmp_path):
     assert count_frames(tmp_path / "o.mp4") == 5
 
 
-def test_ctrl_c_ends_a_run_with_130_a_summary_and_a_playable_file(tiny_onnx, tmp_path):
-    """A real SIGINT to a real `pix2pix run` process translating a looping video."""
+@pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_signal_ends_a_run_with_a_summary_and_a_playable_file(tiny_onnx, tmp_path, signame,
+                                                                 code):
+    """A real signal to a real `pix2pix run` process translating a looping video: Ctrl-C, a
+    service manager's or `docker stop`'s SIGTERM, a closed SSH session's SIGHUP. Each finishes
+    the frame, closes the mp4 properly (it used to lose its index: 0 playable frames) and exits
+    with 128 + the signal (issue 21.6)."""
     import signal
     import time
 
@@ -169,14 +174,129 @@ def test_ctrl_c_ends_a_run_with_130_a_summary_and_a_playable_file(tiny_onnx, tmp
     try:
         assert proc.stderr.readline().startswith("model ")    # the model is loaded
         deadline = time.time() + 30
-        while not out.is_file() and time.time() < deadline and proc.poll() is None:
+        while (not list(tmp_path.glob(".o.mp4.pid*")) and time.time() < deadline
+               and proc.poll() is None):
             time.sleep(0.05)                # the output is opened just before the frame loop
         time.sleep(1.0)                     # frames are being written
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, signame))
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()                         # never leave a looping run behind
-    assert proc.returncode == 130, stderr + stdout
+    assert proc.returncode == code, stderr + stdout
     assert "Traceback" not in stderr and "(interrupt," in stdout
     written = json.loads(js.read_text())["frames_out"]
     assert written > 0 and count_frames(out) == written    # flushed: every frame is in the file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4", "stats.json", "v.mp4"]
+
+
+def _digest(path) -> bytes:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).digest()
+
+
+def test_an_output_that_is_an_input_is_refused(tiny_onnx, tmp_path):
+    """Issue 21.5: `--output v.mp4` with `--source v.mp4` turned a 1440-frame video into 32
+    frames; an image folder or image written over itself and --stats-json over the model went
+    the same way. Every spelling of an input is refused (exit 3) and the input is untouched."""
+    video = tmp_path / "v.mp4"
+    write_video(video, n=12)
+    (tmp_path / "link.mp4").symlink_to(video)
+    os.link(video, tmp_path / "hard.mp4")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("one", "two"):
+        cv2.imwrite(str(photos / f"{name}.png"), np.full((40, 70, 3), 90, np.uint8))
+    model = tmp_path / "m.onnx"
+    model.write_bytes(tiny_onnx.read_bytes())
+    before = {p: _digest(p) for p in (video, photos / "one.png", photos / "two.png", model)}
+    cases = [
+        (video, ["--output", video]), (video, ["--output", tmp_path / "link.mp4"]),
+        (video, ["--output", tmp_path / "hard.mp4"]), (video, ["--output", f"file://{video}"]),
+        (photos, ["--output", photos]), (photos, ["--output", f"{photos}/%03d.png"]),
+        (f"{photos}/*.png", ["--output", tmp_path / "photos" / ".." / "photos"]),
+        (photos / "one.png", ["--output", photos / "one.png"]),
+        (photos / "one.png", ["--output", photos]),
+        (video, ["--headless", "--stats-json", model]),
+        (video, ["--headless", "--stats-json", video]),
+    ]
+    for source, args in cases:
+        r = invoke(model, "--source", source, *args)
+        assert r.exit_code == EXIT_BAD_INPUT, (source, args, r.output)
+        line = error_line(r)
+        assert "would destroy it" in line or "would replace them" in line, line
+    assert {p: _digest(p) for p in before} == before
+    assert count_frames(video) == 12
+
+
+def test_an_existing_output_is_replaced_only_by_a_whole_file(tiny_onnx, tmp_path):
+    """Files are written under a temporary name and renamed when whole: a second run replaces
+    the first one's video; a run that fails leaves the old file as it was, and no temporary."""
+    src = write_video(tmp_path / "v.mp4", n=8)
+    out = tmp_path / "out.mp4"
+    assert invoke(tiny_onnx, "--source", src, "--output", out).exit_code == 0
+    assert count_frames(out) == 8
+    r = invoke(tiny_onnx, "--source", src, "--output", out, "--max-frames", "3")
+    assert r.exit_code == 0 and count_frames(out) == 3
+    before = _digest(out)
+    r = invoke(tiny_onnx, "--source", src, "--output", out, "--size", "48")   # the model refuses
+    assert r.exit_code != 0 and _digest(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "v.mp4"]
+
+
+def test_an_unreadable_image_is_skipped_with_a_warning(tiny_onnx, tmp_path):
+    """Issue 21.9: one bad image in a folder aborted the run and the frames already translated
+    were not written. It is skipped, named in a warning and in the summary."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(src / f"{i:02d}.png"), np.full((40, 70, 3), 20 * i, np.uint8))
+    (src / "03.png").write_bytes(b"garbage, not a PNG")
+    r = invoke(tiny_onnx, "--source", src, "--output", tmp_path / "out", "--stats-json",
+               tmp_path / "s.json")
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(tmp_path / "out")) == ["00.png", "01.png", "02.png", "04.png", "05.png"]
+    assert "warning: skipped cannot read image" in r.output and "03.png" in r.output
+    assert "frames: 5 in, 5 out, 0 dropped, 1 unreadable skipped" in r.output
+    skipped = json.loads((tmp_path / "s.json").read_text())["skipped"]
+    assert [s["path"] for s in skipped] == [str(src / "03.png")]
+    (src / "00.png").write_bytes(b"")
+    r = invoke(tiny_onnx, "--source", src / "00.png", "--headless")
+    assert r.exit_code == EXIT_BAD_INPUT and "cannot read image" in error_line(r)
+
+
+def test_a_full_disk_ends_the_run_with_one_line_and_keeps_the_old_file(tiny_onnx, tmp_path,
+                                                                        small_disk):
+    """Issue 21.7: a full disk during `run` printed "300 in, 300 out", exit 0, and left a file
+    without its index. Now: one line naming the disk and the file, exit 1, the earlier output
+    as it was, no temporary left (a real 16 KiB tmpfs)."""
+    disk = small_disk(16)
+    rng = np.random.default_rng(0)
+    src = tmp_path / "noise.mp4"
+    wr = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 24, (320, 240))
+    for _ in range(300):
+        wr.write(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    wr.release()
+    out = disk / "out.mp4"
+    assert invoke(tiny_onnx, "--source", src, "--output", out, "--max-frames", "5").exit_code == 0
+    before = _digest(out)
+    r = invoke(tiny_onnx, "--source", src, "--output", out)
+    assert r.exit_code == 1, r.output
+    assert error_line(r).startswith(f"Error: no space left on device: {out}")
+    assert "300 out" not in r.output
+    assert _digest(out) == before and count_frames(out) == 5
+    assert sorted(p.name for p in disk.iterdir()) == ["out.mp4"]
+
+    r = invoke(tiny_onnx, "--source", src, "--output", disk / "frames")   # images: one by one
+    assert r.exit_code == 1 and "no space left on device" in error_line(r)
+    assert not [p for p in (disk / "frames").iterdir() if p.name.startswith(".")]
+
+
+def test_a_decompression_bomb_is_refused_by_run_in_one_line(tiny_onnx, tmp_path):
+    """Issue 21.3: `pix2pix run` decoded a 109 KB 30000x30000 PNG (5.4 GB, 24 s). The same
+    pixel limit as training: refused from the header, one line, exit 3."""
+    from tests.images import bomb_png
+
+    bomb_png(tmp_path / "bomb.png", 30000, 30000)
+    r = invoke(tiny_onnx, "--source", tmp_path / "bomb.png", "--headless")
+    assert r.exit_code == EXIT_BAD_INPUT, r.output
+    assert "900,000,000 pixels, more than the 67,108,864" in error_line(r)

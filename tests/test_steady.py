@@ -387,7 +387,7 @@ def test_steady_benchmark_section_smoke(tmp_path):
     from benchmarks.__main__ import SECTIONS
     from benchmarks.steady import ROWS, markdown, run
 
-    assert SECTIONS["steady"] == "benchmarks.steady"
+    assert SECTIONS["steady"] == "steady"
     r = run("smoke", png_dir=tmp_path)
     assert [row["model"] for row in r["rows"]] == list(ROWS)
     for row in r["rows"]:
@@ -395,7 +395,27 @@ def test_steady_benchmark_section_smoke(tmp_path):
             assert isinstance(row[key], float), (row["model"], key)
     finetune = r["rows"][-1]
     assert finetune["iterations"] == 3 + 2 and finetune["options"]["init_from"].endswith("baseline")
+    assert finetune["label"] == "baseline + fine-tune with --antialias --lambda-stability 100"
     assert r["latency"]["ngf8_ratio"] > 0 and "facades/both" in r["targets"]
     names = sorted(p.name for p in tmp_path.iterdir())
     assert "steady_facades_pan.gif" in names and "steady_facades_pan.png" in names
     assert "| facades | baseline |" in "\n".join(markdown(r))
+
+
+def test_steady_full_level_takes_the_quality_from_the_newest_result(monkeypatch, tmp_path):
+    """The suite's full run re-measures only the latency: the quality columns (hours of training)
+    come from the newest committed result, named in the section."""
+    from benchmarks import report, steady
+
+    old = steady.run("smoke", parts=("quality",))
+    record = {"level": "full", "command": "python -m benchmarks --only steady --steady-train",
+              "machine": {"date": "2026-12-06 04:00:00 UTC", "cpu": "test CPU", "cores": 2},
+              "sections": {"steady": old}}
+    monkeypatch.setattr(report, "result_files", lambda folder=None: [(tmp_path / "full-x.json", record)])
+    fake = {"models": {}, "ngf8_ratio": 1.1, "depth": 5, "side": 64, "pad": "reflect",
+            "load_before": [1.0], "load_after": [1.0]}
+    monkeypatch.setattr(steady, "latency", lambda cfg, pad: fake)
+    r = steady.run("full")
+    assert [row["l1"] for row in r["rows"]] == [row["l1"] for row in old["rows"]]
+    assert r["quality_source"]["file"] == "full-x.json" and "--steady-train" in r["quality_source"]["command"]
+    assert "Quality columns from run `full-x.json`" in "\n".join(steady.markdown(r))

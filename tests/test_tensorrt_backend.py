@@ -78,6 +78,94 @@ def test_one_home_for_the_nvidia_helpers():
         assert getattr(trtb, name) is getattr(nvidia, name), name
 
 
+def _too_old_cudart():
+    import enum
+    from types import SimpleNamespace
+
+    class cudaError_t(enum.IntEnum):
+        cudaSuccess = 0
+        cudaErrorInsufficientDriver = 35
+
+    return SimpleNamespace(cudaError_t=cudaError_t)
+
+
+@pytest.mark.parametrize("jetson,driver,runtime,needle,absent", [
+    # JetPack 6 with cuda-python 12.9 (its CUDA 12.9 runtime is newer than JetPack's 12.6)
+    (True, 12060, 12090, "install the cuda-python matching JetPack's CUDA 12.6, pip install "
+                         "'cuda-python==12.6.*'", "update the driver"),
+    # JetPack 5: the package index has no cuda-python 11.4
+    (True, 11040, 11080, "build cuda-python v11.4.0 from source", "update the driver"),
+    # a desktop: the cuda-python of the driver's major, or a newer driver
+    (False, 12020, 13000, "pip install 'pix2pix-edge[trt-cu12]', or update the driver", "JetPack"),
+])
+def test_driver_too_old_fix_on_jetson_names_jetpacks_cuda(monkeypatch, jetson, driver, runtime,
+                                                         needle, absent):
+    """A Jetson's driver is JetPack's and cannot be updated alone: the error says to install
+    the cuda-python of JetPack's CUDA instead of "update the driver" (issue 18 item 5)."""
+    cudart = _too_old_cudart()
+    monkeypatch.setattr(nvidia, "on_jetson", lambda: jetson)
+    monkeypatch.setattr(nvidia, "_versions", lambda c: (driver, runtime))
+    err = nvidia.no_gpu_error(cudart, cudart.cudaError_t.cudaErrorInsufficientDriver, "the X")
+    line = str(err)
+    assert isinstance(err, Unavailable) and "\n" not in line
+    assert needle in line and absent not in line, line
+    assert line.startswith(f"the X: the NVIDIA driver supports CUDA {driver // 1000}."), line
+
+
+def test_cuda_python_11_noise_without_a_driver_stays_one_line(capfd):
+    """cuda-python 11.x (JetPack 5's [trt-cu11]) reports "Failed to dlopen libcuda.so" from
+    inside Cython -- a traceback through sys.excepthook and an "Exception ignored" through
+    sys.unraisablehook -- before raising. A stand-in does the same here: the user sees one
+    line naming the cause, and the hooks are put back."""
+    import sys
+    from types import SimpleNamespace
+
+    def count():
+        try:
+            raise RuntimeError("Failed to dlopen libcuda.so")
+        except RuntimeError as e:
+            sys.excepthook(type(e), e, e.__traceback__)
+            sys.unraisablehook(SimpleNamespace(exc_type=type(e), exc_value=e,
+                                               exc_traceback=e.__traceback__, err_msg=None,
+                                               object=None))
+        raise RuntimeError('Function "cuDeviceGetCount" not found')
+
+    hooks = sys.excepthook, sys.unraisablehook
+    with pytest.raises(Unavailable) as e:
+        nvidia.gpu_properties(SimpleNamespace(cudaGetDeviceCount=count), 0)
+    assert str(e.value) == ("the TensorRT backend needs an NVIDIA GPU; CUDA found none "
+                            "(cuda-python: Failed to dlopen libcuda.so)")
+    assert capfd.readouterr() == ("", "")
+    assert (sys.excepthook, sys.unraisablehook) == hooks
+
+
+def test_installed_cuda_python_without_a_driver_is_one_line():
+    """Whatever cuda-python this Python has (in `make test-py38`: the 11.x of JetPack 5's
+    [trt-cu11], installed by the documented steps): no GPU is one line, nothing else printed."""
+    import ctypes
+    import subprocess
+    import sys
+
+    code = ("from pix2pix_edge.runtime.backends import nvidia\n"
+            "from pix2pix_edge.runtime.errors import Unavailable\n"
+            "try:\n    nvidia.gpu_properties(nvidia.import_cudart(), 0)\n"
+            "except Unavailable as e:\n    print(e)\n")
+    try:
+        nvidia.import_cudart()
+    except Unavailable:
+        pytest.skip("no cuda-python in this Python")
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        pytest.skip("this machine has an NVIDIA driver")
+    except OSError:
+        pass
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1 and "needs an NVIDIA GPU; CUDA found none" in lines[0], res.stdout
+
+
 def test_tensorrt_backend_without_tensorrt_is_unavailable(tmp_path):
     try:
         import tensorrt  # noqa: F401
@@ -94,6 +182,23 @@ def test_tensorrt_backend_without_tensorrt_is_unavailable(tmp_path):
     r = CliRunner().invoke(cli, ["info", str(engine)])   # the record is still shown
     assert r.exit_code == 0, r.output
     assert "built with TensorRT 10.3.0.30 for Orin" in r.output and "not here:" in r.output
+
+
+def test_info_on_random_bytes_named_engine_does_not_call_them_an_engine(tmp_path):
+    """Issue 21, item 12: random bytes named .engine were "format TensorRT engine", exit 0. With
+    no record and no TensorRT to read them, nothing says what they are: exit 5, one line."""
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    engine = tmp_path / "noise.engine"
+    engine.write_bytes(bytes(range(256)) * 4)
+    r = CliRunner().invoke(cli, ["info", str(engine)])
+    assert r.exit_code == 5, r.output
+    assert "TensorRT engine" not in r.output and "format       unknown" in r.output
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "no record beside it (noise.engine.json)" in errors[0], r.output
 
 
 # --------------------------------------------------------------------------- TensorRT (fake)
@@ -181,9 +286,10 @@ class _FakeCudart:
         return self._ok()
 
 
-def _fake_tensorrt(dynamic: bool, io_dtype=np.float32, calls=None):
+def _fake_tensorrt(dynamic: bool, io_dtype=np.float32, calls=None, legacy_profile=False):
     """A stand-in for the ``tensorrt`` module with an "engine" computing ``y = 0.5 * x``.
-    ``calls`` records plugin registration and deserialisation, in order."""
+    ``calls`` records plugin registration and deserialisation, in order. ``legacy_profile``:
+    the engine has only the 8.x ``get_profile_shape(profile, name)``."""
     import ctypes
     import enum
     from types import ModuleType
@@ -247,6 +353,11 @@ def _fake_tensorrt(dynamic: bool, io_dtype=np.float32, calls=None):
             return np.dtype(io_dtype).name
 
         def get_tensor_profile_shape(self, name, index):
+            assert (name, index) == ("input", 0)
+            return profile
+
+        def get_profile_shape(self, index, name):
+            assert (index, name) == (0, "input")
             return profile
 
         def create_execution_context(self):
@@ -267,6 +378,8 @@ def _fake_tensorrt(dynamic: bool, io_dtype=np.float32, calls=None):
             calls.append("init_libnvinfer_plugins")
         return True
 
+    if legacy_profile:
+        del Engine.get_tensor_profile_shape
     trt.TensorIOMode, trt.Logger, trt.Runtime = TensorIOMode, Logger, Runtime
     trt.init_libnvinfer_plugins = init_libnvinfer_plugins
     trt.nptype = lambda name: np.dtype(name).type
@@ -281,9 +394,10 @@ def fake_gpu(monkeypatch, tmp_path):
     cudart.trt_calls = []
     monkeypatch.setattr(trtb, "import_cudart", lambda: cudart)
 
-    def make(dynamic=False, io_dtype=np.float32, record=True, blob=b"FAKE-ENGINE"):
-        monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(dynamic, io_dtype,
-                                                                    cudart.trt_calls))
+    def make(dynamic=False, io_dtype=np.float32, record=True, blob=b"FAKE-ENGINE",
+             legacy_profile=False):
+        monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(
+            dynamic, io_dtype, cudart.trt_calls, legacy_profile=legacy_profile))
         path = tmp_path / ("dyn.engine" if dynamic else "static.engine")
         path.write_bytes(blob)
         if record:
@@ -345,6 +459,79 @@ def test_tensorrt_without_record_uses_the_profile(fake_gpu):
     be.close()
 
 
+@pytest.mark.parametrize("legacy_profile", [False, True])
+def test_dynamic_engine_info_carries_its_own_profile(fake_gpu, legacy_profile):
+    """The engine's profile (read with get_tensor_profile_shape, or the 8.x get_profile_shape
+    where a binding lacks it) is in the backend's info: the run size is chosen inside it."""
+    from pix2pix_edge.runtime.frames import choose_model_size
+
+    make, _ = fake_gpu
+    for record in (True, False):
+        be = open_backend(make(dynamic=True, record=record, legacy_profile=legacy_profile))
+        assert be.info.extra["profile"] == {"min": [1, 3, 32, 32], "opt": [1, 3, 64, 64],
+                                            "max": [2, 3, 128, 128]}
+        assert choose_model_size(be.info)[0] == (64, 64)
+        be.close()
+
+
+def test_run_on_hd_video_picks_the_profile_opt_size_and_says_why(fake_gpu, tmp_path):
+    """Issue 18: a dynamic engine fed 1280x720 frames ran at 1280x736 and failed at the first
+    inference. Now it runs at its profile's opt size, and the run's first lines say so."""
+    import cv2
+
+    from pix2pix_edge.runtime.pipeline import PipelineOptions, run_pipeline
+    from pix2pix_edge.runtime.video import open_source
+
+    make, _ = fake_gpu
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i}.png"), np.full((720, 1280, 3), 40 * i, np.uint8))
+    lines = []
+    with open_backend(make(dynamic=True)) as be, open_source(str(frames)) as src:
+        stats = run_pipeline(be, src, None, PipelineOptions(log=lines.append, warmup=1))
+        assert stats.frames_out == 3 and stats.model_size == (64, 64)
+        assert stats.output_size == (720, 720)                    # crop: the centred square
+        assert lines[0] == ("model size 64x64: the opt size of the engine's optimisation "
+                            "profile (32x32 to 128x128; --size WxH within it to change)")
+        with open_source(str(frames)) as again, pytest.raises(BadInput, match="outside the "
+                                                               "engine's optimisation profile"):
+            run_pipeline(be, again, None, PipelineOptions(size=(1280, 736)))
+
+
+def test_close_never_frees_buffers_under_a_running_inference(fake_gpu, monkeypatch):
+    """Issue 18: `pix2pix run` closes the backend after the pipeline's join, also when the
+    inference thread outlived the join timeout; freeing the buffers then would pull them from
+    under execute_async_v3. close() waits for the inference, and frees nothing if it hangs."""
+    import threading
+
+    make, cudart = fake_gpu
+    be = open_backend(make())
+    started, release = threading.Event(), threading.Event()
+    run = be._context.execute_async_v3
+
+    def slow_execute(stream):
+        started.set()
+        assert release.wait(10)
+        return run(stream)
+
+    be._context.execute_async_v3 = slow_execute
+    x, out = _x((1, 3, 64, 64)), {}
+    worker = threading.Thread(target=lambda: out.setdefault("y", be.infer(x)))
+    worker.start()
+    assert started.wait(10)
+    monkeypatch.setattr(trtb.TensorRTBackend, "CLOSE_WAIT_S", 0.2)
+    be.close()                                  # the inference hangs: nothing is freed
+    assert len(cudart.live) == 4 and cudart.streams == 1
+    release.set()
+    worker.join(10)
+    np.testing.assert_array_equal(out["y"], x * 0.5)    # its buffers were still there
+    be.close()                                  # now idle: everything is freed
+    assert cudart.live == {} and cudart.streams == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        be.infer(x)
+
+
 def test_tensorrt_errors_with_fakes(fake_gpu, tmp_path):
     make, cudart = fake_gpu
     with pytest.raises(ModelMismatch, match="cannot load this engine"):
@@ -367,6 +554,23 @@ def test_info_on_an_engine_with_fakes(fake_gpu):
     assert r.exit_code == 0, r.output
     assert "input        input  float32  ?x3x?x?" in r.output
     assert "runs on      TensorRT 10.3.0.30 on Orin" in r.output
+
+
+def test_info_checks_what_run_checks_on_an_engine(fake_gpu):
+    """Issue 21, item 12: `info` reported exit 0 for files `run` refuses. A file TensorRT cannot
+    load, or an engine for another TensorRT, is shown, then one error line, exit 4."""
+    make, _ = fake_gpu
+    r = CliRunner().invoke(cli, ["info", str(make(blob=b"garbage", record=False))])
+    assert r.exit_code == 4 and "cannot load this engine" in r.output.splitlines()[-1], r.output
+    assert "TensorRT engine" not in r.output
+    engine = make()
+    write_engine_record(engine, ModelInfo(tensorrt_version="8.6.2", gpu_name="Orin",
+                                          compute_capability="8.7"))
+    r = CliRunner().invoke(cli, ["info", str(engine)])
+    assert r.exit_code == 4, r.output
+    assert "built with TensorRT 8.6.2 for Orin" in r.output        # the record, shown
+    assert r.output.splitlines()[-1].startswith("Error: static.engine was built with TensorRT "
+                                                "8.6.2 for Orin (sm_87); this is TensorRT 10.3")
 
 
 def test_tensorrt_plugins_are_registered_before_the_engine_is_deserialised(fake_gpu):

@@ -119,6 +119,30 @@ def test_auto_precision_on_cpu_is_contiguous_and_explicit_choices_win():
     assert resolve_precision(TrainOptions(data="", amp="bf16"), cpu) == (torch.bfloat16, False)
 
 
+@pytest.mark.parametrize("capability,expected", [((6, 1), torch.float16), ((7, 0), torch.float16),
+                                                 ((7, 5), torch.float16), ((8, 0), torch.bfloat16),
+                                                 ((8, 9), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_auto_precision_on_cuda_follows_compute_capability(monkeypatch, capability, expected):
+    """--amp auto on a GPU (a stand-in: no GPU here): bf16 only where it is native (compute
+    capability >= 8.0), fp16 + GradScaler on Pascal / Volta / Turing, although
+    torch.cuda.is_bf16_supported() says True there (bf16 emulation counted, its default)."""
+    asked = []
+
+    def capability_of(device=None):
+        asked.append(device)
+        return capability
+
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability_of)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    gpu1 = torch.device("cuda", 1)
+    assert resolve_precision(TrainOptions(data=""), gpu1) == (expected, True)
+    assert asked == [gpu1]                       # the GPU trained on, not the current one
+    # explicit choices still win
+    assert resolve_precision(TrainOptions(data="", amp="bf16"), gpu1)[0] is torch.bfloat16
+    assert resolve_precision(TrainOptions(data="", amp="off"), gpu1) == (None, False)
+
+
 def test_losses_go_down_with_the_default_precision(data, tmp_path):
     """Real steps with --amp auto (bf16 autocast on a CPU with native BF16): the L1 loss
     falls on a fixed, unaugmented pair set."""
@@ -329,3 +353,28 @@ def test_busy_cpu_note_only_when_other_load_would_hurt_several_threads(monkeypat
     monkeypatch.setattr("os.getloadavg", lambda: (0.4, 0.3, 0.2))
     assert busy_cpu_note(2, cores=2) is None               # idle machine
     assert busy_cpu_note(16, cores=16) is None
+
+
+def test_a_full_disk_while_saving_is_one_line_and_the_previous_checkpoint_stays(data, tmp_path,
+                                                                                small_disk):
+    """Issue 21.7: torch reports a failed write as RuntimeError "unexpected pos" (a traceback).
+    On a real full tmpfs: one line naming the disk and the file, exit 1, the checkpoint saved
+    before intact and no temporary left."""
+    from pix2pix_edge.train.checkpoint import atomic_save, safe_load
+
+    disk = small_disk(64)
+    atomic_save({"w": torch.ones(100)}, disk / "latest.pt")
+    with pytest.raises(OSError) as e:
+        atomic_save({"w": torch.ones(100_000)}, disk / "latest.pt")       # 400 KB on 64 KiB
+    assert e.value.strerror.startswith("No space left on device") and e.value.errno == 28
+    assert torch.equal(safe_load(disk / "latest.pt")["w"], torch.ones(100))
+    assert sorted(p.name for p in disk.iterdir()) == ["latest.pt"]
+
+    run = small_disk(64) / "run"
+    r = CliRunner().invoke(cli, ["train", str(data), "--run", str(run), *TINY_FLAGS,
+                                 "--ngf", "16", "--ndf", "16", "--max-iters", "2"])
+    assert r.exit_code == 1, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1 and lines[0].startswith(f"Error: no space left on device: {run}")
+    assert "Traceback" not in r.output and "unexpected pos" not in r.output
+    assert not [p for p in run.rglob(".*") if ".pid" in p.name]

@@ -51,7 +51,8 @@ RETURNS = {
     "create_execution_context": "IExecutionContext",
 }
 PARAMS = {("pin_norms_fp32", "network"): "INetworkDefinition",
-          ("low_pass_layers", "network"): "INetworkDefinition"}
+          ("low_pass_layers", "network"): "INetworkDefinition",
+          ("profile_shapes", "engine"): "ICudaEngine"}
 
 # Names only some versions' code paths use: name -> (lowest, highest) TensorRT major using it.
 VERSION_ONLY = {
@@ -60,6 +61,8 @@ VERSION_ONLY = {
     "ILayer.precision": (8, 9),                   # pin_norms_fp32: weakly typed builds only
     "ILayer.set_output_type": (8, 9),
     "SliceMode.REFLECT": (8, 9),                  # low_pass_layers: 8.5 has no SampleMode
+    # profile_shapes: only where a binding lacks get_tensor_profile_shape (TensorRT 8.x)
+    "ICudaEngine.get_profile_shape": (8, 9),
 }
 # getattr(trt.X, name) with a computed name: where the names come from (checked in part (a)).
 DYNAMIC = {"NetworkDefinitionCreationFlag", "BuilderFlag", "LayerType", "OnnxParserFlag"}

@@ -137,6 +137,12 @@ def test_sink_errors(tmp_path, monkeypatch):
         open_sink(str(tmp_path / "out.webm"), size=(96, 64), fps=24)
     with pytest.raises(BadInput, match="cannot tell what output"):
         open_sink(str(tmp_path / "out.xyz"), size=(96, 64))
+    # issue 21, item 12: an existing file or device without an extension is not a folder of
+    # images (it was "File exists: /dev/full")
+    (tmp_path / "plain").write_text("a file")
+    for path in [str(tmp_path / "plain")] + (["/dev/full"] if os.path.exists("/dev/full") else []):
+        with pytest.raises(BadInput, match=f"output {path} exists and is not a folder"):
+            open_sink(path, size=(96, 64))
     with pytest.raises(Unavailable, match="not supported"):
         open_sink("rtsp://localhost:8554/out", size=(96, 64))
     monkeypatch.delenv("DISPLAY", raising=False)
@@ -209,3 +215,86 @@ def test_parse_size_is_width_by_height():
         assert "\n" not in str(e.value)
     with pytest.raises(BadInput, match="WIDTHxHEIGHT .width x height. or N for NxN"):
         parse_size("wide")
+
+
+def test_images_are_read_as_training_reads_them_16_bit_scaled(tmp_path):
+    """Issue 21.8: one reader for training and the runtime (runtime/contract.read_rgb); a
+    16-bit greyscale PNG is scaled to 8 bits (65535 -> 255), not clipped to white."""
+    from pix2pix_edge.runtime.contract import read_rgb
+    from tests.images import png16
+
+    ramp = np.linspace(0, 65535, 96 * 64).round().astype(np.uint16).reshape(64, 96)
+    png16(tmp_path / "g16.png", ramp)
+    rgb = np.asarray(read_rgb(tmp_path / "g16.png"))
+    expected = np.round(ramp / 257.0).astype(np.uint8)
+    assert np.abs(rgb[..., 0].astype(int) - expected).max() <= 1
+    assert (rgb[..., 0] == 255).mean() < 0.01                   # was 99.5 % white in training
+    with open_source(str(tmp_path / "g16.png")) as src:
+        frame = src.read().image
+    assert np.array_equal(frame[..., ::-1], rgb)                # the runtime: same pixels (BGR)
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
+    """Issue 21.3: a small PNG that declares 8200 x 8200 (just over MAX_PIXELS; 30000 x 30000
+    took 5.4 GB and 24 s) is refused from its header in one line, fast, and PIL's
+    DecompressionBombWarning never leaks."""
+    import time
+    import warnings
+
+    from pix2pix_edge.runtime.contract import MAX_PIXELS, UnreadableFile, read_rgb
+    from tests.images import bomb_png
+
+    assert 8200 * 8200 > MAX_PIXELS >= 8192 * 8192
+    bomb = tmp_path / "bomb.png"
+    assert bomb_png(bomb, 8200, 8200) < 20_000
+    bomb_png(tmp_path / "huge.png", 9800, 9800)        # over PIL's own warning threshold
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for path in (bomb, tmp_path / "huge.png"):
+            with pytest.raises(UnreadableFile, match=r" pixels, more than the 67,108,864 \(8192x8192\)") as e:
+                read_rgb(path)
+            assert "\n" not in str(e.value)
+        with pytest.raises(BadInput, match=r"bomb.png: 8200x8200 is 67,240,000 pixels"):
+            open_source(str(bomb))
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_a_stream_server_that_sends_garbage_is_not_called_unreachable(capfd):
+    """Issue 21, item 12: a reachable server sending garbage was reported "absent or not
+    reachable", with FFmpeg's own lines on stderr. Now: a server that answers with no video is
+    bad input (3); a port where nothing answers is unavailable (5); FFmpeg stays quiet."""
+    import http.server
+    import socket
+    import threading
+
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = bytes(range(256)) * 64
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/cam.mp4"
+        capfd.readouterr()
+        with pytest.raises(BadInput, match=r"127.0.0.1 port \d+ answers, but with nothing FFmpeg "
+                                           r"can decode as video"):
+            open_source(url)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    with socket.socket() as s:          # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(Unavailable, match=rf"nothing answers at 127.0.0.1 port {port}"):
+        open_source(f"http://127.0.0.1:{port}/cam.mp4")
+    err = capfd.readouterr().err
+    assert "@ 0x" not in err and "moov atom" not in err and "Connection" not in err, err

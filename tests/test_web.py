@@ -398,11 +398,11 @@ def free_port() -> int:
     return port
 
 
-def start_run(model, video, port, *extra):
+def start_run(model, video, port, *extra, output=None):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "pix2pix_edge.runtime.cli", "run", str(model), "--source",
-           str(video), "--output", f"http://127.0.0.1:{port}/", "--realtime", "--threads", "1",
-           *extra]
+           str(video), "--output", output or f"http://127.0.0.1:{port}/", "--realtime",
+           "--threads", "1", *extra]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO,
                          text=True)
     line = p.stderr.readline()
@@ -508,3 +508,128 @@ def test_browser_sees_frames_change_and_the_toggle(tiny_onnx, real_video, tmp_pa
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+# ---------------------------------------------------------------------------- access token
+def _status(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", path)
+    r = c.getresponse()
+    status = r.status
+    if path.startswith("/stream.mjpg") and status == 200:
+        r.close()                           # a stream never ends by itself
+    else:
+        r.read()
+    c.close()
+    return status
+
+
+def test_a_view_served_to_the_network_needs_its_token():
+    """Issue 21.4: `--output http://0.0.0.0:PORT/` served anyone on the network. Such a view
+    gets a random token; every path without it (or with a wrong one) is 403."""
+    s = WebSink("http://0.0.0.0:0/")
+    try:
+        assert not s.loopback_only and len(s.token) >= 16
+        assert s.uri == f"http://0.0.0.0:{s.port}/?token={s.token}"
+        with Feeder(s):
+            for path in ("/", "/stats.json", "/stream.mjpg", "/stream.mjpg?view=both", "/nope"):
+                sep = "&" if "?" in path else "?"
+                assert _status(s.port, path) == 403
+                assert _status(s.port, f"{path}{sep}token={s.token[:-1]}x") == 403
+            assert _status(s.port, f"/?token={s.token}") == 200
+            assert _status(s.port, f"/stats.json?token={s.token}") == 200
+            assert _status(s.port, f"/stream.mjpg?view=both&token={s.token}") == 200
+            assert _status(s.port, f"/nope?token={s.token}") == 404
+    finally:
+        s.close()
+
+
+def test_a_token_can_be_given_and_must_be_long_enough():
+    s = WebSink("http://127.0.0.1:0/?token=my-secret_1")
+    try:
+        assert s.token == "my-secret_1" and s.uri.endswith("/?token=my-secret_1")
+        assert _status(s.port, "/stats.json") == 403
+        assert _status(s.port, "/stats.json?token=my-secret_1") == 200
+    finally:
+        s.close()
+    loop = WebSink("http://127.0.0.1:0/")
+    loop.close()
+    assert loop.token is None and "token" not in loop.uri
+    for bad in ("short", "has space!", "x" * 129):
+        with pytest.raises(BadInput, match="token must be 8 to 128 characters"):
+            WebSink(f"http://127.0.0.1:0/?token={bad}")
+    with pytest.raises(BadInput, match="only host and port"):
+        parse_web_uri("http://127.0.0.1:0/?tokn=abcdefgh")
+
+
+def test_the_cli_prints_the_link_with_its_token_and_a_warning(tiny_onnx, real_video):
+    port = free_port()
+    p = start_run(tiny_onnx, real_video, port, output=f"http://0.0.0.0:{port}/")
+    try:
+        err = p.stderr.readline()          # the line after "watch at http://0.0.0.0:...?token="
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert "WARNING: this view is served to every machine that can reach 0.0.0.0" in err
+    assert "plain HTTP" in err and "ssh -L" in err
+
+
+def test_the_page_passes_its_token_on_to_the_stream_and_the_stats(tiny_onnx, real_video):
+    """The page opened with ?token= in a real browser shows frames and live stats."""
+    driver, profile = chromium_driver()
+    port = free_port()
+    token = "tok-123456789"
+    p = start_run(tiny_onnx, real_video, port, "--loop",
+                  output=f"http://127.0.0.1:{port}/?token={token}")
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get(f"http://127.0.0.1:{port}/?token={token}")
+        assert wait_until(lambda: driver.execute_script(
+            "return document.getElementById('stream').naturalWidth") > 0, 30), "no frame shown"
+        assert wait_until(lambda: driver.execute_script(
+            "return Number(document.getElementById('stats').dataset.frames)") > 0, 30)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6(), reason="no IPv6 on this machine")
+def test_ipv6_hosts_are_served_not_called_unknown():
+    """Issue 21, item 12: `http://[::]:P/` was "unknown host '::'" (the server was IPv4 only).
+    [::1] is loopback; [::] is every interface (IPv4 too, on Linux), so it gets a token."""
+    s = WebSink("http://[::1]:0/")
+    try:
+        assert s.loopback_only and s.uri == f"http://[::1]:{s.port}/"
+        with Feeder(s):
+            c = http.client.HTTPConnection("::1", s.port, timeout=5)
+            c.request("GET", "/stats.json")
+            assert c.getresponse().status == 200
+            c.close()
+    finally:
+        s.close()
+    s = WebSink("http://[::]:0/")
+    try:
+        assert not s.loopback_only and s.token and s.uri.startswith(f"http://[::]:{s.port}/?token=")
+        with Feeder(s):
+            assert _status(s.port, f"/stats.json?token={s.token}") == 200   # over IPv4
+    finally:
+        s.close()

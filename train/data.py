@@ -32,10 +32,12 @@ from PIL import Image, UnidentifiedImageError
 
 # Discovery, the A|B split, the image reader and the hold-out split are the contract's (shared
 # with export and the benchmarks); they are re-exported here for the Python API.
-from pix2pix_edge.runtime.contract import (IMAGE_EXTS, SPLITS, Pair, UnreadableFile,  # noqa: F401
+from pix2pix_edge.runtime.contract import (IMAGE_EXTS, SPLITS, WIDE_MODES, Pair,  # noqa: F401
+                                           UnreadableFile,
                                            by_direction, list_pairs, natural_sorted,
                                            natural_sorted_pairs, read_halves, read_rgb, resize,
-                                           split_dir, split_holdout, to_array)
+                                           split_dir, split_holdout, to_array,
+                                           bomb_reason, too_many_pixels)
 from pix2pix_edge.runtime.errors import BadInput
 from pix2pix_edge.train.options import DIRECTIONS, ON_BAD_FILE
 
@@ -55,7 +57,9 @@ def _describe_mode(mode: str) -> str | None:
     """A note for images that are converted to RGB, None for plain RGB."""
     if mode == "RGB":
         return None
-    if mode in ("L", "1", "I", "I;16", "F", "LA"):
+    if mode in WIDE_MODES:
+        return f"16-bit grayscale ({mode}) scaled to 8-bit RGB"
+    if mode in ("L", "1", "F", "LA"):
         return f"grayscale ({mode}) converted to RGB"
     if mode in ("RGBA", "RGBa"):
         return "RGBA converted to RGB (alpha channel dropped)"
@@ -73,9 +77,13 @@ def inspect_image(path: Path) -> ImageFacts:
     if empty:
         raise ValueError("empty file")
     try:
-        with Image.open(path) as im:
-            im.load()  # full decode: truncation shows up here, not at Image.open
-            return ImageFacts(im.width, im.height, im.mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS is ours
+            with Image.open(path) as im:
+                facts = ImageFacts(im.width, im.height, im.mode)
+                why = too_many_pixels(im.size)
+                if not why:
+                    im.load()  # full decode: truncation shows up here, not at Image.open
     except UnidentifiedImageError:
         raise ValueError("not an image (PIL cannot identify the format)") from None
     except OSError as e:
@@ -83,8 +91,13 @@ def inspect_image(path: Path) -> ImageFacts:
         if "truncated" in msg:
             raise ValueError("truncated (the file ends before the image data does)") from None
         raise ValueError(f"corrupt or unreadable ({msg})") from None
-    except (SyntaxError, Image.DecompressionBombError, ValueError) as e:
+    except Image.DecompressionBombError as e:
+        raise ValueError(bomb_reason(e)) from None
+    except (SyntaxError, ValueError) as e:
         raise ValueError(f"corrupt ({e})") from None
+    if why:
+        raise ValueError(why)
+    return facts
 
 
 def _check_pair(pair: Pair, min_side: int):
@@ -269,7 +282,6 @@ class PairedDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self._unreadable: set[int] = set()  # indices that failed to decode after the scan
         self.notes: list[tuple[str, str]] = []
-        where = f"{root}/{split}" if root is not None else "the given file list"
         if files is None:
             if root is None:
                 raise BadInput("PairedDataset needs a root folder or a list of files")
@@ -283,6 +295,8 @@ class PairedDataset(torch.utils.data.Dataset):
             raise BadInput(f"bad input file {path}: {reason}{tail}; "
                            "use --on-bad-file skip to train without them")
         if not self.pairs:
+            # the folder read: ROOT/SPLIT, or ROOT itself when it has no split folders
+            where = split_dir(root, split) if files is None else "the given file list"
             detail = (f"; {len(self.bad_files)} bad file(s), first: {self.bad_files[0][0]}: "
                       f"{self.bad_files[0][1]}") if self.bad_files else ""
             raise BadInput(f"no usable image pairs in {where} (expected aligned A|B images or "

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from pix2pix_edge.runtime.errors import CheckFailed
+from pix2pix_edge.runtime.errors import BadInput, CheckFailed
 
 MODEL_SIZE = 128  # unet_128 at 128x128: small enough to train in minutes on two CPU cores
 
@@ -72,7 +72,7 @@ def _run(title: str, args: list[str]) -> None:
 @click.option("--pairs", type=int, default=200, show_default=True,
               help="Synthetic training pairs.")
 @click.option("--ngf", type=int, default=16, show_default=True, help="Generator width.")
-@click.option("--video", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+@click.option("--video", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Translate this video instead of the synthetic street pan.")
 def demo(out: Path, minutes: float, pairs: int, ngf: int, video: Path | None):
     """Synthetic data -> train -> eval -> export ONNX (FP32, FP16) -> translate a video -> bench.
@@ -80,6 +80,8 @@ def demo(out: Path, minutes: float, pairs: int, ngf: int, video: Path | None):
     Everything lands in OUT (default ./demo); rerunning starts a fresh run there."""
     import shutil
 
+    if video is not None and not video.is_file():   # a missing input: 3, as everywhere
+        raise BadInput(f"--video {video}: video not found")
     started = time.perf_counter()
     data, run = out / "data", out / "run"
     onnx32, onnx16 = out / "model.onnx", out / "model_fp16.onnx"

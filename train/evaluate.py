@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pix2pix_edge.runtime.contract import INFERENCE_NORMS, HeldOut, held_out, list_pairs
+from pix2pix_edge.runtime.contract import (INFERENCE_NORMS, HeldOut, held_out, list_pairs,
+                                           split_dir)
 from pix2pix_edge.runtime.errors import BadInput, BadUsage
 from pix2pix_edge.runtime.machine import physical_cores
 from pix2pix_edge.train.eval_options import EvalOptions, check_options
@@ -196,7 +197,7 @@ def select_pairs(o: EvalOptions, held: HeldOut) -> Selection:
         sel = Selection(pairs, o.split, f"{data} --split {o.split}")
     elif held.any:
         sel = Selection(held.split(list_pairs(data, "train"))[1], "train",
-                        f"the run's hold-out: {held.describe()} of {data}/train "
+                        f"the run's hold-out: {held.describe()} of {split_dir(data, 'train')} "
                         f"(trained with {held.flags()})")
     elif _unseen_split(data):
         split = _unseen_split(data)

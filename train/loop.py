@@ -43,7 +43,8 @@ import torch
 from torch import nn
 
 from pix2pix_edge.runtime.errors import BadInput, CheckFailed, ModelMismatch, Unavailable
-from pix2pix_edge.runtime.interrupt import StopOnCtrlC
+from pix2pix_edge.runtime.files import remove_stale_temps
+from pix2pix_edge.runtime.interrupt import StopOnSignal
 from pix2pix_edge.train import checkpoint as ckpt
 from pix2pix_edge.train import stability
 from pix2pix_edge.train.models import (UNetGenerator, count_parameters, init_weights,
@@ -74,12 +75,16 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
     ``callback(state)``, if given, is called after every iteration (on every rank) with a dict
     holding ``iteration``, ``epoch``, ``G``, ``D`` and the losses; tests use it to interrupt a
     run or to poison weights. Raises BadInput / ModelMismatch / Unavailable / CheckFailed (one
-    line each); KeyboardInterrupt after saving a checkpoint when interrupted with Ctrl-C.
+    line each); after saving a checkpoint, KeyboardInterrupt when interrupted with Ctrl-C,
+    SIGTERM or SIGHUP (runtime.interrupt.Interrupted, whose exit_code names the signal).
     """
     check_options(o)
     env = setup(o)
     run = Path(o.run)
     latest = run / "checkpoints" / "latest.pt"
+    if env.master:   # checkpoint temporaries a killed run left (kill -9 mid-save, OOM kill)
+        for folder in (run, run / "checkpoints"):
+            remove_stale_temps(folder)
     state = read_checkpoint(latest) if o.resume else None   # before the data: fail fast
     if o.init_from and not o.resume and not Path(o.init_from).exists():
         raise BadInput(f"--init-from: {o.init_from} not found (a run directory or generator file)")
@@ -120,7 +125,7 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
     seconds: list[float] = []           # per-iteration wall time, data included (benchmarks)
     stopped = "done"
     started = time.perf_counter()
-    with StopOnCtrlC() as interrupted:
+    with StopOnSignal() as interrupted:
         try:
             while pos.epoch < total_epochs and pos.iteration < total_iters and stopped == "done":
                 lr = m.opt_G.param_groups[0]["lr"]
@@ -147,7 +152,7 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
                             and pos.step_in_epoch < data.iters_per_epoch):
                         save("iters")
                     if interrupted.requested:
-                        raise KeyboardInterrupt
+                        raise interrupted.interrupted()
                     if pos.iteration >= total_iters:
                         break
                     if o.max_minutes and env.any_rank(
@@ -272,12 +277,13 @@ def pick_device(name: str, local_rank: int) -> torch.device:
 def resolve_precision(o: TrainOptions, device: torch.device) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, channels_last) for this device.
 
-    ``auto`` follows benchmarks/train_speed.py: on CUDA bf16 where supported (else fp16 with a
-    GradScaler) plus channels_last (tensor cores want NHWC); on a CPU with native BF16 (AVX-512
-    BF16 / AMX) bf16 autocast, contiguous; elsewhere FP32 contiguous. On the 2-core AVX-512 CPUs
-    here channels_last made training slower both in FP32 and in BF16 (README, Performance)."""
+    ``auto`` follows benchmarks/train_speed.py: on CUDA bf16 where the GPU has it natively
+    (:func:`cuda_native_bf16`; else fp16 with a GradScaler) plus channels_last (tensor cores want
+    NHWC); on a CPU with native BF16 (AVX-512 BF16 / AMX) bf16 autocast, contiguous; elsewhere
+    FP32 contiguous. On the 2-core AVX-512 CPUs here channels_last made training slower both in
+    FP32 and in BF16 (README, Performance)."""
     if device.type == "cuda":
-        auto = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        auto = torch.bfloat16 if cuda_native_bf16(device) else torch.float16
     else:
         auto = torch.bfloat16 if _cpu_has_native_bf16() else None
     dtype = {"auto": auto, "off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[o.amp]
@@ -285,6 +291,17 @@ def resolve_precision(o: TrainOptions, device: torch.device) -> tuple[torch.dtyp
         raise Unavailable("--amp fp16 needs a CUDA GPU; on a CPU use --amp bf16 or --amp off")
     channels_last = {"on": True, "off": False, "auto": dtype is not None and device.type == "cuda"}[o.channels_last]
     return dtype, channels_last
+
+
+def cuda_native_bf16(device: torch.device | int | None = None) -> bool:
+    """Does this CUDA GPU compute in bf16 natively? Compute capability >= 8.0 (Ampere on).
+
+    Not ``torch.cuda.is_bf16_supported()``: by default (``including_emulation=True``) it is True
+    on Volta / Turing too, where bf16 is emulated and slower than fp16 + GradScaler, and it asks
+    about the current device rather than ``device``. ROCm builds: every supported GPU has it."""
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def _cpu_has_native_bf16() -> bool:
@@ -599,7 +616,11 @@ def start_from(m: Models, o: TrainOptions) -> str:
     loaded = "G"
     if d_weights and m.config.get("discriminator"):
         _same_weights_layout("discriminator", d_config, m.config["discriminator"], source)
-        m.D.load_state_dict(d_weights)
+        try:
+            m.D.load_state_dict(d_weights)
+        except RuntimeError as e:
+            raise ModelMismatch(f"--init-from {source}: discriminator weights do not fit "
+                                f"({str(e).strip().splitlines()[-1][:200]})") from None
         loaded = "G and D"
     mine = HeldOut(o.holdout_last, o.holdout_every, o.data)
     theirs = held_out(source)

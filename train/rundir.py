@@ -38,7 +38,10 @@ def run_config(o: TrainOptions, env: Env, data: Data, m: Models, pos: Position) 
             "world_size": env.world, "torch_threads": torch.get_num_threads(),
             "workers": data.workers,
             "data": {"path": str(data.root.resolve()), "train_pairs": len(data.dataset),
-                     "held_out_pairs": len(data.held_out), "iters_per_epoch": data.iters_per_epoch,
+                     "held_out_pairs": len(data.held_out),
+                     # by name: eval / export / distill refuse a dataset changed since training
+                     "held_out_names": [p.name for p in data.held_out],
+                     "iters_per_epoch": data.iters_per_epoch,
                      "bad_files": [list(map(str, b)) for b in getattr(data.dataset, "bad_files", [])]},
             "versions": _versions(), "resumed_at_iteration": pos.iteration if o.resume else None}
 

@@ -25,12 +25,13 @@ import dataclasses
 from pathlib import Path
 
 from pix2pix_edge.runtime.backends.base import Backend
-from pix2pix_edge.runtime.errors import BadInput, BadUsage
+from pix2pix_edge.runtime.errors import BadInput, BadUsage, ModelMismatch
 from pix2pix_edge.runtime.model_info import ModelInfo
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 ONNX_SUFFIXES = (".onnx",)
+TORCH_SUFFIXES = (".pt", ".pth", ".ckpt")   # generators and checkpoints: exported first
 
 
 def backend_for(model_path, backend: str = "auto") -> str:
@@ -38,6 +39,10 @@ def backend_for(model_path, backend: str = "auto") -> str:
     if backend not in BACKENDS:
         raise BadInput(f"unknown backend {backend!r} (choose from: {', '.join(BACKENDS)})")
     suffix = Path(model_path).suffix.lower()
+    if suffix in TORCH_SUFFIXES:
+        raise ModelMismatch(f"{Path(model_path).name} is a PyTorch file, which the runtime "
+                            f"does not run: export it first: pix2pix export onnx {model_path} "
+                            f"-o model.onnx")
     if backend == "auto":
         if suffix in ENGINE_SUFFIXES:
             return "tensorrt"
@@ -53,8 +58,8 @@ def backend_for(model_path, backend: str = "auto") -> str:
 
 
 def open_backend(model_path, backend: str = "auto", *, info: ModelInfo | None = None,
-                 device: int = 0, threads: int | None = None, cache_dir=None, fp16: bool = True,
-                 providers=None, color_order: str | None = None,
+                 device: int = 0, threads: int | None = None, cache_dir=None,
+                 fp16: bool | None = None, providers=None, color_order: str | None = None,
                  value_range: tuple[float, float] | None = None) -> Backend:
     """Open a model for inference.
 
@@ -62,7 +67,9 @@ def open_backend(model_path, backend: str = "auto", *, info: ModelInfo | None = 
     their own; so are ``color_order`` ("RGB" / "BGR") and ``value_range`` ((-1, 1) / (0, 1)),
     which a model with metadata refuses when they contradict it (:func:`with_format`).
     ``providers`` (ONNX Runtime only) restricts the execution providers, e.g. ``["cpu"]``; by
-    default every provider that can load here is used, best first."""
+    default every provider that can load here is used, best first. ``fp16`` (ONNX Runtime's
+    TensorRT provider only): None decides by the model's normalisation
+    (runtime.backends.onnxruntime.trt_fp16_default)."""
     path = Path(model_path)
     if not path.is_file():
         raise BadInput(f"model file not found: {path}")

@@ -46,7 +46,9 @@ class Backend(Protocol):
         """NCHW float32 batch of N -> NCHW float32 (dtype conversion inside)."""
 
     def close(self) -> None:
-        """Release the session / GPU memory (safe to call twice)."""
+        """Release the session / GPU memory (safe to call twice). Safe while another thread
+        still runs ``infer`` (a pipeline thread that outlived its join timeout): nothing that
+        inference uses is freed under it."""
 
 
 # --------------------------------------------------------------------------- text
@@ -82,6 +84,14 @@ def largest_pow2_dividing(*sides: int, cap: int = 256) -> int:
 def dim(d):
     """A graph dimension as an int, or None when symbolic / unknown."""
     return d if isinstance(d, int) and d > 0 else None
+
+
+def single_io(name: str, inputs: list, outputs: list, what: str = "graph"):
+    """``(input, output)``: a generator has one of each (ModelMismatch otherwise)."""
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelMismatch(f"{name}: expected one input and one output, the {what} has "
+                            f"{len(inputs)} and {len(outputs)}")
+    return inputs[0], outputs[0]
 
 
 def resolve_info(name: str, meta: ModelInfo | None, user: ModelInfo | None,

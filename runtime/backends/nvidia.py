@@ -8,7 +8,10 @@ called. Every failure a user can meet is an :class:`Unavailable` error of one li
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 
 from pix2pix_edge.runtime.errors import Unavailable
 
@@ -98,6 +101,35 @@ def _cuda_python_version() -> str:
     return "?"
 
 
+def on_jetson() -> bool:
+    """Is this a Jetson (Linux for Tegra)? Its driver comes with JetPack and cannot be updated
+    on its own."""
+    return os.path.exists("/etc/nv_tegra_release")
+
+
+def driver_too_old_fix(driver: int, runtime: int, jetson: bool) -> str:
+    """What to do when cuda-python's CUDA ``runtime`` is newer than the ``driver`` (both in
+    cudaDriverGetVersion's encoding, 12060 = 12.6).
+
+    On a Jetson the driver is JetPack's: the fix is the cuda-python of JetPack's CUDA (a newer
+    one would need NVIDIA's CUDA upgrade package; jetson-containers pins cuda-python to
+    JetPack's CUDA for this reason). Elsewhere the cuda-python for the driver's CUDA major, or
+    a newer driver."""
+    have, need = driver // 1000, runtime // 1000
+    if jetson:
+        version = _cuda_version(driver)
+        fix = (f"on a Jetson the driver comes with JetPack: install the cuda-python matching "
+               f"JetPack's CUDA {version}, pip install 'cuda-python=={version}.*'")
+        if have == 11:   # JetPack 5: PyPI's oldest CUDA 11 cuda-python is 11.5
+            fix += (" (the package index starts at 11.5: pip install 'pix2pix-edge[trt-cu11]', "
+                    "or build cuda-python v11.4.0 from source)")
+        return fix
+    if have < need:
+        return (f"install the cuda-python for this driver, pip install "
+                f"'pix2pix-edge[trt-cu{have}]', or update the driver")
+    return "update the driver"
+
+
 def no_gpu_error(cudart, err, purpose: str) -> Unavailable:
     """The one-line error for a failed device query: no driver / GPU, or (the error CUDA gives
     for both) a driver too old for this cuda-python, told apart by the driver's version."""
@@ -106,15 +138,28 @@ def no_gpu_error(cudart, err, purpose: str) -> Unavailable:
     too_old = [getattr(cudart.cudaError_t, n, None)
                for n in ("cudaErrorInsufficientDriver", "cudaErrorCallRequiresNewerDriver")]
     if err in [e for e in too_old if e is not None] and driver and runtime and driver < runtime:
-        have, need = driver // 1000, runtime // 1000
-        fix = (f"install the cuda-python for this driver, pip install "
-               f"'pix2pix-edge[trt-cu{have}]', or update the driver" if have < need
-               else "update the driver")
+        jetson = on_jetson()
         return Unavailable(
             f"{purpose}: the NVIDIA driver supports CUDA {_cuda_version(driver)} but cuda-python "
             f"{_cuda_python_version()} needs a CUDA {_cuda_version(runtime)} driver"
-            f"{' (>= 580)' if need >= 13 else ''}: {fix} ({name})")
+            f"{' (>= 580)' if runtime // 1000 >= 13 and not jetson else ''}: "
+            f"{driver_too_old_fix(driver, runtime, jetson)} ({name})")
     return Unavailable(f"{purpose} needs an NVIDIA GPU; CUDA found none ({name})")
+
+
+@contextlib.contextmanager
+def _unraisable_quietly():
+    """Collect (instead of print) the errors that cuda-python 11.x reports from inside Cython
+    before it raises: its "Failed to dlopen libcuda.so" goes through sys.excepthook (a
+    traceback) and sys.unraisablehook ("Exception ignored in ..."). Yields their messages."""
+    ignored = []
+    hooks = sys.excepthook, sys.unraisablehook
+    sys.excepthook = lambda kind, value, tb: ignored.append(str(value))
+    sys.unraisablehook = lambda u: ignored.append(str(u.exc_value))
+    try:
+        yield ignored
+    finally:
+        sys.excepthook, sys.unraisablehook = hooks
 
 
 def gpu_properties(cudart, device: int = 0, purpose: str = "the TensorRT backend"
@@ -124,11 +169,13 @@ def gpu_properties(cudart, device: int = 0, purpose: str = "the TensorRT backend
     cuda-python 12.6 raises RuntimeError ("Failed to dlopen libcuda.so.1") where there is no
     driver; 12.9 and 13 return an error tuple (cudaErrorInsufficientDriver, also when the driver
     is too old for them): each becomes one line, never a traceback."""
-    try:
-        err, count = cudart.cudaGetDeviceCount()
-    except RuntimeError as e:
-        raise Unavailable(f"{purpose} needs an NVIDIA GPU; CUDA found none (cuda-python: "
-                          f"{e})") from None
+    with _unraisable_quietly() as ignored:
+        try:
+            err, count = cudart.cudaGetDeviceCount()
+        except RuntimeError as e:
+            cause = ignored[0] if ignored else e
+            raise Unavailable(f"{purpose} needs an NVIDIA GPU; CUDA found none (cuda-python: "
+                              f"{cause})") from None
     if not cuda_ok(cudart, err) or count < 1:
         raise no_gpu_error(cudart, err, purpose)
     if not 0 <= device < count:

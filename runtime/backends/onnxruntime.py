@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2pix_edge.runtime.backends.base import check_batch, one_line, resolve_info
-from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Unavailable, require
+from pix2pix_edge.runtime.backends.base import check_batch, one_line, resolve_info, single_io
+from pix2pix_edge.runtime.errors import BadInput, Unavailable, require
 from pix2pix_edge.runtime.machine import physical_cores
 from pix2pix_edge.runtime.model_info import ModelInfo
 
@@ -144,6 +144,22 @@ def preload_gpu_libraries(ort) -> bool:
     return True
 
 
+def preload_tensorrt() -> bool:
+    """Load TensorRT's libraries (libnvinfer ...) into this process by importing ``tensorrt``.
+
+    A TensorRT installed from pip (tensorrt-cu12 / -cu13) keeps them in its own package folder,
+    off the loader's path, and ``preload_dlls()`` loads CUDA and cuDNN only: the TensorRT
+    provider then fails with "libnvinfer.so.10: cannot open shared object file" (onnxruntime
+    issues 18597, 13501). ``import tensorrt`` loads them, and the provider's library then finds
+    them by their sonames. Quiet; False where tensorrt is absent or fails to import."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            import tensorrt  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
 def usable_providers() -> list[str]:
     """The execution providers that can actually run here, best first (TensorRT, CUDA, CPU).
 
@@ -162,6 +178,8 @@ def _probe() -> tuple[tuple[str, ...], dict]:
     available = set(ort.get_available_providers())
     if available & {TRT_EP, CUDA_EP}:
         preload_gpu_libraries(ort)
+    if TRT_EP in available:
+        preload_tensorrt()
     usable, why = [], {}
     for p in (TRT_EP, CUDA_EP):
         if p not in available:
@@ -223,6 +241,45 @@ def _note_once(text: str) -> None:
     print(f"note: {text}", file=sys.stderr)
 
 
+# TensorRT provider options that older onnxruntime builds may not know (the session then
+# fails naming the key); the backend retries without them.
+TRT_OPTIONAL = ("trt_timing_cache_enable", "trt_timing_cache_path")
+
+
+def trt_provider_options(device: int, fp16: bool, cache: Path) -> dict:
+    """Options for ONNX Runtime's TensorRT provider: engine and timing caches in ``cache``."""
+    return {"device_id": device, "trt_fp16_enable": bool(fp16),
+            "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+            "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache),
+            "trt_max_workspace_size": _WORKSPACE_BYTES}
+
+
+def trt_fp16_default(norm_mode: str | None) -> bool:
+    """Does ONNX Runtime's TensorRT provider build FP16 engines by default for a model whose
+    metadata says ``norm_mode``? Only where the graph has no InstanceNormalization ("running":
+    BatchNorm folded into the convolutions; "none"). The provider builds weakly typed engines
+    and cannot keep layers in FP32, so with ``trt_fp16_enable`` InstanceNormalization ("per-image",
+    "instance"; also the FP32 islands of an FP16 export) may run in FP16, which has known
+    accuracy problems (torch2trt #776, onnxruntime #10079) -- what ``pix2pix export trt`` avoids.
+    Unknown (no metadata): FP32. ``fp16=True`` asks for FP16 anyway (``pix2pix bench`` measures
+    both)."""
+    return norm_mode in ("running", "none")
+
+
+def _norm_mode(ort, path: Path) -> str | None:
+    """The model's recorded normalisation mode, read through a quick CPU session (no graph
+    optimisation): the TensorRT provider's options must be known before its session exists."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 4
+    try:
+        sess = ort.InferenceSession(str(path), opts, providers=[CPU_EP])
+        meta = ModelInfo.from_props(sess.get_modelmeta().custom_metadata_map, source=path.name)
+    except Exception:
+        return None   # the real session reports what is wrong with the file
+    return meta.norm_mode if meta is not None else None
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "pix2pix-edge" / "ort-tensorrt"
@@ -236,7 +293,8 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, path, providers=None, info: ModelInfo | None = None, threads=None,
-                 cache_dir=None, fp16: bool = True, device: int = 0, spin: bool = False):
+                 cache_dir=None, fp16: bool | None = None, device: int = 0,
+                 spin: bool = False):
         ort = import_onnxruntime()
         self.path = Path(path)
         if not self.path.is_file():
@@ -254,32 +312,22 @@ class OnnxRuntimeBackend:
             # slower on the 2-core machines here (benchmarks/ort_session_options.py).
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.threads = opts.intra_op_num_threads
+        if TRT_EP in eps and fp16 is None:
+            fp16 = trt_fp16_default(_norm_mode(ort, self.path))
         self._trt_fp16 = bool(fp16)
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
         ep_options = []
         for ep in eps:
             if ep == TRT_EP:
                 cache.mkdir(parents=True, exist_ok=True)
-                ep_options.append({
-                    "device_id": device, "trt_fp16_enable": bool(fp16),
-                    "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
-                    "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache),
-                    "trt_max_workspace_size": _WORKSPACE_BYTES})
+                ep_options.append(trt_provider_options(device, self._trt_fp16, cache))
             elif ep == CUDA_EP:
                 ep_options.append({"device_id": device})
             else:
                 ep_options.append({})
-        try:
-            self._sess = ort.InferenceSession(str(self.path), opts, providers=eps,
-                                              provider_options=ep_options)
-        except Exception as e:   # ORT raises its own exception types for unreadable models
-            raise BadInput(f"{self.path.name}: not a loadable ONNX model "
-                           f"({one_line(e)})") from None
-        inputs, outputs = self._sess.get_inputs(), self._sess.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelMismatch(f"{self.path.name}: expected one input and one output, the graph "
-                                f"has {len(inputs)} and {len(outputs)}")
-        self._in, self._out = inputs[0], outputs[0]
+        self._sess = self._session(ort, opts, eps, ep_options)
+        self._in, self._out = single_io(self.path.name, self._sess.get_inputs(),
+                                        self._sess.get_outputs())
         meta = ModelInfo.from_props(self._sess.get_modelmeta().custom_metadata_map,
                                     source=self.path.name)
         self.metadata_source = "file" if meta is not None else ("flags" if info else "graph")
@@ -288,6 +336,27 @@ class OnnxRuntimeBackend:
         self._dtype = np.dtype(self.info.io_dtype)
         self.providers = self._sess.get_providers()
         self.provider = self.providers[0]
+
+    def _session(self, ort, opts, eps, ep_options):
+        """The session; where this onnxruntime does not know the TensorRT provider's timing-cache
+        options (older builds, e.g. for JetPack 5), once more without them, with a note."""
+        try:
+            return ort.InferenceSession(str(self.path), opts, providers=eps,
+                                        provider_options=ep_options)
+        except Exception as e:   # ORT raises its own exception types for unreadable models
+            error = e
+        unknown = [k for k in TRT_OPTIONAL if k in str(error)] if TRT_EP in eps else []
+        if unknown:
+            ep_options = [{k: v for k, v in o.items() if k not in TRT_OPTIONAL} for o in ep_options]
+            _note_once(f"onnxruntime {ort.__version__} does not know {', '.join(unknown)}: the "
+                       f"TensorRT provider runs without its timing cache")
+            try:
+                return ort.InferenceSession(str(self.path), opts, providers=eps,
+                                            provider_options=ep_options)
+            except Exception as e:
+                error = e
+        raise BadInput(f"{self.path.name}: not a loadable ONNX model "
+                       f"({one_line(error)})") from None
 
     @property
     def precision(self) -> str:

@@ -17,6 +17,7 @@ Importing tensorrt / cuda-python, CUDA calls, GPU properties and version parsing
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import re
 import threading
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pix2pix_edge.runtime.backends.base import (check_batch, largest_pow2_dividing, resolve_info,
-                                               shape_str)
+                                               shape_str, single_io)
 from pix2pix_edge.runtime.backends.nvidia import (cuda_call, gpu_properties, import_cudart,
                                                  import_tensorrt, init_plugins, native_handle,
                                                  parse_compute_capability, same_version, sm)
@@ -62,6 +63,18 @@ def engine_mismatch(engine_name: str, record: ModelInfo, trt_version: str, gpu_n
             f"`pix2pix export trt {onnx_name} -o {engine_name}`")
 
 
+def profile_shapes(engine, name: str) -> tuple[tuple, tuple, tuple]:
+    """(min, opt, max) input shapes of profile 0. ``get_tensor_profile_shape`` is the name-based
+    call of TensorRT >= 8.5 (the only one in 10 / 11); where a binding lacks it, the 8.x call
+    ``get_profile_shape(profile, name)`` (deprecated in its favour) gives the same."""
+    if hasattr(engine, "get_tensor_profile_shape"):
+        shapes = engine.get_tensor_profile_shape(name, 0)
+    else:
+        shapes = engine.get_profile_shape(0, name)
+    lo, opt, hi = (tuple(int(d) for d in s) for s in shapes)
+    return lo, opt, hi
+
+
 # --------------------------------------------------------------------------- backend
 class _Buffer:
     """A pinned host array and a device allocation of the same size."""
@@ -96,6 +109,9 @@ class TensorRTBackend:
 
     name = "tensorrt"
     threads = None   # computes on the GPU
+    # How long close() waits for an inference still in flight (a pipeline whose inference
+    # thread outlived its join timeout) before it gives up and frees nothing.
+    CLOSE_WAIT_S = 10.0
 
     def __init__(self, path, info: ModelInfo | None = None, device: int = 0):
         self.path = Path(path)
@@ -103,6 +119,8 @@ class TensorRTBackend:
         self._stream = None
         self._context = self._engine = self._runtime = None
         self.device = int(device)
+        # Held by infer() while the GPU uses the buffers: close() never frees them under it.
+        self._busy = threading.Lock()
         # CUDA's current device is per thread: every thread that calls into CUDA for this
         # engine (the pipeline's inference thread, not only the one that opened it) selects it.
         self._device_set = threading.local()
@@ -144,17 +162,14 @@ class TensorRTBackend:
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         ins = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(ins) != 1 or len(outs) != 1:
-            raise ModelMismatch(f"{self.path.name}: expected one input and one output, the "
-                                f"engine has {len(ins)} and {len(outs)}")
-        self._in_name, self._out_name = ins[0], outs[0]
+        self._in_name, self._out_name = single_io(self.path.name, ins, outs, "engine")
         in_shape = [d if d >= 0 else None for d in engine.get_tensor_shape(self._in_name)]
         out_shape = [d if d >= 0 else None for d in engine.get_tensor_shape(self._out_name)]
         self._in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._in_name)))
         self._out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._out_name)))
         self._dynamic = any(d is None for d in in_shape)
         if self._dynamic:
-            lo, opt, hi = (tuple(s) for s in engine.get_tensor_profile_shape(self._in_name, 0))
+            lo, opt, hi = profile_shapes(engine, self._in_name)
             self._profile = (lo, hi)
             if record is None and info is None:   # no record: the profile's opt size is the size
                 info = ModelInfo(height=opt[2], width=opt[3],
@@ -166,6 +181,10 @@ class TensorRTBackend:
             max_in = tuple(in_shape)
         self.info = resolve_info(self.path.name, record, info, self._in_name, in_shape,
                                  self._in_dtype.name, self._out_name, out_shape)
+        if self._dynamic:   # the engine's own profile: the run size is chosen inside it
+            self.info = dataclasses.replace(self.info, extra={
+                **self.info.extra, "profile": {"min": list(lo), "opt": list(opt),
+                                               "max": list(hi)}})
         self._in_shape, self._out_shape = in_shape, out_shape
 
         self._context = engine.create_execution_context()
@@ -202,6 +221,12 @@ class TensorRTBackend:
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         check_batch(batch, self.info, self._in_shape)
+        with self._busy:
+            if self._context is None:
+                raise RuntimeError(f"{self.path.name}: the TensorRT backend is closed")
+            return self._infer(batch)
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         self._use_device()
         shape = tuple(batch.shape)
         if self._dynamic:
@@ -231,7 +256,19 @@ class TensorRTBackend:
         return self._outp.host[:n_out].reshape(out_shape).astype(np.float32)   # a copy
 
     def close(self) -> None:
-        """Free the GPU memory, the pinned buffers and the stream (safe to call twice)."""
+        """Free the GPU memory, the pinned buffers and the stream (safe to call twice).
+
+        Waits up to CLOSE_WAIT_S for an inference still running on another thread; if it does
+        not finish, frees nothing (the process's exit does) rather than pull the buffers from
+        under ``execute_async_v3``."""
+        if not self._busy.acquire(timeout=self.CLOSE_WAIT_S):
+            return
+        try:
+            self._free()
+        finally:
+            self._busy.release()
+
+    def _free(self) -> None:
         if self._stream is not None or self._buffers:
             self._use_device()
         if self._stream is not None:
