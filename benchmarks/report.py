@@ -532,6 +532,14 @@ def summary_rows(merged: dict) -> list[dict]:
         if d:
             add("edge", f"distilled ngf-16 student vs its ngf-64 teacher ({task}), ORT CPU",
                 f"{d['speedup']:.1f}x faster")
+    st = S.get("steady") or {}
+    for task in dict.fromkeys(r["task"] for r in st.get("rows") or []):
+        by = {r["model"]: r for r in st["rows"] if r["task"] == task}
+        if "baseline" in by and "both" in by:
+            b, s2 = by["baseline"], by["both"]
+            add("steady", f"steady video ({task}): --antialias --lambda-stability vs the baseline",
+                f"pan warping error x{s2['pan_l1'] / b['pan_l1']:.2f}, held-out PSNR "
+                f"{s2['psnr'] - b['psnr']:+.2f} dB, SSIM {s2['ssim'] - b['ssim']:+.3f}")
     skipped = [s for s in (inf.get("skipped") or []) if isinstance(s, dict)
                and s.get("backend") == "tensorrt-fp16"]
     if skipped:

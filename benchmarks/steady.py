@@ -509,6 +509,27 @@ TARGET_WORDS = {"pan_2x": "pan error at least 2x lower", "pan_3x": "3x (stretch)
                 "video_not_worse": "real-video error not worse", "latency": "latency at most 1.15x"}
 
 
+def decision_lines(rows: list) -> list[str]:
+    """The comparisons behind the defaults, per task: the filters' border, the loss weight, and
+    the spread between two seeds of the same baseline (what a difference must exceed)."""
+    def diff(a: dict, b: dict) -> str:
+        return (f"pan L1 x{a['pan_l1'] / b['pan_l1']:.2f}, pan L2 x{a['pan_l2'] / b['pan_l2']:.2f}"
+                + (f", video L1 x{a['video_l1'] / b['video_l1']:.2f}" if a.get("video_l1") else "")
+                + f", L1 {a['l1'] - b['l1']:+.4f}, PSNR {a['psnr'] - b['psnr']:+.2f} dB, "
+                  f"SSIM {a['ssim'] - b['ssim']:+.4f}")
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        by = {r["model"]: r for r in rows if r["task"] == task}
+        pairs = [("baseline-s1", "baseline", "seed spread: baseline seed 1 vs seed 0"),
+                 ("antialias-zero", "antialias", "border: zero vs reflect padding")]
+        pairs += [(w, "baseline", f"weight: {by[w]['label']} vs baseline")
+                  for w in ("stability-w10", "stability", "stability-w1000") if w in by]
+        for a, b, what in pairs:
+            if a in by and b in by:
+                out.append(f"- {task}, {what}: {diff(by[a], by[b])}")
+    return out
+
+
 def markdown(sec: dict, images: bool = False) -> list[str]:
     """The steady section (benchmarks/report.py: RESULTS.md and docs/steady.md); ``images``: link
     the pictures (relative to the results folder)."""
@@ -525,6 +546,7 @@ def markdown(sec: dict, images: bool = False) -> list[str]:
         lines += ["The choices (same budget and splits; the baseline of another seed shows how "
                   "far two identical trainings land apart):", "",
                   markdown_table(other, [c for c in COLUMNS if not c[0].startswith("ms_")]), ""]
+    lines += decision_lines(rows)
     lat = sec.get("latency")
     if lat:
         ratios = ", ".join(f"ngf {k[3:-6]}: {v:.3f}x" for k, v in lat.items() if k.endswith("_ratio"))
