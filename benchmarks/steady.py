@@ -318,35 +318,44 @@ def pictures(task: str, inputs: list, outputs: dict, curves: dict, png_dir: Path
     png = png_dir / f"steady_{task}_pan.png"
     grid = Image.fromarray(cv2.cvtColor(np.vstack(rows), cv2.COLOR_BGR2RGB))
     grid.quantize(colors=256, dither=Image.Dither.NONE).save(png, optimize=True)
-    written = [gif, png]
+    curve = plot_curves(task, curves, png_dir / f"steady_{task}_curves.png")
+    return [gif, png] + ([curve] if curve else [])
+
+
+def plot_curves(task: str, curves: dict, path: Path) -> Path | None:
+    """The warping error per frame pair of the ROWS models: the pan (exact motion) and the real
+    video (log scale: its scene cut would flatten the rest), the input's beside the video's."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return written
+        return None
     keys = [k for k in ("pan_l1", "video_l1") if any(c.get(k) for c in curves.values())]
     if not keys:
-        return written
+        return None
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        for name, c in curves.items():
-            if c.get(key) and name in ROWS:
+        for name in ROWS:
+            c = curves.get(name) or {}
+            if c.get(key):
                 ax.plot(range(1, len(c[key]) + 1), c[key], label=name, lw=1.2)
         first = next(iter(curves.values()))
-        if key == "video_l1" and first.get("video_input_l1"):
-            ax.plot(range(1, len(first["video_input_l1"]) + 1), first["video_input_l1"], "k:",
-                    label="input", lw=1)
+        if key == "video_l1":
+            if first.get("video_input_l1"):
+                ax.plot(range(1, len(first["video_input_l1"]) + 1), first["video_input_l1"], "k:",
+                        label="input", lw=1)
+            ax.set_yscale("log")
         ax.set_xlabel("frame pair")
         ax.set_ylabel("warping error (L1, [0, 1])")
         ax.set_title(f"{task}: {'synthetic pan (exact motion)' if key == 'pan_l1' else 'real video (DIS flow)'}")
         ax.grid(True, alpha=0.3)
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
-    curve = png_dir / f"steady_{task}_curves.png"
-    fig.savefig(curve, dpi=100)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    return written + [curve]
+    return path
 
 
 # --------------------------------------------------------------------------- latency

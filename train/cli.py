@@ -38,7 +38,7 @@ def train(ctx, data: Path, run: Path, resume: bool, **options):
     (the `--` keeps torchrun from reading --run as its own --run-path)
     Fine-tune another run into a new one (its weights, fresh optimisers and schedule; data,
     hold-out and architecture from its config.json unless given):
-      pix2pix train DATA --run NEW --init-from RUN --antialias --lambda-stability 10
+      pix2pix train DATA --run NEW --init-from RUN --antialias --lambda-stability 100
     Exit codes: 3 bad data, 4 checkpoint of another architecture, 5 missing hardware,
     6 training diverged (NaN/Inf loss; the last good checkpoint is kept), 130 Ctrl-C (saved).
     """

@@ -76,7 +76,8 @@ class TrainOptions:
     lambda_stability: float = option(0.0, "Weight of the transform-consistency loss (Eilertsen et "
                                      "al. 2019): L1 between G(T(x)) and T(G(x)) for a random small "
                                      "shift / rotation / zoom T plus noise, on the valid region. "
-                                     "0: off.", min=0)
+                                     "0: off; 100 (the scale of --lambda-l1) is the measured "
+                                     "starting point (docs/steady.md).", min=0)
     stability_shift: float = option(4.0, "--lambda-stability: largest translation T draws, in "
                                     "pixels (sub-pixel, uniform in +-this).", min=0)
     stability_rotate: float = option(1.0, "--lambda-stability: largest rotation, degrees.", min=0)
