@@ -103,7 +103,8 @@ def variant_options(name: str, weight: float) -> dict:
              "both": {"antialias": True, "lambda_stability": weight},
              "finetune": {"antialias": True, "lambda_stability": weight}}
     if name not in table:
-        raise ValueError(f"unknown steady variant {name!r}: {', '.join(table)}, stability-wN, both-wN")
+        raise ValueError(f"unknown steady variant {name!r}: {', '.join(table)}, stability-wN, "
+                         "both-wN")
     return table[name]
 
 
@@ -276,7 +277,8 @@ def quality_task(task_name: str, cfg: dict, runs: Path, variants: list, weight: 
     base = next((r for r in rows if r["model"] == "baseline"), None)
     if base:
         for r in rows:
-            r["pan_vs_baseline"] = round(r["pan_l1"] / base["pan_l1"], 3) if base["pan_l1"] else None
+            r["pan_vs_baseline"] = (round(r["pan_l1"] / base["pan_l1"], 3) if base["pan_l1"]
+                                    else None)
             r["psnr_minus_baseline"] = round(r["psnr"] - base["psnr"], 3)
             r["ssim_minus_baseline"] = round(r["ssim"] - base["ssim"], 4)
     files = []
@@ -348,7 +350,8 @@ def plot_curves(task: str, curves: dict, path: Path) -> Path | None:
             ax.set_yscale("log")
         ax.set_xlabel("frame pair")
         ax.set_ylabel("warping error (L1, [0, 1])")
-        ax.set_title(f"{task}: {'synthetic pan (exact motion)' if key == 'pan_l1' else 'real video (DIS flow)'}")
+        what = "synthetic pan (exact motion)" if key == "pan_l1" else "real video (DIS flow)"
+        ax.set_title(f"{task}: {what}")
         ax.grid(True, alpha=0.3)
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
@@ -496,7 +499,8 @@ def targets(rows: list, lat: dict | None) -> dict:
         base = next((b for b in rows if b["task"] == r["task"] and b["model"] == "baseline"), None)
         if r["model"] == "baseline" or base is None or "pan_l1" not in r:
             continue
-        t = {"pan_2x": r["pan_l1"] * 2 <= base["pan_l1"], "pan_3x": r["pan_l1"] * 3 <= base["pan_l1"],
+        t = {"pan_2x": r["pan_l1"] * 2 <= base["pan_l1"],
+             "pan_3x": r["pan_l1"] * 3 <= base["pan_l1"],
              "psnr": r["psnr"] >= base["psnr"] - 0.3, "ssim": r["ssim"] >= base["ssim"] - 0.01}
         if r.get("video_l1") is not None and base.get("video_l1") is not None:
             t["video_not_worse"] = r["video_l1"] <= base["video_l1"]
@@ -558,7 +562,8 @@ def markdown(sec: dict, images: bool = False) -> list[str]:
     lines += decision_lines(rows)
     lat = sec.get("latency")
     if lat:
-        ratios = ", ".join(f"ngf {k[3:-6]}: {v:.3f}x" for k, v in lat.items() if k.endswith("_ratio"))
+        ratios = ", ".join(f"ngf {k[3:-6]}: {v:.3f}x" for k, v in lat.items()
+                           if k.endswith("_ratio"))
         lines.append(f"- latency: unet depth {lat['depth']} at {lat['side']}x{lat['side']}, ONNX "
                      f"Runtime FP32 CPU p50, plain vs anti-aliased ({lat['pad']} border), "
                      f"interleaved, load {lat['load_before'][0]} -> {lat['load_after'][0]}; "

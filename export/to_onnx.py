@@ -93,7 +93,8 @@ def count_macs(model: nn.Module, height: int, width: int) -> int:
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    handles += [m.register_forward_hook(low_pass) for m in model.modules() if isinstance(m, LowPass)]
+    handles += [m.register_forward_hook(low_pass) for m in model.modules()
+                if isinstance(m, LowPass)]
     try:
         with torch.no_grad():
             model(torch.zeros(1, model.config["in_channels"], height, width))

@@ -114,7 +114,8 @@ def test_a_translation_equivariant_generator_costs_nothing():
     loss = consistency_loss(lambda t: t, x, x, Opts, torch.autocast("cpu", enabled=False))
     assert float(loss) < 1e-6
     Opts.stability_noise = 0.1
-    assert float(consistency_loss(lambda t: t, x, x, Opts, torch.autocast("cpu", enabled=False))) > 0.005
+    off = torch.autocast("cpu", enabled=False)
+    assert float(consistency_loss(lambda t: t, x, x, Opts, off)) > 0.005
 
 
 def test_the_stability_loss_falls_when_fine_tuning_a_plain_run(tmp_path):
@@ -253,7 +254,8 @@ def test_export_parity_of_an_antialiased_model(steady_run, kw, tmp_path):
     run, data_dir = steady_run
     extra = dict(calib=data_dir, calib_images=8) if kw.get("int8") else {}
     out = tmp_path / "m.onnx"
-    report = export_run(run, out, check_images=data_dir / "train", log=lambda s: None, **kw, **extra)
+    report = export_run(run, out, check_images=data_dir / "train", log=lambda s: None, **kw,
+                        **extra)
     assert report["parity_fp32"]["max_abs"] <= 1e-4
     if kw.get("fp16"):
         assert report["parity_fp16"]["psnr_db"] >= 40
@@ -298,7 +300,8 @@ def test_lai_l2_of_per_frame_noise_is_twice_the_variance():
     rng = np.random.default_rng(0)
     canvas = np.full((64, 400, 3), 128, np.uint8)
     frames = pan_frames(canvas, 64, step=4, count=10)
-    noisy = [np.clip(f + rng.normal(0, 10, f.shape), 0, 255).astype(np.float32) / 255 for f in frames]
+    noisy = [np.clip(f + rng.normal(0, 10, f.shape), 0, 255).astype(np.float32) / 255
+             for f in frames]
     r = pan_flicker(frames, noisy, step=4)
     assert r["flicker_l2"] == pytest.approx(2 * (10 / 255) ** 2, rel=0.05)
 
@@ -411,11 +414,13 @@ def test_steady_full_level_takes_the_quality_from_the_newest_result(monkeypatch,
     record = {"level": "full", "command": "python -m benchmarks --only steady --steady-train",
               "machine": {"date": "2026-12-06 04:00:00 UTC", "cpu": "test CPU", "cores": 2},
               "sections": {"steady": old}}
-    monkeypatch.setattr(report, "result_files", lambda folder=None: [(tmp_path / "full-x.json", record)])
+    monkeypatch.setattr(report, "result_files",
+                        lambda folder=None: [(tmp_path / "full-x.json", record)])
     fake = {"models": {}, "ngf8_ratio": 1.1, "depth": 5, "side": 64, "pad": "reflect",
             "load_before": [1.0], "load_after": [1.0]}
     monkeypatch.setattr(steady, "latency", lambda cfg, pad: fake)
     r = steady.run("full")
     assert [row["l1"] for row in r["rows"]] == [row["l1"] for row in old["rows"]]
-    assert r["quality_source"]["file"] == "full-x.json" and "--steady-train" in r["quality_source"]["command"]
+    assert r["quality_source"]["file"] == "full-x.json"
+    assert "--steady-train" in r["quality_source"]["command"]
     assert "Quality columns from run `full-x.json`" in "\n".join(steady.markdown(r))

@@ -44,7 +44,10 @@ def train(ctx, data: Path, run: Path, resume: bool, **options):
     """
     if not data.is_dir():
         raise BadInput(f"data directory not found: {data}")
-    given = lambda name: ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT  # noqa: E731
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+
     if resume and given("init_from"):
         raise BadUsage("--init-from starts a new run from another run's weights; --resume "
                        "continues this one: give one of them")

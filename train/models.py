@@ -13,9 +13,10 @@ skip path therefore carries LeakyReLU(x), exactly as in the reference model.
 ``antialias=True`` (``train --antialias``) adds Zhang's low-pass filter (ICML 2019, "Making
 Convolutional Networks Shift-Invariant Again"): a fixed binomial [1,3,3,1]^2 / 64 depthwise
 filter (:class:`LowPass`) before every stride-2 encoder convolution and after every x2 decoder
-up-sampling, except at the innermost level (2x2 -> 1x1 at the smallest input). The filters hold no parameters and are not in the state dict, so the keys and
-parameter counts stay the reference's and a checkpoint trained without them loads into a model
-with them (fine-tuning, ``train --init-from``).
+up-sampling (after its norm; at the outermost level after the final Tanh), except at the
+innermost level (2x2 -> 1x1 at the smallest input). The filters hold no parameters and are not in
+the state dict, so the keys and parameter counts stay the reference's and a checkpoint trained
+without them loads into a model with them (fine-tuning, ``train --init-from``).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class LowPass(nn.Module):
     def __init__(self, channels: int, pad: str = "reflect", side: str = "down"):
         super().__init__()
         if pad not in ANTIALIAS_PADS:
-            raise ValueError(f"unknown antialias padding {pad!r}: expected one of {', '.join(ANTIALIAS_PADS)}")
+            raise ValueError(f"unknown antialias padding {pad!r}: expected one of "
+                             f"{', '.join(ANTIALIAS_PADS)}")
         taps = torch.tensor(BINOMIAL)
         kernel = torch.outer(taps, taps) / taps.sum() ** 2
         self.register_buffer("kernel", kernel.expand(channels, 1, 4, 4).clone(), persistent=False)
@@ -85,7 +87,8 @@ class LowPass(nn.Module):
         self.padding = (1, 2, 1, 2) if side == "down" else (2, 1, 2, 1)   # left, right, top, bottom
 
     def forward(self, x):
-        x = nn.functional.pad(x, self.padding, mode="reflect" if self.pad == "reflect" else "constant")
+        mode = "reflect" if self.pad == "reflect" else "constant"
+        x = nn.functional.pad(x, self.padding, mode=mode)
         return nn.functional.conv2d(x, self.kernel.to(x.dtype), groups=self.channels)
 
 
@@ -118,9 +121,10 @@ class UNetBlock(nn.Module):
         antialias = antialias and not innermost
         conv = functools.partial(AntiAliasedConv2d, pad=antialias_pad) if antialias else nn.Conv2d
         downconv = conv(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
-        # after the up-sampling (and its norm: a per-channel affine map commutes with the filter,
-        # so export still folds BatchNorm into the convolution before it); outside self.model,
-        # so the reference's state-dict keys stay as they are
+        # after the up-sampling and its norm (as good as before it: a per-channel affine map
+        # commutes with a filter whose taps sum to 1, exactly so with a reflect border), so export
+        # still folds BatchNorm into the convolution; outside self.model, so the reference's
+        # state-dict keys stay as they are
         self.up_blur = LowPass(outer_nc, antialias_pad, "up") if antialias else nn.Identity()
         downrelu = nn.LeakyReLU(0.2, True)
         uprelu = nn.ReLU(True)

@@ -25,7 +25,7 @@ AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 CHANNELS_LAST = ("auto", "on", "off")
 ADAM_IMPLS = ("fused", "foreach", "for-loop")
 UPSAMPLES = ("transpose", "resize", "separable")  # train.models.UPSAMPLES
-ANTIALIAS_PADS = ("reflect", "zero")             # the low-pass filters' border (train.models.LowPass)
+ANTIALIAS_PADS = ("reflect", "zero")             # the low-pass filters' border (models.LowPass)
 
 
 @dataclass
