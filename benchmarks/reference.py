@@ -146,6 +146,10 @@ def run(level: str = "full", reference_dir: str | Path | None = None,
                                "torchvision.__version__)"], capture_output=True, text=True).stdout.split()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ref_dir, capture_output=True,
                             text=True).stdout.strip() or None
+    # a copy that is not a git checkout says where it came from in PROVENANCE.md (first lines kept)
+    provenance = ref_dir / "PROVENANCE.md"
+    source = (" ".join(provenance.read_text(errors="replace").split())[:600]
+              if commit is None and provenance.is_file() else None)
     names = [REFERENCE, *OURS]
     walls: dict[str, list[float]] = {name: [] for name in names}
     per_iter: dict[str, list[float]] = {name: [] for name in names}
@@ -180,7 +184,8 @@ def run(level: str = "full", reference_dir: str | Path | None = None,
                      "wall_vs_reference": round(wall / ref_wall, 3),
                      "s_per_iter_vs_reference": round(it / ref_it, 3)})
     return {"rows": rows, "iterations": n, "rounds": cfg["rounds"], "warmup_dropped": warmup,
-            "reference_commit": commit, "reference_torch": versions[0] if versions else None,
+            "reference_commit": commit, "reference_source": source,
+            "reference_torch": versions[0] if versions else None,
             "reference_torchvision": versions[1] if len(versions) > 1 else None,
             "commands": commands, "reference_dir": str(ref_dir),
             "job": "unet_256 + basic PatchGAN, batch 1, 286 -> 256 crop + flip, facades BtoA, CPU"}

@@ -300,8 +300,10 @@ def reference_md(sec: dict) -> list[str]:
         return _skip_lines(sec)
     return [f"{sec.get('job')}; {sec.get('iterations')} iterations per process, "
             f"{sec.get('rounds')} interleaved rounds, medians (per iteration: after the first "
-            f"{sec.get('warmup_dropped')}). Reference commit {sec.get('reference_commit')}, its "
-            f"torch {sec.get('reference_torch')}.", "",
+            f"{sec.get('warmup_dropped')}). Reference "
+            + (f"commit {sec['reference_commit']}" if sec.get("reference_commit") else
+               f"copy (not a git checkout): {sec.get('reference_source') or 'source not recorded'}")
+            + f"; its torch {sec.get('reference_torch')}.", "",
             markdown_table(sec["rows"], [("variant", "variant", ""), ("wall_s_median", "wall s per process", ".1f"),
                                          ("wall_vs_reference", "vs reference", ".2f"),
                                          ("s_per_iter_median", "s/it", ".3f"),

@@ -64,21 +64,25 @@ def remove_stale_temps(folder: str | Path, name: str | None = None) -> list:
     return removed
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *,
+                 durable: bool = True) -> Path:
     """Call ``write(f)`` on a temp file beside ``path``, fsync, then rename over ``path``.
 
     A crash or a full disk never leaves a half-written file in place of a good one; the temp
     file is removed on any failure, and one a killed process left is removed by the next write
-    of the same file."""
+    of the same file. ``durable=False`` (many small files, e.g. a folder of translated images):
+    no fsync and no search for stale temporaries (the caller does that once)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path.parent, path.name)
+    if durable:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path.parent, path.name)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -91,19 +95,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
 
 def replace_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` under a temporary name beside ``path``, then rename it over ``path``: an
-    existing file is only ever replaced by a whole one. For many small files (a folder of
-    translated images): no fsync, no search for stale temporaries (the caller does that once)."""
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    existing file is only ever replaced by a whole one (:func:`atomic_write` without fsync)."""
+    atomic_write(path, lambda f: f.write(data), durable=False)
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
