@@ -18,6 +18,8 @@ Sections (``--only a,b``; each is a module with ``run(level, **opts) -> dict``):
 * ``live``       capture-to-output latency on the video replayed as a camera (live.py)
 * ``flicker``    warping error per inference mode, real video and a pan (flicker.py)
 * ``ort``        ONNX Runtime session options, spinning threads (ort_session_options.py)
+* ``steady``     steady video: --antialias / --lambda-stability / fine-tune vs the baseline:
+                 held-out quality, pan and real-video warping error, latency (steady.py)
 
 Levels: full (default: the figures the docs show), ``--quick`` (each section takes seconds to
 well under a minute on a 2-core CPU: a check that everything runs; its timings are not
@@ -61,6 +63,7 @@ SECTIONS = {
     "live": "live",
     "flicker": "flicker",
     "ort": "ort_session_options",
+    "steady": "steady",
 }
 HEARTBEAT_S = 30.0   # a "still running" line when a section has been quiet this long
 
@@ -129,6 +132,9 @@ def section_options(name: str, args, out: Path) -> dict | None:
         "edge": {"runs": args.edge_runs, "tasks": _split(args.edge_tasks),
                  "variants": _split(args.edge_variants), "png_dir": out},
         "flicker": {"run_dir": args.flicker_run},
+        "steady": {"runs": args.steady_runs, "train": args.steady_train or None,
+                   "parts": _split(args.steady_parts), "variants": _split(args.steady_variants),
+                   "tasks": _split(args.steady_tasks), "png_dir": out},
         "reference": {"reference_dir": args.reference_dir,
                       "reference_python_path": args.reference_python,
                       "iterations": args.reference_iters},
@@ -179,6 +185,17 @@ def parser() -> argparse.ArgumentParser:
                         "ablations: distilled-noFeat, distilled-noGT)")
     g.add_argument("--edge-tasks", default=None, metavar="TASK,...",
                    help="edge section: facades, edges (default: both)")
+    g.add_argument("--steady-train", action="store_true",
+                   help="steady section: train the rows (hours on a 2-core CPU) instead of taking "
+                        "the quality columns from the newest committed result")
+    g.add_argument("--steady-runs", type=Path, default=None, metavar="DIR",
+                   help="steady section: keep the trained runs in DIR and reuse finished ones")
+    g.add_argument("--steady-parts", default=None, metavar="PART,...",
+                   help="steady section: quality, latency (default: both)")
+    g.add_argument("--steady-variants", default=None, metavar="NAME,...",
+                   help="steady section: which rows (default: benchmarks/steady.py ROWS + CHOICES)")
+    g.add_argument("--steady-tasks", default=None, metavar="TASK,...",
+                   help="steady section: facades, edges (default: both)")
     return ap
 
 

@@ -144,8 +144,10 @@ def flicker(run_dir, flicker_frames: int, pans: int, pan_frames: int, step: int 
         row = {"norm": norm, "dropout": dropout,
                "video": v["flicker"], "video_input": v["flicker_input"], "video_ratio": v["ratio"],
                "video_pairs": v["pairs"], "video_valid": v["valid_fraction"],
+               "video_l2": v["flicker_l2"], "video_input_l2": v["flicker_l2_input"],
                "pan": round(float(np.mean([p["flicker"] for p in pan])), 5),
                "pan_input": round(float(np.mean([p["flicker_input"] for p in pan])), 5),
+               "pan_l2": round(float(np.mean([p["flicker_l2"] for p in pan])), 7),
                "pan_pairs": sum(p["pairs"] for p in pan), "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)
         log(f"flicker: {norm:9s} dropout {'on ' if dropout else 'off'}: video {row['video']:.4f} "

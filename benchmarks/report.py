@@ -46,7 +46,8 @@ TITLES = {"inference": "Inference (generator only, batch 1)",
           "edge": "Edge-sized generators: teacher vs students",
           "live": "Live latency (video replayed as a camera)",
           "flicker": "Flicker (warping error)",
-          "ort": "ONNX Runtime session options"}
+          "ort": "ONNX Runtime session options",
+          "steady": "Steady video: anti-aliasing, transform consistency, fine-tuning"}
 
 
 # --------------------------------------------------------------------------- the result set
@@ -387,7 +388,9 @@ def flicker_md(sec: dict) -> list[str]:
            f"Model: {sec.get('model')}.", "",
            markdown_table(rows, [("norm", "norm mode", ""), ("dropout", "dropout", ""),
                                  ("video", "video", ".4f"), ("video_input", "video, input", ".4f"),
-                                 ("pan", "pan", ".4f"), ("pan_input", "pan, input", ".4f")])]
+                                 ("pan", "pan", ".4f"), ("pan_input", "pan, input", ".4f")]
+                          + ([("video_l2", "video, L2", ".6f"), ("pan_l2", "pan, L2", ".6f")]
+                             if any("pan_l2" in r for r in rows) else []))]
     return out
 
 
@@ -418,6 +421,13 @@ def edge_md(sec: dict, images: bool = False) -> list[str]:
     return markdown(sec, images)
 
 
+def steady_md(sec: dict, images: bool = False) -> list[str]:
+    """The steady table; ``images``: with the pictures' links (RESULTS.md, beside them)."""
+    from .steady import markdown
+
+    return markdown(sec, images)
+
+
 def generic_md(sec: dict) -> list[str]:
     """A section without its own renderer (a new one): its rows, every scalar column."""
     rows = sec.get("rows") if isinstance(sec.get("rows"), list) else []
@@ -432,7 +442,7 @@ def generic_md(sec: dict) -> list[str]:
 SECTION_MD: dict[str, Callable[[dict], list[str]]] = {
     "inference": inference_md, "e2e": e2e_md, "frames": frames_md, "train": train_md,
     "reference": reference_md, "quality": quality_md, "int8": int8_md, "edge": edge_md,
-    "live": live_md, "flicker": flicker_md, "ort": ort_md}
+    "live": live_md, "flicker": flicker_md, "ort": ort_md, "steady": steady_md}
 
 
 def section_block(merged: dict, name: str, render=None) -> list[str]:
@@ -524,6 +534,14 @@ def summary_rows(merged: dict) -> list[dict]:
         if d:
             add("edge", f"distilled ngf-16 student vs its ngf-64 teacher ({task}), ORT CPU",
                 f"{d['speedup']:.1f}x faster")
+    st = S.get("steady") or {}
+    for task in dict.fromkeys(r["task"] for r in st.get("rows") or []):
+        by = {r["model"]: r for r in st["rows"] if r["task"] == task}
+        if "baseline" in by and "both" in by:
+            b, s2 = by["baseline"], by["both"]
+            add("steady", f"steady video ({task}): --antialias --lambda-stability vs the baseline",
+                f"pan warping error x{s2['pan_l1'] / b['pan_l1']:.2f}, held-out PSNR "
+                f"{s2['psnr'] - b['psnr']:+.2f} dB, SSIM {s2['ssim'] - b['ssim']:+.3f}")
     skipped = [s for s in (inf.get("skipped") or []) if isinstance(s, dict)
                and s.get("backend") == "tensorrt-fp16"]
     if skipped:
@@ -614,7 +632,8 @@ def to_markdown(merged: dict, plots: list[str], title: str = "Benchmark results"
         if name not in merged["sections"]:
             continue
         render = {"inference": lambda s: inference_md(s, full=True),
-                  "edge": lambda s: edge_md(s, images=True)}.get(name)
+                  "edge": lambda s: edge_md(s, images=True),
+                  "steady": lambda s: steady_md(s, images=True)}.get(name)
         lines += [f"## {heading}", "", *section_block(merged, name, render), ""]
         if name == "inference" and LATENCY_PNG in plots:
             lines += [f"![latency vs model size]({LATENCY_PNG})", ""]

@@ -49,7 +49,7 @@ from pix2pix_edge.runtime.files import (check_writable, format_bytes, refuse_sam
                                         remove_stale_temps, temp_prefix)
 from pix2pix_edge.runtime.model_info import DIRECTIONS, ModelInfo
 from pix2pix_edge.runtime.size import Size, parse_size  # noqa: F401 - parse_size: --size
-from pix2pix_edge.train.models import count_parameters, inference_copy
+from pix2pix_edge.train.models import LowPass, count_parameters, inference_copy
 
 DEFAULT_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "output"
@@ -75,7 +75,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def count_macs(model: nn.Module, height: int, width: int) -> int:
-    """Multiply-adds of all Conv2d / ConvTranspose2d for one ``height x width`` frame."""
+    """Multiply-adds of all Conv2d / ConvTranspose2d (and --antialias low-pass filters) for one
+    ``height x width`` frame."""
     total = 0
 
     def hook(m, inputs, output):
@@ -86,8 +87,14 @@ def count_macs(model: nn.Module, height: int, width: int) -> int:
         else:
             total += output.numel() * (m.in_channels // m.groups) * k
 
+    def low_pass(m, inputs, output):   # train --antialias: a 4x4 depthwise filter
+        nonlocal total
+        total += output.numel() * m.kernel.shape[-1] * m.kernel.shape[-2]
+
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    handles += [m.register_forward_hook(low_pass) for m in model.modules()
+                if isinstance(m, LowPass)]
     try:
         with torch.no_grad():
             model(torch.zeros(1, model.config["in_channels"], height, width))
@@ -135,9 +142,13 @@ def make_info(config: dict, record: dict, *, height: int, width: int, dynamic: b
         norm_mode=norm_mode, depth=config["depth"], ngf=config["ngf"],
         direction=direction if direction in DIRECTIONS else "AtoB",
         source_run=str(record.get("run") or source), dataset=str(dataset),
-        # the decoder (train --upsample), so a reader knows which U-Net variant it holds
+        # the decoder (train --upsample) and the steady-video choices (train --antialias,
+        # --lambda-stability), so a reader knows which U-Net variant it holds and how it trained
         extra={"opset": opset, "exporter": "pix2pix-edge",
-               "upsample": config.get("upsample", "transpose")},
+               "upsample": config.get("upsample", "transpose"),
+               "antialias": bool(config.get("antialias", False)),
+               **({"antialias_pad": config["antialias_pad"]} if config.get("antialias") else {}),
+               **(record.get("training") or {})},
     )
     info.validate()
     return info

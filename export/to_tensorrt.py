@@ -202,6 +202,27 @@ class OnnxFacts:
     precision: str      # fp16 when the weights are FP16
     io_dtype: str       # dtype of the graph input
     dynamic: bool       # any non-fixed input dimension
+    pad_modes: tuple = ()   # the modes of the graph's Pad nodes (train --antialias: reflect)
+
+
+# What the ONNX parser turns an ONNX Pad into, and since which TensorRT: onnx-tensorrt's Pad
+# importer builds an ISliceLayer whose sample mode fills the border (FILL for constant 0,
+# REFLECT, CLAMP for edge) since 8.2 ("Pad: ND padding, edge and reflect modes"); "wrap" since
+# 10.0 (docs/Changelog.md of onnx/onnx-tensorrt). Grouped Conv (the --antialias low-pass
+# filters: depthwise, constant [1,3,3,1]^2 weights) is an IConvolutionLayer with num_groups =
+# channels; the 8.x parser wants its weights as an initializer (or a DequantizeLinear of one),
+# which is what export writes.
+PAD_MODE_SINCE = {"constant": (8, 2), "reflect": (8, 2), "edge": (8, 2), "wrap": (10, 0)}
+
+
+def check_pad_modes(facts: OnnxFacts, version: tuple) -> None:
+    """ModelMismatch when this TensorRT's ONNX parser cannot import a Pad mode of the graph."""
+    for mode in facts.pad_modes:
+        since = PAD_MODE_SINCE.get(mode)
+        if since is None or tuple(version[:2]) < since:
+            need = "no TensorRT" if since is None else "TensorRT " + ".".join(map(str, since)) + "+"
+            raise ModelMismatch(f"this ONNX file pads with mode {mode!r}, which {need} parses "
+                                f"(this is TensorRT {'.'.join(map(str, version[:3]))})")
 
 
 def inspect_onnx(path: str | Path) -> OnnxFacts:
@@ -245,8 +266,10 @@ def inspect_onnx(path: str | Path) -> OnnxFacts:
         raise ModelMismatch(f"{path}: input type {tensor.elem_type} is neither FP32 nor FP16")
     fp16 = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
     int8 = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+    pad_modes = sorted({next((a.s.decode() for a in n.attribute if a.name == "mode"), "constant")
+                        for n in model.graph.node if n.op_type == "Pad"})
     return OnnxFacts(info=info, precision="int8" if int8 else "fp16" if fp16 else "fp32",
-                     io_dtype=io_dtype, dynamic=dynamic)
+                     io_dtype=io_dtype, dynamic=dynamic, pad_modes=tuple(pad_modes))
 
 
 def external_data_outside(model, folder: Path) -> str | None:
@@ -288,6 +311,29 @@ def engine_info(facts: OnnxFacts, plan: BuildPlan, *, tensorrt_version: str, gpu
 
 # --------------------------------------------------------------------------- TensorRT network
 FP32_LAYER_TYPES = ("NORMALIZATION", "REDUCE", "SOFTMAX")
+
+
+def low_pass_layers(trt, network) -> dict:
+    """How the parser built ``train --antialias``'s low-pass filters: depthwise 4x4 convolutions
+    (an IConvolutionLayer with num_groups = its output maps) and reflect pads (an ISliceLayer in
+    REFLECT mode: SampleMode from 8.6, SliceMode in 8.5). ``network.get_layer`` returns an
+    ILayer; assigning ``__class__`` reaches the subclass (NVIDIA's documented Python idiom)."""
+    reflect = trt.SampleMode.REFLECT if hasattr(trt, "SampleMode") else trt.SliceMode.REFLECT
+    counts = {"depthwise_4x4": 0, "reflect_pads": 0}
+    for i in range(network.num_layers):
+        kind = network.get_layer(i).type
+        if kind == trt.LayerType.CONVOLUTION:
+            conv = network.get_layer(i)
+            conv.__class__ = trt.IConvolutionLayer
+            if (conv.num_groups > 1 and conv.num_groups == conv.num_output_maps
+                    and tuple(conv.kernel_size_nd) == (4, 4)):
+                counts["depthwise_4x4"] += 1
+        elif kind == trt.LayerType.SLICE:
+            pad = network.get_layer(i)
+            pad.__class__ = trt.ISliceLayer
+            if pad.mode == reflect:
+                counts["reflect_pads"] += 1
+    return counts
 
 
 def pin_norms_fp32(trt, network) -> int:
@@ -356,6 +402,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
     gpu_name, capability = gpu_properties(cudart, device, purpose)
     cuda_call(cudart, cudart.cudaSetDevice(device), "cudaSetDevice")  # build on the GPU named
     plan = build_plan(version, facts.precision, fp32, capability)
+    check_pad_modes(facts, version)
     if plan.note:
         log(f"note: {plan.note}")
 
@@ -387,6 +434,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp32: bool =
                                 + ("; this INT8 (Q/DQ) graph needs a TensorRT that parses it: "
                                    "build from the FP32 ONNX instead" if plan.precision == "int8"
                                    else ""))
+        if facts.info.extra.get("antialias"):
+            lp = low_pass_layers(trt, network)
+            log(f"  anti-aliasing: {lp['depthwise_4x4']} low-pass filters (depthwise 4x4 "
+                f"convolutions), {lp['reflect_pads']} reflect pads")
         if plan.pin_norms_fp32:
             n = pin_norms_fp32(trt, network)
             log(f"  kept {n} normalisation/reduction layers in FP32")

@@ -79,7 +79,8 @@ def _live_and_flicker(model, o: BenchOptions):
             r = result["flicker"] = model_flicker(be, o.flicker, **frames)
             click.echo(f"flicker (warping error, {r['pairs']} frame pairs of {o.flicker}): output "
                        f"{r['flicker']:.4f}, input {r['flicker_input']:.4f} "
-                       f"(x{r['ratio']} the input's)")
+                       f"(x{r['ratio']} the input's); Lai et al.'s squared L2: output "
+                       f"{r['flicker_l2']:.6f}, input {r['flicker_l2_input']:.6f}")
     finally:
         be.close()
     result["loadavg_after"] = load_avg()

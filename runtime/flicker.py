@@ -13,9 +13,12 @@ pixels whose flow leaves the image and occluded pixels, found by forward-backwar
 The same figure computed on the input frames shows how much of it the flow itself explains:
 a perfectly stable translation has an output figure close to the input's.
 
-Lai et al. use the squared L2 norm; this module uses the absolute difference (L1), which reads
-directly as "mean grey levels of flicker" (x 255). :func:`pan_flicker` does the same for a
-synthetic pan whose motion is known exactly (no flow estimate).
+Two figures of each pair: ``flicker`` uses the absolute difference (L1), which reads directly as
+"mean grey levels of flicker" (x 255); ``flicker_l2`` is Lai et al.'s own, the *squared*
+difference with the same mask and normalisation (their evaluate_WarpError.py: the sum of squares
+over the non-occluded pixels and the 3 channels, divided by their count), comparable with their
+tables. ``per_pair`` keeps both for every frame pair (the per-frame curves). :func:`pan_flicker`
+does the same for a synthetic pan whose motion is known exactly (no flow estimate).
 """
 
 from __future__ import annotations
@@ -61,16 +64,25 @@ def valid_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     return inside & (diff < bound)
 
 
-def pair_error(out_t: np.ndarray, out_t1: np.ndarray, backward: np.ndarray,
-               mask: np.ndarray) -> float:
-    """Mean |O_{t+1} - warp(O_t)| over ``mask`` (values in [0, 1]); nan when nothing is valid."""
+def pair_errors(out_t: np.ndarray, out_t1: np.ndarray, backward: np.ndarray,
+                mask: np.ndarray) -> tuple:
+    """``(L1, L2)``: the mean of |O_{t+1} - warp(O_t)| and of its square (Lai et al.) over
+    ``mask`` and the channels (values in [0, 1]); nan when nothing is valid."""
     a, b = _as_float(out_t), _as_float(out_t1)
-    warped = warp(a, backward)
+    d = b - warp(a, backward)
     m = mask.astype(np.float32)
     if b.ndim == 3:
         m = m[..., None]
     denom = float(m.sum()) * (b.shape[2] if b.ndim == 3 else 1)
-    return float((np.abs(b - warped) * m).sum() / denom) if denom > 0 else float("nan")
+    if denom <= 0:
+        return float("nan"), float("nan")
+    return float((np.abs(d) * m).sum() / denom), float((d * d * m).sum() / denom)
+
+
+def pair_error(out_t: np.ndarray, out_t1: np.ndarray, backward: np.ndarray,
+               mask: np.ndarray) -> float:
+    """Mean |O_{t+1} - warp(O_t)| over ``mask`` (values in [0, 1]); nan when nothing is valid."""
+    return pair_errors(out_t, out_t1, backward, mask)[0]
 
 
 class FlickerMeter:
@@ -80,8 +92,8 @@ class FlickerMeter:
     def __init__(self):
         self.dis = make_dis()
         self.prev = None
-        self.out_err: list[float] = []
-        self.in_err: list[float] = []
+        self.out_err: list = []        # (L1, L2) per pair
+        self.in_err: list = []
         self.valid: list[float] = []
 
     def add(self, frame_in: np.ndarray, frame_out: np.ndarray) -> None:
@@ -94,10 +106,10 @@ class FlickerMeter:
             backward = self.dis.calc(g, p_g, None)       # t+1 -> t
             forward = self.dis.calc(p_g, g, None)        # t -> t+1
             mask = valid_mask(backward, forward)
-            e_out = pair_error(p_out, frame_out, backward, mask)
-            if not np.isnan(e_out):
+            e_out = pair_errors(p_out, frame_out, backward, mask)
+            if not np.isnan(e_out[0]):
                 self.out_err.append(e_out)
-                self.in_err.append(pair_error(p_in, frame_in, backward, mask))
+                self.in_err.append(pair_errors(p_in, frame_in, backward, mask))
                 self.valid.append(float(mask.mean()))
         self.prev = (frame_in, frame_out, g)
 
@@ -106,13 +118,23 @@ class FlickerMeter:
 
 
 def summary(out_err, in_err, valid, flow: str) -> dict:
-    o = float(np.mean(out_err)) if out_err else float("nan")
-    i = float(np.mean(in_err)) if in_err else float("nan")
+    """The clip's figures from per-pair ``(L1, L2)`` errors of the output and of the input."""
+    def mean(errs, k):
+        return float(np.mean([e[k] for e in errs])) if errs else float("nan")
+
+    o, i, o2, i2 = mean(out_err, 0), mean(in_err, 0), mean(out_err, 1), mean(in_err, 1)
     return {"flicker": round(o, 5), "flicker_input": round(i, 5),
-            "ratio": round(o / i, 3) if i > 0 else None, "pairs": len(out_err),
+            "ratio": round(o / i, 3) if i > 0 else None,
+            "flicker_l2": round(o2, 7), "flicker_l2_input": round(i2, 7),
+            "pairs": len(out_err),
             "valid_fraction": round(float(np.mean(valid)), 4) if valid else 0.0, "flow": flow,
-            "definition": "Lai et al. 2018 warping error, L1, mean over non-occluded pixels, "
-                          "values in [0, 1]"}
+            "per_pair": {"l1": [round(e[0], 6) for e in out_err],
+                         "l2": [round(e[1], 8) for e in out_err],
+                         "input_l1": [round(e[0], 6) for e in in_err],
+                         "input_l2": [round(e[1], 8) for e in in_err]},
+            "definition": "Lai et al. 2018 warping error over non-occluded pixels, values in "
+                          "[0, 1]: flicker = mean |difference| (L1), flicker_l2 = mean squared "
+                          "difference (Lai et al.'s figure)"}
 
 
 def video_flicker(inputs, outputs) -> dict:
@@ -142,8 +164,8 @@ def pan_flicker(inputs, outputs, step: int) -> dict:
         backward[..., 0] = step
         mask = np.zeros((h, w), bool)
         mask[:, :w - step] = True
-        out_err.append(pair_error(outputs[t], outputs[t + 1], backward, mask))
-        in_err.append(pair_error(inputs[t], inputs[t + 1], backward, mask))
+        out_err.append(pair_errors(outputs[t], outputs[t + 1], backward, mask))
+        in_err.append(pair_errors(inputs[t], inputs[t + 1], backward, mask))
         valid.append(float(mask.mean()))
     return summary(out_err, in_err, valid, flow=f"exact (pan of {step} px per frame)")
 

@@ -47,6 +47,10 @@ ALLOWED = {
     "30 s": "the model download's default timeout",
     "0.25 s": "the reconnect backoff's first step",
     "8 s": "the reconnect backoff's last step",
+    "2×": "issue 19's target for the pan warping error (steady video)",
+    "3×": "issue 19's stretch target for the pan warping error",
+    "0.3 dB": "the held-out PSNR tolerance of issue 19's targets",
+    "15 %": "issue 19's latency limit for the anti-aliased U-Net",
 }
 
 
@@ -67,6 +71,7 @@ def test_the_pages_have_their_generated_blocks():
     assert {"runs", "inference", "e2e", "frames", "train", "reference", "quality", "int8", "live",
             "flicker", "ort"} <= set(blocks["docs/performance.md"])
     assert "edge" in blocks["docs/distill.md"] and "onnx-vs-torch" in blocks["docs/export.md"]
+    assert blocks["docs/steady.md"] == ["steady"]
 
 
 def test_a_hand_edited_figure_is_caught(tmp_path):

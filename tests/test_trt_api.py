@@ -51,6 +51,7 @@ RETURNS = {
     "create_execution_context": "IExecutionContext",
 }
 PARAMS = {("pin_norms_fp32", "network"): "INetworkDefinition",
+          ("low_pass_layers", "network"): "INetworkDefinition",
           ("profile_shapes", "engine"): "ICudaEngine"}
 
 # Names only some versions' code paths use: name -> (lowest, highest) TensorRT major using it.
@@ -59,6 +60,7 @@ VERSION_ONLY = {
     "IBuilderConfig.progress_monitor": (10, 99),  # only with a monitor
     "ILayer.precision": (8, 9),                   # pin_norms_fp32: weakly typed builds only
     "ILayer.set_output_type": (8, 9),
+    "SliceMode.REFLECT": (8, 9),                  # low_pass_layers: 8.5 has no SampleMode
     # profile_shapes: only where a binding lacks get_tensor_profile_shape (TensorRT 8.x)
     "ICudaEngine.get_profile_shape": (8, 9),
 }
@@ -113,7 +115,11 @@ class _Collector:
         if isinstance(stmt, ast.Assign):
             t = self.type_of(stmt.value, env)
             for target in stmt.targets:
-                if t and isinstance(target, (ast.Name, ast.Attribute)):
+                chain = _chain(stmt.value)
+                if (isinstance(target, ast.Attribute) and target.attr == "__class__" and chain
+                        and len(chain) == 1):   # layer.__class__ = trt.IConvolutionLayer
+                    env[ast.unparse(target.value)] = chain[0]
+                elif t and isinstance(target, (ast.Name, ast.Attribute)):
                     env[ast.unparse(target)] = t
 
     def function_env(self, func, class_env) -> dict:
@@ -289,6 +295,14 @@ def test_source_analysis_sees_the_product_and_leaves_nothing_unchecked(uses):
                  "IExecutionContext.execute_async_v3", "IExecutionContext.set_tensor_address"):
         assert name in uses["members"], name
     assert "IBuilderConfig.set_timing_cache" in uses["kwargs"]
+    # what the --antialias low-pass filters need (export/to_tensorrt.py low_pass_layers): a
+    # grouped convolution and a reflect-mode slice, read through the layer subclasses
+    for name in ("IConvolutionLayer.num_groups", "IConvolutionLayer.kernel_size_nd",
+                 "IConvolutionLayer.num_output_maps", "ISliceLayer.mode", "ILayer.type"):
+        assert name in uses["members"], name
+    for name in ("SampleMode.REFLECT", "SliceMode.REFLECT", "LayerType.CONVOLUTION",
+                 "LayerType.SLICE", "IConvolutionLayer", "ISliceLayer"):
+        assert name in uses["module_attrs"], name
     assert set(uses["dynamic"]) <= DYNAMIC
     for name in VERSION_ONLY:   # a stale entry would hide a real miss
         assert name in uses["members"] or name in uses["module_attrs"], f"{name} is unused"

@@ -70,8 +70,10 @@ def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
 
 
 def save_generator(path: str | Path, generator: UNetGenerator, *, norm_mode: str,
-                   dropout: bool = False, data: dict | None = None, run: str = "") -> Path:
-    """Write the generator file that ``pix2pix export`` reads."""
+                   dropout: bool = False, data: dict | None = None, run: str = "",
+                   training: dict | None = None) -> Path:
+    """Write the generator file that ``pix2pix export`` reads. ``training``: facts of how it was
+    trained that export records in the model's metadata (e.g. ``lambda_stability``)."""
     if norm_mode not in NORM_MODES:
         raise ValueError(f"norm_mode must be one of {NORM_MODES}")
     state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
@@ -82,6 +84,7 @@ def save_generator(path: str | Path, generator: UNetGenerator, *, norm_mode: str
         "inference": {"norm_mode": norm_mode, "dropout": bool(dropout)},
         "data": dict(data or {}),
         "run": str(run),
+        "training": dict(training or {}),
         "state_dict": state,
     }
     return atomic_save(record, path)
@@ -192,7 +195,16 @@ def checked_record(record: dict, source: Path) -> dict:
     run = record.get("run", "")
     if not isinstance(run, str) or len(run) > MAX_TEXT:
         refuse(f"its run name {short_repr(run)} is not a string of at most {MAX_TEXT} characters")
-    return {**record, "inference": inference, "data": data, "run": run}
+    training = record.get("training") or {}      # export copies it into the model's metadata
+    if not isinstance(training, dict):
+        refuse(f"its training record is a {type(training).__name__}, not a dictionary")
+    for key, value in training.items():
+        if not (isinstance(key, str) and len(key) <= 64 and (
+                value is None or isinstance(value, (bool, int, float))
+                or isinstance(value, str) and len(value) <= MAX_TEXT)):
+            refuse(f"its training record holds {short_repr(key)}: {short_repr(value)}, not a "
+                   "short plain value")
+    return {**record, "inference": inference, "data": data, "run": run, "training": training}
 
 
 def build_generator(config: dict, state: dict, source: Path) -> UNetGenerator:

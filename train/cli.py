@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from pix2pix_edge.runtime.errors import BadInput
+from pix2pix_edge.runtime.errors import BadInput, BadUsage
 from pix2pix_edge.runtime.options import click_options
 from pix2pix_edge.train.eval_options import EvalOptions
-from pix2pix_edge.train.options import TrainOptions, defaults
+from pix2pix_edge.train.options import INIT_FROM_INHERITS, TrainOptions, defaults
 
 
 @click.command()
@@ -36,24 +36,46 @@ def train(ctx, data: Path, run: Path, resume: bool, **options):
     `pix2pix export` reads). Several GPUs:
       torchrun --nproc_per_node 2 -m pix2pix_edge.runtime.cli -- train DATA --run RUN
     (the `--` keeps torchrun from reading --run as its own --run-path)
+    Fine-tune another run into a new one (its weights, fresh optimisers and schedule; data,
+    hold-out and architecture from its config.json unless given):
+      pix2pix train DATA --run NEW --init-from RUN --antialias --lambda-stability 100
     Exit codes: 3 bad data, 4 checkpoint of another architecture, 5 missing hardware,
     6 training diverged (NaN/Inf loss; the last good checkpoint is kept), 130 Ctrl-C (saved).
     """
     if not data.is_dir():
         raise BadInput(f"data directory not found: {data}")
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+
+    if resume and given("init_from"):
+        raise BadUsage("--init-from starts a new run from another run's weights; --resume "
+                       "continues this one: give one of them")
     if resume:
-        config = run / "config.json"
-        try:
-            saved = json.loads(config.read_text())["options"]
-        except (OSError, ValueError, KeyError, TypeError):
-            saved = {}
+        saved = _saved_options(run)
         for name in options:
-            if ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT and name in saved:
+            if not given(name) and name in saved:
+                options[name] = saved[name]
+    elif options.get("init_from"):
+        source = Path(options["init_from"])
+        saved = _saved_options(source if source.is_dir() else source.parent)
+        if not saved and source.is_file():
+            saved = _saved_options(source.parent.parent)      # RUN/checkpoints/latest.pt
+        for name in INIT_FROM_INHERITS:
+            if not given(name) and name in saved:
                 options[name] = saved[name]
 
     from pix2pix_edge.train.loop import TrainOptions, train as run_training
 
     run_training(TrainOptions(data=str(data), run=str(run), resume=resume, **options))
+
+
+def _saved_options(run: Path) -> dict:
+    """The options RUN/config.json recorded ({} when there is none)."""
+    try:
+        return json.loads((run / "config.json").read_text())["options"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 @click.command()

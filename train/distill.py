@@ -16,7 +16,8 @@ The student's objective, every term weighted by a flag and logged in log.csv:
   work as in ``train``;
 * ``F_MSE``  ``lambda_feat`` x feature distillation: MSE between the teacher's decoder
   activations and the student's, mapped to the teacher's width by learned 1x1 convolutions
-  (GAN Compression), at the ``distill_layers`` outermost decoder levels.
+  (GAN Compression), at the ``distill_layers`` outermost decoder levels;
+* ``G_STAB`` ``lambda_stability`` x transform consistency (train/stability.py), as in ``train``.
 
 ``--extra-inputs DIR``: input-only images (frames of the deployment camera, say). Each iteration
 also draws a batch of them; their targets are the teacher's outputs (``T_L1`` and ``F_MSE`` only),
@@ -37,8 +38,9 @@ import torch
 from torch import nn
 
 from pix2pix_edge.runtime.errors import BadInput, ModelMismatch
+from pix2pix_edge.train import stability
 from pix2pix_edge.train.loop import (Models, Objective, adam, d_update, discriminator, for_device,
-                                     g_adversarial, grad_scaler, schedule)
+                                     g_adversarial, generator, grad_scaler, schedule)
 from pix2pix_edge.train.models import (UNetBlock, UNetGenerator, count_parameters, inference_copy,
                                        init_weights)
 
@@ -296,8 +298,7 @@ def build_distill(o, env, data) -> DistillModels:
         raise BadInput(f"--distill-layers {o.distill_layers}: a depth-{o.depth} student has "
                        f"{o.depth - 1} inner decoder levels")
     torch.manual_seed(o.seed)
-    G = init_weights(UNetGenerator(in_c, out_c, depth=o.depth, ngf=o.ngf, norm=o.norm,
-                                   dropout=o.dropout, upsample=o.upsample)).to(env.device)
+    G = init_weights(generator(o, in_c, out_c)).to(env.device)
     student = Student(G, teacher.channels)
     init_weights(student.adapters)
     student.to(env.device)
@@ -335,6 +336,8 @@ def distill_losses(o) -> tuple:
         names += ("G_FM",)
     if o.extra_inputs:
         names += ("X_T_L1",)
+    if o.lambda_stability:
+        names += (stability.LOSS,)
     return names
 
 
@@ -375,6 +378,10 @@ def distill_step(m: DistillModels, real_A: torch.Tensor, real_B: torch.Tensor, o
                if s_feats else zero)
         losses["X_T_L1"] = x_t
         total += [x_t, x_f]
+    if o.lambda_stability:   # |S(T(x)) - T(S(x))| on the pairs (train/stability.py)
+        losses[stability.LOSS] = stability.consistency_loss(
+            m.G_train, real_A, fake_B, o, autocast) * o.lambda_stability
+        total.append(losses[stability.LOSS])
     m.scaler.scale(torch.stack(total).sum()).backward()
     m.scaler.step(m.opt_G)
     m.scaler.update()

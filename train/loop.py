@@ -12,8 +12,10 @@ each step it takes is one small function or plain object below it, in the order 
    ``epochs_decay``) -> :class:`Models`;
 4. :func:`restore`: from ``RUN/checkpoints/latest.pt`` (weights, optimisers, schedulers, AMP
    scaler, RNG states, position in the epoch) so that a resumed run is bitwise the run that never
-   stopped (on CPU with ``workers=0``);
-5. :func:`gan_step`: one iteration, the D update then the G update (GAN + lambda * L1);
+   stopped (on CPU with ``workers=0``); or :func:`start_from` (``--init-from``): another run's
+   weights only, fresh optimisers and schedule (fine-tuning);
+5. :func:`gan_step`: one iteration, the D update then the G update (GAN + lambda * L1, and the
+   transform-consistency term of train/stability.py with ``--lambda-stability``);
 6. :class:`Progress` (the bar), :class:`Health` (warnings), and from train/rundir.py what the
    run directory gets: :class:`RunLog` (config.json, log.csv, TensorBoard),
    :func:`save_checkpoint` and :func:`write_sample`.
@@ -44,6 +46,7 @@ from pix2pix_edge.runtime.errors import BadInput, CheckFailed, ModelMismatch, Un
 from pix2pix_edge.runtime.files import remove_stale_temps
 from pix2pix_edge.runtime.interrupt import StopOnSignal
 from pix2pix_edge.train import checkpoint as ckpt
+from pix2pix_edge.train import stability
 from pix2pix_edge.train.models import (UNetGenerator, count_parameters, init_weights,
                                        make_discriminator, per_scale)
 from pix2pix_edge.train.options import TrainOptions, check_options, options_from_dict  # noqa: F401
@@ -51,6 +54,7 @@ from pix2pix_edge.train.rundir import RunLog, run_config, save_checkpoint, write
 
 LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")          # what gan_step returns, log.csv order
 FM_LOSS = "G_FM"                                        # ... and this with --lambda-fm
+STAB_LOSS = stability.LOSS                              # ... and G_STAB with --lambda-stability
 LOG_FIELDS = ("iteration", "epoch", *LOSSES, "lr", "seconds")
 
 
@@ -82,6 +86,8 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
         for folder in (run, run / "checkpoints"):
             remove_stale_temps(folder)
     state = read_checkpoint(latest) if o.resume else None   # before the data: fail fast
+    if o.init_from and not o.resume and not Path(o.init_from).exists():
+        raise BadInput(f"--init-from: {o.init_from} not found (a run directory or generator file)")
     data = load_data(o, env)
     m = objective.build(o, env, data)
     pos = Position()
@@ -90,6 +96,8 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
         env.say(f"resumed {latest}: epoch {pos.epoch + 1}, iteration {pos.iteration} "
                 f"({pos.step_in_epoch}/{data.iters_per_epoch} batches of this epoch done)")
         del state
+    elif o.init_from:
+        env.say(start_from(m, o))
     m.wrap(o, env)
     total_epochs = o.epochs + o.epochs_decay
     total_iters = total_epochs * data.iters_per_epoch
@@ -473,8 +481,7 @@ def build_models(o: TrainOptions, env: Env, data: Data) -> Models:
     and the AMP GradScaler (on for fp16 only)."""
     torch.manual_seed(o.seed)
     in_c, out_c = data.channels
-    G = init_weights(UNetGenerator(in_c, out_c, depth=o.depth, ngf=o.ngf, norm=o.norm,
-                                   dropout=o.dropout, upsample=o.upsample)).to(env.device)
+    G = init_weights(generator(o, in_c, out_c)).to(env.device)
     D = init_weights(discriminator(o, in_c + out_c)).to(env.device)
     if env.rank:
         torch.manual_seed(o.seed + env.rank)  # a different dropout stream per rank
@@ -483,6 +490,13 @@ def build_models(o: TrainOptions, env: Env, data: Data) -> Models:
     opt_G, opt_D = adam(o, G.parameters()), adam(o, D.parameters())
     return Models(G, D, opt_G, opt_D, schedule(o, opt_G), schedule(o, opt_D), grad_scaler(env),
                   config)
+
+
+def generator(o: TrainOptions, in_channels: int, out_channels: int) -> UNetGenerator:
+    """The U-Net the options describe (train and distill's student)."""
+    return UNetGenerator(in_channels, out_channels, depth=o.depth, ngf=o.ngf, norm=o.norm,
+                         dropout=o.dropout, upsample=o.upsample, antialias=o.antialias,
+                         antialias_pad=o.antialias_pad)
 
 
 def discriminator(o: TrainOptions, in_channels: int) -> nn.Module:
@@ -562,12 +576,91 @@ def restore(m: Models, state: dict, env: Env, latest: Path) -> Position:
     return Position(state["epoch"], state["iteration"], state["step_in_epoch"])
 
 
+# the generator settings that change no weight: a run trained without them loads into a model
+# with them (fine-tuning), so --init-from ignores them when comparing architectures
+WEIGHTLESS = ("dropout", "antialias", "antialias_pad")
+
+
+def start_from(m: Models, o: TrainOptions) -> str:
+    """``--init-from``: G's weights (and D's, when the source is a training checkpoint with a
+    discriminator of the same architecture) from another run; the optimisers, schedules and the
+    loop position stay fresh. Refuses another architecture (ModelMismatch) and a hold-out that
+    would score this run on pairs the source trained on (BadUsage). Returns what it loaded."""
+    from pix2pix_edge.runtime.contract import HeldOut, held_out
+    from pix2pix_edge.runtime.errors import BadUsage
+
+    source = Path(o.init_from)
+    latest = source / "checkpoints" / "latest.pt"
+    state = None
+    if latest.is_file():
+        state = ckpt.load_training_checkpoint(latest)
+    elif source.is_file() and _is_training_checkpoint(source):
+        state = ckpt.load_training_checkpoint(source)
+    if state is not None:
+        g_config, g_weights = state["config"]["generator"], state["G"]
+        d_config, d_weights = state["config"].get("discriminator"), state.get("D")
+        where = f"{latest if latest.is_file() else source} (iteration {state['iteration']})"
+    else:
+        try:
+            G, record = ckpt.load_generator(source)
+        except (BadInput, ModelMismatch) as e:
+            raise type(e)(f"--init-from: {e}") from None
+        g_config, g_weights, d_config, d_weights = G.config, G.state_dict(), None, None
+        where = f"{source if source.is_file() else source / ckpt.GENERATOR_FILE}"
+    _same_weights_layout("generator", g_config, m.config["generator"], source)
+    try:
+        m.G.load_state_dict(g_weights)
+    except RuntimeError as e:
+        raise ModelMismatch(f"--init-from {source}: generator weights do not fit "
+                            f"({str(e).strip().splitlines()[-1][:200]})") from None
+    loaded = "G"
+    if d_weights and m.config.get("discriminator"):
+        _same_weights_layout("discriminator", d_config, m.config["discriminator"], source)
+        try:
+            m.D.load_state_dict(d_weights)
+        except RuntimeError as e:
+            raise ModelMismatch(f"--init-from {source}: discriminator weights do not fit "
+                                f"({str(e).strip().splitlines()[-1][:200]})") from None
+        loaded = "G and D"
+    mine = HeldOut(o.holdout_last, o.holdout_every, o.data)
+    theirs = held_out(source)
+    trained = theirs.trained_keys(o.data) if mine.any else None
+    leaked = mine.held_keys(o.data) & trained if trained else set()
+    if leaked:
+        raise BadUsage(f"--init-from {source}: {len(leaked)} of the pairs this run holds out "
+                       f"({mine.flags()}) were trained on by that run ({theirs.flags()}): "
+                       "leave --holdout-last / --holdout-every out to keep its hold-out")
+    return (f"initialised {loaded} from {where}; optimisers and schedule start fresh"
+            + ("" if loaded == "G and D" or not m.config.get("discriminator")
+               else " (D starts from scratch: the source holds no discriminator)"))
+
+
+def _is_training_checkpoint(path: Path) -> bool:
+    obj = ckpt.safe_load(path, "checkpoint")
+    return isinstance(obj, dict) and obj.get("format") == ckpt.CHECKPOINT_FORMAT
+
+
+def _same_weights_layout(what: str, saved: dict | None, asked: dict, source: Path) -> None:
+    """ModelMismatch unless the two configs have the same weights (settings in WEIGHTLESS and
+    keys older files lack aside)."""
+    saved = {k: v for k, v in (saved or {}).items() if k not in WEIGHTLESS}
+    asked = {k: v for k, v in asked.items() if k not in WEIGHTLESS}
+    if what == "generator":
+        saved.setdefault("upsample", "transpose")     # files older than --upsample
+    diff = [f"{k} {saved.get(k)} -> {asked.get(k)}" for k in sorted(set(saved) | set(asked))
+            if saved.get(k) != asked.get(k)]
+    if diff:
+        raise ModelMismatch(f"--init-from {source}: its {what} has another architecture "
+                            f"({', '.join(diff)}); give the same options or leave them out")
+
+
 # ----------------------------------------------------------------------------- 5. the update
 
 def gan_step(m: Models, real_A: torch.Tensor, real_B: torch.Tensor, o: TrainOptions,
              autocast) -> dict:
     """One pix2pix iteration: the D update, then the G update (GAN + lambda * L1, plus
-    pix2pixHD's feature matching with --lambda-fm). Returns the losses (tensors)."""
+    pix2pixHD's feature matching with --lambda-fm and the transform-consistency term with
+    --lambda-stability). Returns the losses (tensors)."""
     with autocast:
         fake_B = m.G_train(real_A)
     D_real, D_fake = d_update(m, real_A, real_B, fake_B, o, autocast)
@@ -577,12 +670,16 @@ def gan_step(m: Models, real_A: torch.Tensor, real_B: torch.Tensor, o: TrainOpti
     G_GAN, G_FM = g_adversarial(m, real_A, real_B, fake_B, o, autocast)
     G_L1 = nn.functional.l1_loss(fake_B.float(), real_B.float()) * o.lambda_l1
     loss = G_GAN + G_L1 if G_FM is None else G_GAN + G_L1 + G_FM
-    m.scaler.scale(loss).backward()
-    m.scaler.step(m.opt_G)
-    m.scaler.update()
     losses = {"G_GAN": G_GAN, "G_L1": G_L1, "D_real": D_real, "D_fake": D_fake}
     if G_FM is not None:
         losses[FM_LOSS] = G_FM
+    if o.lambda_stability:  # and move with the picture: |G(T(x)) - T(G(x))|
+        losses[STAB_LOSS] = stability.consistency_loss(m.G_train, real_A, fake_B, o,
+                                                        autocast) * o.lambda_stability
+        loss = loss + losses[STAB_LOSS]
+    m.scaler.scale(loss).backward()
+    m.scaler.step(m.opt_G)
+    m.scaler.update()
     return losses
 
 
@@ -651,8 +748,10 @@ PIX2PIX = Objective(build_models, gan_step, LOSSES)
 
 
 def pix2pix_objective(o: TrainOptions) -> Objective:
-    """The pix2pix objective; with --lambda-fm its log also has the feature-matching column."""
-    return PIX2PIX if not o.lambda_fm else Objective(build_models, gan_step, LOSSES + (FM_LOSS,))
+    """The pix2pix objective; with --lambda-fm / --lambda-stability its log also has the
+    feature-matching / stability column."""
+    extra = ((FM_LOSS,) if o.lambda_fm else ()) + ((STAB_LOSS,) if o.lambda_stability else ())
+    return Objective(build_models, gan_step, LOSSES + extra) if extra else PIX2PIX
 
 
 # ----------------------------------------------------------------------------- 6. health and the bar

@@ -9,6 +9,14 @@ Plain ``nn.Module`` files that mirror the reference code (junyanz/pytorch-CycleG
 One reference behaviour is kept on purpose: the activations are in-place, so the LeakyReLU at the
 start of each inner block also rewrites the tensor that its skip connection concatenates. The
 skip path therefore carries LeakyReLU(x), exactly as in the reference model.
+
+``antialias=True`` (``train --antialias``) adds Zhang's low-pass filter (ICML 2019, "Making
+Convolutional Networks Shift-Invariant Again"): a fixed binomial [1,3,3,1]^2 / 64 depthwise
+filter (:class:`LowPass`) before every stride-2 encoder convolution and after every x2 decoder
+up-sampling (after its norm; at the outermost level after the final Tanh), except at the
+innermost level (2x2 -> 1x1 at the smallest input). The filters hold no parameters and are not in
+the state dict, so the keys and parameter counts stay the reference's and a checkpoint trained
+without them loads into a model with them (fine-tuning, ``train --init-from``).
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ from torch import nn
 # and decoders live with the options (torch-free): ConvTranspose 4x4 = reference | x2 nearest +
 # 3x3 conv | x2 nearest + depthwise 3x3 + 1x1
 from pix2pix_edge.runtime.contract import INFERENCE_NORMS as NORM_MODES
-from pix2pix_edge.train.options import NORMS, UPSAMPLES
+from pix2pix_edge.train.options import ANTIALIAS_PADS, NORMS, UPSAMPLES
+
+BINOMIAL = (1.0, 3.0, 3.0, 1.0)   # Zhang's filter of size 4; the 2-D kernel is its outer product
 
 
 def norm_layer(kind: str):
@@ -56,18 +66,66 @@ def up_layers(in_c: int, out_c: int, bias: bool, upsample: str = "transpose") ->
     raise ValueError(f"unknown upsample {upsample!r}: expected one of {', '.join(UPSAMPLES)}")
 
 
+class LowPass(nn.Module):
+    """The fixed [1,3,3,1]^2 / 64 low-pass filter, per channel (a depthwise convolution), stride 1,
+    size kept. The kernel is a non-persistent buffer: no parameter, no state-dict key.
+
+    An even filter sits half a pixel off centre: the encoder's (``side="down"``, padding 1 before
+    and 2 after) looks half a pixel ahead and the decoder's (``"up"``, 2 before, 1 after) half a
+    pixel back, at the same resolution, so every path through the U-Net stays aligned with its
+    skip connection. ``pad``: ``reflect`` (mirror the border) or ``zero``."""
+
+    def __init__(self, channels: int, pad: str = "reflect", side: str = "down"):
+        super().__init__()
+        if pad not in ANTIALIAS_PADS:
+            raise ValueError(f"unknown antialias padding {pad!r}: expected one of "
+                             f"{', '.join(ANTIALIAS_PADS)}")
+        taps = torch.tensor(BINOMIAL)
+        kernel = torch.outer(taps, taps) / taps.sum() ** 2
+        self.register_buffer("kernel", kernel.expand(channels, 1, 4, 4).clone(), persistent=False)
+        self.channels, self.pad = channels, pad
+        self.padding = (1, 2, 1, 2) if side == "down" else (2, 1, 2, 1)   # left, right, top, bottom
+
+    def forward(self, x):
+        mode = "reflect" if self.pad == "reflect" else "constant"
+        x = nn.functional.pad(x, self.padding, mode=mode)
+        return nn.functional.conv2d(x, self.kernel.to(x.dtype), groups=self.channels)
+
+
+class AntiAliasedConv2d(nn.Conv2d):
+    """A stride-2 ``nn.Conv2d`` that low-passes its input first (:class:`LowPass`). Same
+    parameters and state-dict keys as the plain convolution; export folds a following BatchNorm
+    into it as into any Conv2d."""
+
+    def __init__(self, *args, pad: str = "reflect", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.blur = LowPass(self.in_channels, pad, "down")
+
+    def forward(self, x):
+        return super().forward(self.blur(x))
+
+
 class UNetBlock(nn.Module):
     """One level of the U-Net: down-sample, the inner levels, up-sample, skip by concatenation."""
 
     def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None,
                  outermost=False, innermost=False, norm="batch", use_dropout=False,
-                 upsample="transpose"):
+                 upsample="transpose", antialias=False, antialias_pad="reflect"):
         super().__init__()
         self.outermost = outermost
         make_norm = norm_layer(norm)
         use_bias = norm != "batch"  # a bias before BatchNorm is redundant
         input_nc = outer_nc if input_nc is None else input_nc
-        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+        # --antialias: not at the innermost level, whose input is 2x2 at the smallest size a
+        # U-Net takes (one output pixel: nothing to alias; a reflect pad needs 3 pixels)
+        antialias = antialias and not innermost
+        conv = functools.partial(AntiAliasedConv2d, pad=antialias_pad) if antialias else nn.Conv2d
+        downconv = conv(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+        # after the up-sampling and its norm (as good as before it: a per-channel affine map
+        # commutes with a filter whose taps sum to 1, exactly so with a reflect border), so export
+        # still folds BatchNorm into the convolution; outside self.model, so the reference's
+        # state-dict keys stay as they are
+        self.up_blur = LowPass(outer_nc, antialias_pad, "up") if antialias else nn.Identity()
         downrelu = nn.LeakyReLU(0.2, True)
         uprelu = nn.ReLU(True)
 
@@ -87,8 +145,8 @@ class UNetBlock(nn.Module):
 
     def forward(self, x):
         if self.outermost:
-            return self.model(x)
-        return torch.cat([x, self.model(x)], 1)
+            return self.up_blur(self.model(x))
+        return torch.cat([x, self.up_blur(self.model(x))], 1)
 
 
 class UNetGenerator(nn.Module):
@@ -99,15 +157,21 @@ class UNetGenerator(nn.Module):
     """
 
     def __init__(self, in_channels=3, out_channels=3, depth=8, ngf=64, norm="batch",
-                 dropout=True, upsample="transpose"):
+                 dropout=True, upsample="transpose", antialias=False, antialias_pad="reflect"):
         super().__init__()
         if depth < 5:
             raise ValueError(f"U-Net depth must be at least 5, got {depth}")
         if upsample not in UPSAMPLES:
             raise ValueError(f"unknown upsample {upsample!r}: expected one of {', '.join(UPSAMPLES)}")
+        if antialias_pad not in ANTIALIAS_PADS:
+            raise ValueError(f"unknown antialias padding {antialias_pad!r}: expected one of "
+                             f"{', '.join(ANTIALIAS_PADS)}")
         self.config = dict(in_channels=in_channels, out_channels=out_channels, depth=depth,
                            ngf=ngf, norm=norm, dropout=dropout, upsample=upsample)
-        up = dict(norm=norm, upsample=upsample)
+        if antialias:   # only then: a plain model's config stays the reference's, old files too
+            self.config.update(antialias=True, antialias_pad=antialias_pad)
+        up = dict(norm=norm, upsample=upsample, antialias=bool(antialias),
+                  antialias_pad=antialias_pad)
         block = UNetBlock(ngf * 8, ngf * 8, innermost=True, **up)
         for _ in range(depth - 5):
             block = UNetBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=dropout, **up)

@@ -25,6 +25,7 @@ AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 CHANNELS_LAST = ("auto", "on", "off")
 ADAM_IMPLS = ("fused", "foreach", "for-loop")
 UPSAMPLES = ("transpose", "resize", "separable")  # train.models.UPSAMPLES
+ANTIALIAS_PADS = ("reflect", "zero")             # the low-pass filters' border (models.LowPass)
 
 
 @dataclass
@@ -60,12 +61,34 @@ class TrainOptions:
                            "(fastest on CPU).", choices=UPSAMPLES)
     d_scales: int = option(1, "PatchGAN scales (pix2pixHD): 1 = the reference D; N: N "
                            "discriminators on the pair at 1, 1/2, 1/4 ... resolution.", min=1)
+    antialias: bool = option(False, "Anti-aliased U-Net (Zhang 2019): a fixed [1,3,3,1]^2 low-pass "
+                             "filter before each stride-2 encoder conv and after each x2 up-"
+                             "sampling; no new parameters (a plain run can be fine-tuned into "
+                             "one). Steadier output under camera motion.")
+    antialias_pad: str = option("reflect", "Border of the low-pass filters (--antialias).",
+                                choices=ANTIALIAS_PADS)
     # objective, optimiser, schedule
     gan_mode: str = option("vanilla", "GAN loss: BCE with logits or MSE.", choices=GAN_MODES)
     lambda_l1: float = option(100.0, "Weight of the L1 loss.", min=0)
     lambda_fm: float = option(0.0, "Weight of pix2pixHD's discriminator feature-matching loss "
                               "(L1 between D's features on real and generated pairs; pix2pixHD: "
                               "10). 0: off.", min=0)
+    lambda_stability: float = option(0.0, "Weight of the transform-consistency loss (Eilertsen et "
+                                     "al. 2019): L1 between G(T(x)) and T(G(x)) for a random small "
+                                     "shift / rotation / zoom T plus noise, on the valid region. "
+                                     "0: off; 100 (the scale of --lambda-l1) is the measured "
+                                     "starting point (docs/steady.md).", min=0)
+    stability_shift: float = option(4.0, "--lambda-stability: largest translation T draws, in "
+                                    "pixels (sub-pixel, uniform in +-this).", min=0)
+    stability_rotate: float = option(1.0, "--lambda-stability: largest rotation, degrees.", min=0)
+    stability_zoom: float = option(0.03, "--lambda-stability: largest zoom change (0.03: 0.97 to "
+                                   "1.03).", min=0, max=0.5)
+    stability_noise: float = option(0.02, "--lambda-stability: largest standard deviation of the "
+                                    "noise added to T(x) (values in [-1, 1]).", min=0)
+    init_from: str = option("", "Start from the weights of this run (its checkpoints/latest.pt: G "
+                            "and D; or a generator file: G) with fresh optimisers and schedule: "
+                            "fine-tuning, e.g. into --antialias --lambda-stability.",
+                            metavar="RUN", show_default=False)
     lr: float = option(2e-4, "Adam learning rate.")
     beta1: float = option(0.5, "Adam beta1.")
     beta2: float = option(0.999, "Adam beta2.")
@@ -100,6 +123,14 @@ class TrainOptions:
     progress: bool = option(True, "Show the progress bar.")
     health_window: int = option(200, "Iterations over which 'the discriminator has won' is "
                                 "judged.", min=1)
+
+
+# what `train --init-from RUN` takes from RUN/config.json unless given: the data, the hold-out and
+# the architecture (weights must fit); the new run's own choices (--antialias, the losses,
+# lengths) are its own
+INIT_FROM_INHERITS = ("direction", "load_size", "crop_size", "holdout_last", "holdout_every",
+                      "depth", "ngf", "ndf", "d_layers", "norm", "dropout", "upsample",
+                      "d_scales", "inference_norm")
 
 
 def defaults(cls=None) -> dict:

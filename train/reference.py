@@ -24,7 +24,7 @@ import math
 
 from pix2pix_edge.runtime.errors import ModelMismatch
 from pix2pix_edge.runtime.model_info import short_repr
-from pix2pix_edge.train.options import NORMS, UPSAMPLES
+from pix2pix_edge.train.options import ANTIALIAS_PADS, NORMS, UPSAMPLES
 
 ARCHITECTURE = ("depth", "ngf", "norm", "upsample", "in_channels", "out_channels")
 # The U-Nets pix2pix-edge builds: every architecture read from a file (a generator file, a
@@ -53,6 +53,11 @@ def config_problem(config) -> str | None:
             return f"{key} {short_repr(value)} is not one of {', '.join(allowed)}"
     if not isinstance(config.get("dropout", False), bool):
         return f"dropout {short_repr(config['dropout'])} is not true or false"
+    if not isinstance(config.get("antialias", False), bool):
+        return f"antialias {short_repr(config['antialias'])} is not true or false"
+    if config.get("antialias_pad", ANTIALIAS_PADS[0]) not in ANTIALIAS_PADS:
+        return (f"antialias_pad {short_repr(config['antialias_pad'])} is not one of "
+                f"{', '.join(ANTIALIAS_PADS)}")
     return None
 
 

@@ -115,7 +115,18 @@ def save_checkpoint(o: TrainOptions, m: Models, pos: Position, data: Data, *,
     if epoch_file:
         ckpt.atomic_save(record, run / "checkpoints" / f"epoch_{pos.epoch:03d}.pt")
     ckpt.save_generator(run / ckpt.GENERATOR_FILE, m.G, norm_mode=o.inference_norm,
-                        dropout=False, data=data.facts(o), run=str(run))
+                        dropout=False, data=data.facts(o), run=str(run), training=training_facts(o))
+
+
+def training_facts(o: TrainOptions) -> dict:
+    """What export records about how the generator was trained (model metadata ``extra``)."""
+    facts = {"lambda_stability": o.lambda_stability}
+    if o.lambda_stability:
+        facts.update(stability_shift=o.stability_shift, stability_rotate=o.stability_rotate,
+                     stability_zoom=o.stability_zoom, stability_noise=o.stability_noise)
+    if o.init_from:
+        facts["init_from"] = str(o.init_from)
+    return facts
 
 
 def write_sample(o: TrainOptions, env: Env, m: Models, data: Data, name: str) -> None:
