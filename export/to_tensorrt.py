@@ -43,6 +43,7 @@ from pix2pix_edge.runtime.files import (atomic_write, check_writable, refuse_sam
                                         remove_stale_temps, temp_prefix)
 from pix2pix_edge.runtime.model_info import (MAX_SIDE, ModelInfo, engine_record_path,
                                              write_engine_record)
+from pix2pix_edge.runtime.onnx_file import external_data_outside
 from pix2pix_edge.runtime.size import Size, parse_size
 
 MIN_VERSION = (8, 5)
@@ -270,23 +271,6 @@ def inspect_onnx(path: str | Path) -> OnnxFacts:
                         for n in model.graph.node if n.op_type == "Pad"})
     return OnnxFacts(info=info, precision="int8" if int8 else "fp16" if fp16 else "fp32",
                      io_dtype=io_dtype, dynamic=dynamic, pad_modes=tuple(pad_modes))
-
-
-def external_data_outside(model, folder: Path) -> str | None:
-    """Why ``model`` (loaded without its external data) reads data from outside ``folder``, its
-    own folder, or None. Checked here, before any data is read, whatever the onnx version (older
-    ones follow ``../`` and absolute locations)."""
-    from onnx.external_data_helper import _get_all_tensors, uses_external_data
-
-    root = folder.resolve()
-    for tensor in _get_all_tensors(model):
-        if not uses_external_data(tensor):
-            continue
-        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
-        if Path(location).is_absolute() or root not in (root / location).resolve().parents:
-            return (f"tensor {tensor.name[:80]!r} keeps its data in {location[:120]!r}, outside "
-                    f"the model's folder")
-    return None
 
 
 def engine_info(facts: OnnxFacts, plan: BuildPlan, *, tensorrt_version: str, gpu_name: str,

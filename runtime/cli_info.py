@@ -29,15 +29,18 @@ def describe_onnx(path: Path) -> tuple[dict, Pix2PixError | None]:
     it as ``run`` does: ``(description, why run would refuse it or None)``. Bad metadata raises
     at once (nothing trustworthy to show)."""
     from pix2pix_edge.runtime.backends.base import io_dtype_name, one_line, resolve_info, single_io
-    from pix2pix_edge.runtime.backends.onnxruntime import import_onnxruntime, usable_providers
+    from pix2pix_edge.runtime.backends.onnxruntime import (import_onnxruntime, load_error,
+                                                           usable_providers)
+    from pix2pix_edge.runtime.onnx_file import refuse_external_data_outside
     ort = import_onnxruntime()
+    refuse_external_data_outside(path)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise BadInput(f"{path.name}: not a loadable ONNX model ({one_line(e)})") from None
+        raise load_error(path, e) from None
     meta = sess.get_modelmeta()
     info = ModelInfo.from_props(meta.custom_metadata_map, source=path.name)
     other = {k: v for k, v in meta.custom_metadata_map.items() if k != "pix2pix_edge"}

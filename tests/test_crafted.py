@@ -86,21 +86,66 @@ def test_hostile_onnx_metadata_is_one_line_exit_4(hostile_onnx, tmp_path, comman
     assert path.name in line
 
 
-def test_export_trt_refuses_external_data_outside_the_folder(tiny_onnx, tmp_path):
+def _external_data_outside(tiny_onnx, path: Path, location: str) -> Path:
     onnx = pytest.importorskip("onnx")
     model = onnx.load(str(tiny_onnx))
     weight = model.graph.initializer[0]
     weight.ClearField("raw_data")
     weight.ClearField("float_data")
     weight.data_location = onnx.TensorProto.EXTERNAL
-    for key, value in (("location", "../../../../etc/passwd"), ("offset", "0"), ("length", "64")):
+    for key, value in (("location", location), ("offset", "0"), ("length", "64")):
         entry = weight.external_data.add()
         entry.key, entry.value = key, value
-    path = tmp_path / "outside.onnx"
     path.write_bytes(model.SerializeToString())
-    line = _one_line(_invoke("export", "trt", path, "-o", tmp_path / "m.engine"), 4,
-                     "outside.onnx")
-    assert "outside" in line and "folder" in line
+    return path
+
+
+@pytest.mark.parametrize("location", ["../../../../etc/passwd", "/etc/passwd"])
+@pytest.mark.parametrize("command", ["info", "run", "bench", "export trt"])
+def test_external_data_outside_the_folder_is_refused_exit_4(tiny_onnx, tmp_path, command, location):
+    """Every command that opens an ONNX file refuses it before ONNX Runtime or TensorRT reads the
+    data (older onnxruntime, JetPack's included, would read /etc/passwd as weights)."""
+    path = _external_data_outside(tiny_onnx, tmp_path / "outside.onnx", location)
+    args = {"info": ["info", path],
+            "run": ["run", path, "--source", tmp_path / "none.png", "--headless"],
+            "bench": ["bench", path, "--runs", "1"],
+            "export trt": ["export", "trt", path, "-o", tmp_path / "m.engine"]}[command]
+    line = _one_line(_invoke(*args), 4, "outside.onnx")
+    assert "outside the model's folder" in line and location in line
+
+
+def test_external_data_inside_the_folder_is_read(tiny_onnx, tmp_path):
+    """The check refuses only what leaves the folder: a model whose weights sit beside it runs."""
+    onnx = pytest.importorskip("onnx")
+    np = pytest.importorskip("numpy")
+    from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+    from pix2pix_edge.runtime.onnx_file import may_use_external_data, refuse_external_data_outside
+
+    model = onnx.load(str(tiny_onnx))
+    onnx.save_model(model, str(tmp_path / "beside.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="beside.onnx.data", size_threshold=0)
+    assert may_use_external_data(tmp_path / "beside.onnx")
+    assert not may_use_external_data(tiny_onnx)           # embedded weights: one scan, no parse
+    refuse_external_data_outside(tmp_path / "beside.onnx")
+    be = OnnxRuntimeBackend(tmp_path / "beside.onnx", providers=["cpu"])
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, be.info.height, be.info.width)).astype(np.float32)
+    ref = OnnxRuntimeBackend(tiny_onnx, providers=["cpu"])
+    np.testing.assert_allclose(be.infer(x), ref.infer(x), atol=1e-6)
+
+
+def test_onnxruntime_refusal_maps_to_exit_4():
+    """Without onnx installed the runtime relies on onnxruntime's own check (>= 1.24): its error
+    becomes the same exit code, not "not a loadable ONNX model" (exit 3)."""
+    from pix2pix_edge.runtime.backends.onnxruntime import load_error
+    from pix2pix_edge.runtime.errors import BadInput, ModelMismatch
+
+    refusal = RuntimeError('[ONNXRuntimeError] : 1 : FAIL : External data path validation failed '
+                           'for initializer: w. Error: External data path escapes model directory.')
+    err = load_error(Path("m.onnx"), refusal)
+    assert isinstance(err, ModelMismatch) and err.exit_code == 4
+    assert str(err).startswith("m.onnx: refused: a tensor keeps its data outside the model's folder")
+    other = load_error(Path("m.onnx"), RuntimeError("Protobuf parsing failed."))
+    assert isinstance(other, BadInput) and other.exit_code == 3
 
 
 # --------------------------------------------------------------------------- engine records

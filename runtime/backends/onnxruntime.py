@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from pix2pix_edge.runtime.backends.base import check_batch, one_line, resolve_info, single_io
-from pix2pix_edge.runtime.errors import BadInput, Unavailable, require
+from pix2pix_edge.runtime.errors import BadInput, ModelMismatch, Unavailable, require
 from pix2pix_edge.runtime.machine import physical_cores
 from pix2pix_edge.runtime.model_info import ModelInfo
+from pix2pix_edge.runtime.onnx_file import ORT_REFUSAL, refuse_external_data_outside
 
 TRT_EP = "TensorrtExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -280,6 +281,14 @@ def _norm_mode(ort, path: Path) -> str | None:
     return meta.norm_mode if meta is not None else None
 
 
+def load_error(path: Path, error: Exception) -> Exception:
+    """The one-line error for an ONNX file this onnxruntime could not load."""
+    if ORT_REFUSAL in str(error):   # onnxruntime's own check of external data (>= 1.24)
+        return ModelMismatch(f"{path.name}: refused: a tensor keeps its data outside the model's "
+                             f"folder ({one_line(error)})")
+    return BadInput(f"{path.name}: not a loadable ONNX model ({one_line(error)})")
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "pix2pix-edge" / "ort-tensorrt"
@@ -299,6 +308,7 @@ class OnnxRuntimeBackend:
         self.path = Path(path)
         if not self.path.is_file():
             raise BadInput(f"model file not found: {self.path}")
+        refuse_external_data_outside(self.path)
         eps = resolve_providers(providers)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -307,9 +317,9 @@ class OnnxRuntimeBackend:
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         if not spin:
-            # Idle pool threads sleep instead of spinning. On a CPU shared with the video
-            # threads (decode, resize, encode) spinning steals their cores: measured 1.1-2.7x
-            # slower on the 2-core machines here (benchmarks/ort_session_options.py).
+            # Idle pool threads sleep instead of spinning. Beside another busy process spinning
+            # steals its cores and the video pipeline loses about a third of its frame rate; on
+            # an idle machine it gains little (benchmarks/ort_session_options.py, docs/performance.md).
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.threads = opts.intra_op_num_threads
         if TRT_EP in eps and fp16 is None:
@@ -355,8 +365,7 @@ class OnnxRuntimeBackend:
                                             provider_options=ep_options)
             except Exception as e:
                 error = e
-        raise BadInput(f"{self.path.name}: not a loadable ONNX model "
-                       f"({one_line(error)})") from None
+        raise load_error(self.path, error) from None
 
     @property
     def precision(self) -> str:
