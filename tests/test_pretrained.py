@@ -409,6 +409,17 @@ def test_eval_takes_the_downloaded_run(downloaded, synth, tmp_path):
              "trained on")
 
 
+def test_eval_of_a_downloaded_run_without_an_unseen_split_says_what_to_give(downloaded, tmp_path):
+    """Not "retrain with --holdout-last": nobody here trained it; its authors trained on the
+    dataset's train split, so only a test / val split can score it."""
+    from pix2pix_edge.train.synth import make_dataset
+    data = make_dataset(tmp_path / "train_only", n=4, size=32, seed=2, val=0)
+    line = one_line(cli_run("eval", downloaded, data, "--out", tmp_path / "e"), 3,
+                    "is a reference-code generator, trained on its dataset's train split")
+    assert "test/ folder" in line and "retrain" not in line
+    assert not (tmp_path / "e").exists()
+
+
 def test_export_info_and_run_take_the_downloaded_run(downloaded, tmp_path):
     pytest.importorskip("onnxruntime")
     onnx = tmp_path / "tiny.onnx"

@@ -40,6 +40,7 @@ from pix2pix_edge.runtime.contract import (INFERENCE_NORMS, HeldOut, held_out, l
 from pix2pix_edge.runtime.errors import BadInput, BadUsage
 from pix2pix_edge.runtime.machine import physical_cores
 from pix2pix_edge.train.eval_options import EvalOptions, check_options
+from pix2pix_edge.train.reference_run import read_config
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -203,6 +204,13 @@ def select_pairs(o: EvalOptions, held: HeldOut) -> Selection:
         split = _unseen_split(data)
         sel = Selection(list_pairs(data, split), split,
                         f"{data}/{split} (the run held nothing out; training never reads {split})")
+    elif Path(o.run).is_dir() and read_config(Path(o.run)) is not None:
+        # a reference-code generator (models download / import): its authors trained it on the
+        # dataset's train split, so only a split they never trained on says anything
+        raise BadInput(f"{o.run} is a reference-code generator, trained on its dataset's train "
+                       f"split, and {data} has no val or test split to score it on: give the "
+                       "dataset with its test/ folder (pix2pix data download NAME), or add a "
+                       "val/ folder of pairs it never saw to DATA")
     else:
         why = "held nothing out of training" if held.recorded else \
             "has no run record (config.json), so no hold-out"
