@@ -38,7 +38,7 @@ test-gpu:
 	bash scripts/gpu_check.sh
 
 # The full measurement: every section, then the report step rewrites benchmarks/results/RESULTS.md,
-# the plots, the README's Performance summary and the generated tables of docs/ (hours on a 2-core
+# the plots, the README's Performance summary and the generated tables of docs/ (about an hour on a 2-core
 # CPU: docs/development.md). Run it on an otherwise idle machine.
 bench: install
 	$(PY) -m benchmarks $(if $(REFERENCE_DIR),--reference-dir $(REFERENCE_DIR))

@@ -103,11 +103,18 @@ def merge(runs: list[tuple[Path, dict]]) -> dict:
             if measured(sec) or not measured(sections.get(name)):
                 sections[name], source[name] = sec, (path, run)
     used = {p.name for p, _ in source.values()}
+    # a section may carry columns measured by an older run (steady's quality_source): that file
+    # stays committed, as the provenance of those columns
+    borrowed = {name: sec["quality_source"]["file"] for name, sec in sections.items()
+                if isinstance(sec, dict) and isinstance(sec.get("quality_source"), dict)
+                and sec["quality_source"].get("file")}
+    used |= set(borrowed.values())
     return {"sections": sections,
             "source": {name: provenance(p, r, name) for name, (p, r) in source.items()},
             "seconds": {name: (p.name, secs) for p, r in runs if p.name in used   # newest wins
                         for name, secs in (r.get("seconds") or {}).items() if secs is not None},
-            "runs": [dict(provenance(p, r), sections=[n for n, (sp, _) in source.items() if sp == p])
+            "runs": [dict(provenance(p, r), sections=[n for n, (sp, _) in source.items() if sp == p]
+                          + [f"{n} (quality columns)" for n, f in borrowed.items() if f == p.name])
                      for p, r in runs if p.name in used],
             "stale": [p for p, _ in runs if p.name not in used]}
 
@@ -404,11 +411,20 @@ def ort_md(sec: dict) -> list[str]:
         out += ["Each variant in its own process, alternating (the runtime's backend):", "",
                 markdown_table(sec["separate"], [("variant", "variant", ""), ("p50_ms", "p50 ms", ".2f"),
                                                  ("p90_ms", "p90 ms", ".2f"), ("n", "runs", "d")]), ""]
-    pipe = sec.get("pipeline")
+    pipe, busy = sec.get("pipeline"), sec.get("pipeline_busy")
     if isinstance(pipe, dict) and "spin" in pipe:
-        out.append("The video pipeline, spinning on / off (FPS per round): " + "; ".join(
-            f"{k} {', '.join(format(f, '.1f') for f in v['fps'])} (median {v['median_fps']:.1f})"
-            for k, v in pipe.items()))
+        frames = (sec.get("config") or {}).get("pipeline")
+        out.append(f"The video pipeline ({frames} frames per run), spinning on / off, alternating:")
+        out.append("")
+        rows = [dict(machine=label, spin=p["spin"]["median_fps"], nospin=p["no-spin"]["median_fps"],
+                     ratio=p["no-spin"]["median_fps"] / p["spin"]["median_fps"],
+                     runs=" / ".join(", ".join(format(f, ".1f") for f in p[k]["fps"]) for k in ("spin", "no-spin")))
+                for label, p in (("idle", pipe), ("beside one busy process", busy))
+                if isinstance(p, dict) and "spin" in p]
+        out.append(markdown_table(rows, [("machine", "machine", ""), ("spin", "spin: median FPS", ".1f"),
+                                         ("nospin", "no spin: median FPS", ".1f"),
+                                         ("ratio", "no spin / spin", ".2f"),
+                                         ("runs", "FPS per run (spin / no spin)", "")]))
     elif isinstance(pipe, dict):
         out += _skip_lines(pipe)
     return out
@@ -541,13 +557,26 @@ def summary_rows(merged: dict) -> list[dict]:
             b, s2 = by["baseline"], by["both"]
             add("steady", f"steady video ({task}): --antialias --lambda-stability vs the baseline",
                 f"pan warping error x{s2['pan_l1'] / b['pan_l1']:.2f}, held-out PSNR "
-                f"{s2['psnr'] - b['psnr']:+.2f} dB, SSIM {s2['ssim'] - b['ssim']:+.3f}")
+                f"{s2['psnr'] - b['psnr']:+.2f} dB, SSIM {s2['ssim'] - b['ssim']:+.3f}"
+                + _steady_extra(st))
     skipped = [s for s in (inf.get("skipped") or []) if isinstance(s, dict)
                and s.get("backend") == "tensorrt-fp16"]
     if skipped:
         rows.append({"what": "TensorRT FP16 / INT8, every GPU figure",
                      "measured": f"not measured: {skipped[0]['reason']}", "run": short_run(src.get("inference"))})
     return rows
+
+
+def _steady_extra(st: dict) -> str:
+    """The steady row's latency ratios, and where its quality columns come from when another run."""
+    out, lat = "", st.get("latency") or {}
+    if lat.get("ngf64_ratio") and lat.get("ngf16_ratio"):
+        out += (f"; ORT CPU latency (--antialias) x{lat['ngf64_ratio']:.2f} at ngf 64, "
+                f"x{lat['ngf16_ratio']:.2f} at ngf 16")
+    src = st.get("quality_source") or {}
+    if src.get("file"):
+        out += f" (quality columns from `{src['file']}`, {src.get('date', '?')})"
+    return out
 
 
 def runs_table(merged: dict) -> list[str]:
