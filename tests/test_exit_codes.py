@@ -74,7 +74,7 @@ TABLE = [
     ([*RUN, "--size", "128"], 3, "fixed input size 64x64"),
     (["run", "{tmp}/none.onnx", "--source", "{video}", "--headless"], 3, "model file not found"),
     (["data", "check", "{empty}"], 3, "no usable image pairs"),
-    (["train", "{tmp}/nodata"], 3, "data directory not found"),
+    (["train", "{tmp}/nodata"], 3, "dataset folder not found"),
     (["data", "check", "{tmp}/nodata"], 3, "dataset folder not found"),   # 2 before issue 21
     (["demo", "--video", "{tmp}/none.mp4", "--out", "{tmp}/demo"], 3, "video not found"),
     (["run", "{model}", "--source", "{video}", "--output", "{video}"], 3,

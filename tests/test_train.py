@@ -291,7 +291,7 @@ def test_train_help_does_not_import_torch():
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["{missing}"], 3, "data directory not found"),
+    (["{missing}"], 3, "dataset folder not found"),
     (["{empty}"], 3, "no usable image pairs"),
     (["{data}", "--depth", "5", "--crop-size", "48", "--load-size", "48"], 2, "not a multiple of 2^depth"),
     (["{data}", "--amp", "fp16", "--device", "cpu"], 5, "--amp fp16 needs a CUDA GPU"),

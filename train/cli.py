@@ -43,7 +43,7 @@ def train(ctx, data: Path, run: Path, resume: bool, **options):
     6 training diverged (NaN/Inf loss; the last good checkpoint is kept), 130 Ctrl-C (saved).
     """
     if not data.is_dir():
-        raise BadInput(f"data directory not found: {data}")
+        raise BadInput(f"dataset folder not found: {data}")
 
     def given(name: str) -> bool:
         return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT

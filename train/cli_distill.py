@@ -44,7 +44,7 @@ def distill(ctx, teacher: Path, data: Path, run: Path, resume: bool, **options):
     hardware, 6 diverged, 130 Ctrl-C (saved).
     """
     if not data.is_dir():
-        raise BadInput(f"data directory not found: {data}")
+        raise BadInput(f"dataset folder not found: {data}")
     if not teacher.exists():
         raise BadInput(f"teacher not found: {teacher} (a run directory or generator file of "
                        "`pix2pix train`)")

@@ -265,7 +265,7 @@ def _evaluate(o: EvalOptions, keep: int, log) -> dict:
     direction = o.direction or facts.get("direction", "AtoB")
     size = int(facts.get("crop_size") or 256)
     if not data.is_dir():
-        raise BadInput(f"data directory not found: {data}")
+        raise BadInput(f"dataset folder not found: {data}")
     if size % G.multiple:
         raise BadInput(f"recorded crop size {size} is not a multiple of {G.multiple}")
     held = held_out(run)

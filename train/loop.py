@@ -377,7 +377,7 @@ def load_data(o: TrainOptions, env: Env) -> Data:
 
     root = Path(o.data)
     if not root.is_dir():
-        raise BadInput(f"data directory not found: {root}")
+        raise BadInput(f"dataset folder not found: {root}")
     missing: list = []
     pairs = list_pairs(root, "train", bad=missing)
     if missing and o.on_bad_file == "error":
