@@ -573,6 +573,9 @@ def _steady_extra(st: dict) -> str:
     if lat.get("ngf64_ratio") and lat.get("ngf16_ratio"):
         out += (f"; ORT CPU latency (--antialias) x{lat['ngf64_ratio']:.2f} at ngf 64, "
                 f"x{lat['ngf16_ratio']:.2f} at ngf 16")
+        if lat.get("ngf64_zero_ratio") and lat.get("ngf16_zero_ratio"):
+            out += (f" (--antialias-pad zero: x{lat['ngf64_zero_ratio']:.2f}, "
+                    f"x{lat['ngf16_zero_ratio']:.2f})")
     src = st.get("quality_source") or {}
     if src.get("file"):
         out += f" (quality columns from `{src['file']}`, {src.get('date', '?')})"

@@ -363,7 +363,10 @@ def plot_curves(task: str, curves: dict, path: Path) -> Path | None:
 
 # --------------------------------------------------------------------------- latency
 def latency(cfg: dict, pad: str) -> dict:
-    """ORT CPU p50 of the plain and the anti-aliased U-Net at each width, interleaved."""
+    """ORT CPU p50 of the plain and the anti-aliased U-Net at each width, interleaved: anti-aliased
+    with ``pad`` (``ngfN-antialias``) and, where ``pad`` is not zero, with the zero border too
+    (``ngfN-antialias-zero``, the cheaper border: no Pad node). Ratios to the plain model:
+    ``ngfN_ratio`` (``pad``), ``ngfN_zero_ratio``."""
     import os
 
     import torch
@@ -380,11 +383,13 @@ def latency(cfg: dict, pad: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-steady-") as tmp:
         fns, keep = {}, []
         for ngf in cfg["latency_ngfs"]:
-            for aa in (False, True):
+            kinds = [("plain", False, pad), ("antialias", True, pad)] + \
+                ([("antialias-zero", True, "zero")] if pad != "zero" else [])
+            for kind, aa, border in kinds:
                 torch.manual_seed(0)
                 g = inference_copy(init_weights(UNetGenerator(depth=depth, ngf=ngf, antialias=aa,
-                                                              antialias_pad=pad)), "running")
-                name = f"ngf{ngf}-{'antialias' if aa else 'plain'}"
+                                                              antialias_pad=border)), "running")
+                name = f"ngf{ngf}-{kind}"
                 path = export_model(g, Path(tmp) / f"{name}.onnx", height=side, width=side)
                 sess = ort_session(path, usable_cpus())
                 keep.append(sess)
@@ -397,19 +402,51 @@ def latency(cfg: dict, pad: str) -> dict:
     out["load_before"] = [round(v, 2) for v in load_before]
     out["load_after"] = [round(v, 2) for v in os.getloadavg()]
     for ngf in cfg["latency_ngfs"]:
-        p, a = out["models"][f"ngf{ngf}-plain"], out["models"][f"ngf{ngf}-antialias"]
-        out[f"ngf{ngf}_ratio"] = round(a["p50_ms"] / p["p50_ms"], 3)
+        models = out["models"]
+        plain = models[f"ngf{ngf}-plain"]["p50_ms"]
+        out[f"ngf{ngf}_ratio"] = round(models[f"ngf{ngf}-antialias"]["p50_ms"] / plain, 3)
+        if f"ngf{ngf}-antialias-zero" in models:
+            out[f"ngf{ngf}_zero_ratio"] = round(models[f"ngf{ngf}-antialias-zero"]["p50_ms"] / plain, 3)
     return out
 
 
+def _latency_kind(options: dict, lat: dict) -> str:
+    """Which timed model a row's architecture is: plain, antialias (the timed border) or
+    antialias-zero."""
+    if not options.get("antialias"):
+        return "plain"
+    zero = options.get("antialias_pad") == "zero" and lat.get("pad") != "zero"
+    return "antialias-zero" if zero else "antialias"
+
+
+def _ratios(lat: dict, kind: str) -> dict:
+    """``{ngf: ratio}`` of the anti-aliased ``kind`` to the plain model."""
+    suffix = "_zero_ratio" if kind == "antialias-zero" else "_ratio"
+    return {k[3:-len(suffix)]: v for k, v in lat.items()
+            if k.startswith("ngf") and k.endswith(suffix) and (suffix == "_zero_ratio" or "_zero" not in k)}
+
+
 def fill_latency(rows: list, lat: dict) -> None:
-    """Put the architecture's latency into each row (anti-aliased rows: the anti-aliased one)."""
+    """Put the architecture's latency into each row (anti-aliased rows: the model of their border;
+    a record without the zero border's timing gives those rows none)."""
     for r in rows:
-        aa = bool(r.get("options", {}).get("antialias"))
+        kind = _latency_kind(r.get("options", {}), lat)
         for key, m in lat["models"].items():
-            ngf, kind = key[3:].split("-")
-            if (kind == "antialias") == aa:
+            ngf, timed = key[3:].split("-", 1)
+            if timed == kind:
                 r[f"ms_ngf{ngf}"] = m["p50_ms"]
+
+
+def latency_line(lat: dict) -> str:
+    """The latency line under the steady table: how it was timed, and the ratios to the plain U-Net."""
+    ratios = ", ".join(f"ngf {n}: {v:.3f}x" for n, v in _ratios(lat, "antialias").items())
+    zero = _ratios(lat, "antialias-zero")
+    return (f"- latency: unet depth {lat['depth']} at {lat['side']}x{lat['side']}, ONNX Runtime FP32 "
+            f"CPU p50, plain vs anti-aliased ({lat['pad']} border" + (", and zero border" if zero else "")
+            + f"), interleaved, load {lat['load_before'][0]} -> {lat['load_after'][0]}; "
+            f"anti-aliased / plain {ratios}"
+            + ("; zero border / plain " + ", ".join(f"ngf {n}: {v:.3f}x" for n, v in zero.items())
+               if zero else ""))
 
 
 # --------------------------------------------------------------------------- the section
@@ -505,7 +542,9 @@ def targets(rows: list, lat: dict | None) -> dict:
         if r.get("video_l1") is not None and base.get("video_l1") is not None:
             t["video_not_worse"] = r["video_l1"] <= base["video_l1"]
         if lat and r.get("options", {}).get("antialias"):
-            t["latency"] = all(v <= 1.15 for k, v in lat.items() if k.endswith("_ratio"))
+            ratios = _ratios(lat, _latency_kind(r["options"], lat))
+            if ratios:
+                t["latency"] = all(v <= 1.15 for v in ratios.values())
         out[f"{r['task']}/{r['model']}"] = t
     return out
 
@@ -562,12 +601,7 @@ def markdown(sec: dict, images: bool = False) -> list[str]:
     lines += decision_lines(rows)
     lat = sec.get("latency")
     if lat:
-        ratios = ", ".join(f"ngf {k[3:-6]}: {v:.3f}x" for k, v in lat.items()
-                           if k.endswith("_ratio"))
-        lines.append(f"- latency: unet depth {lat['depth']} at {lat['side']}x{lat['side']}, ONNX "
-                     f"Runtime FP32 CPU p50, plain vs anti-aliased ({lat['pad']} border), "
-                     f"interleaved, load {lat['load_before'][0]} -> {lat['load_after'][0]}; "
-                     f"anti-aliased / plain {ratios}")
+        lines.append(latency_line(lat))
     else:
         lines.append("- latency columns: not measured in this run")
     for key, t in sec.get("targets", {}).items():

@@ -424,3 +424,33 @@ def test_steady_full_level_takes_the_quality_from_the_newest_result(monkeypatch,
     assert r["quality_source"]["file"] == "full-x.json"
     assert "--steady-train" in r["quality_source"]["command"]
     assert "Quality columns from run `full-x.json`" in "\n".join(steady.markdown(r))
+
+
+def test_each_row_gets_the_latency_of_its_own_border():
+    """The zero-border row is timed and judged on the zero-border model, not the reflect one; a
+    record without the zero border's timing (older results) gives that row no latency figure."""
+    from benchmarks.steady import fill_latency, latency_line, targets
+
+    def m(ms):
+        return {"p50_ms": ms}
+    lat = {"pad": "reflect", "depth": 8, "side": 256, "load_before": [1.0], "load_after": [1.0],
+           "models": {"ngf16-plain": m(10.0), "ngf16-antialias": m(13.0), "ngf16-antialias-zero": m(11.0)},
+           "ngf16_ratio": 1.3, "ngf16_zero_ratio": 1.1}
+    base = {"task": "t", "model": "baseline", "options": {}, "pan_l1": 1.0, "psnr": 20.0, "ssim": 0.5}
+    rows = [base,
+            {**base, "model": "antialias", "options": {"antialias": True}},
+            {**base, "model": "antialias-zero", "options": {"antialias": True, "antialias_pad": "zero"}}]
+    fill_latency(rows, lat)
+    assert [r["ms_ngf16"] for r in rows] == [10.0, 13.0, 11.0]
+    t = targets(rows, lat)
+    assert t["t/antialias"]["latency"] is False and t["t/antialias-zero"]["latency"] is True
+    line = latency_line(lat)
+    assert "anti-aliased / plain ngf 16: 1.300x" in line and "zero border / plain ngf 16: 1.100x" in line
+
+    old = {k: v for k, v in lat.items() if "zero" not in k}
+    old["models"] = {k: v for k, v in lat["models"].items() if "zero" not in k}
+    rows = [dict(r) for r in rows]
+    for r in rows:
+        r.pop("ms_ngf16")
+    fill_latency(rows, old)
+    assert "ms_ngf16" not in rows[2] and "latency" not in targets(rows, old)["t/antialias-zero"]
