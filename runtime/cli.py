@@ -78,7 +78,8 @@ class LazyGroup(click.Group):
         except Pix2PixError as e:
             raise _cli_error(str(e), e.exit_code) from None
         except KeyboardInterrupt as e:   # Ctrl-C, or SIGTERM / SIGHUP (runtime.interrupt)
-            click.echo(f"Interrupted{f' ({e})' if str(e) else ''}.", err=True)
+            if os.environ.get("RANK", "0") == "0":   # under torchrun: once, as rank 0 logs
+                click.echo(f"Interrupted{f' ({e})' if str(e) else ''}.", err=True)
             ctx.exit(getattr(e, "exit_code", EXIT_INTERRUPTED))
         except ModuleNotFoundError as e:   # a library imported lazily by the command
             raise _missing_library(ctx.invoked_subcommand or "", e) from None

@@ -89,3 +89,70 @@ def test_a_stop_seen_by_one_rank_stops_every_rank(tmp_path):
                        start_method="fork")
     for rank in (0, 1):
         assert torch.load(tmp_path / f"agree_{rank}.pt").tolist() == [True, False]
+
+
+def _rank_pid(parent: int, rank: int) -> int | None:
+    """The pid of torchrun's worker of ``rank`` (from the workers' environments)."""
+    from pathlib import Path
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                env = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"RANK={rank}".encode() in env:
+                return int(child)
+    return None
+
+
+@pytest.mark.parametrize("target", ["torchrun", "rank 1 alone"])
+def test_sigterm_under_torchrun_stops_every_rank_at_one_iteration_and_saves(data, tmp_path, target):
+    """`docker stop` / a preempted node: SIGTERM to torchrun, which forwards it to every rank;
+    or a signal only one rank gets (the extreme of each rank seeing it at its own moment). The
+    ranks agree on one stopping iteration (a rank that left alone would leave the others in the
+    next gradient all-reduce: an error or a hang until torchrun's 30 s grace ends in SIGKILL,
+    and rank 0 might never save), rank 0 saves once, each rank exits 143."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from pix2pix_edge.train.checkpoint import load_training_checkpoint
+
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("needs Linux /proc to find torchrun's workers")
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun not found beside this Python")
+    run = tmp_path / "run"
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "pix2pix_edge.runtime.cli", "--",
+           "train", str(data), "--run", str(run), "--depth", "6", "--ngf", "4", "--ndf", "4",
+           "--load-size", "72", "--crop-size", "64", "--workers", "0", "--threads", "1",
+           "--max-iters", "1000000", "--amp", "off", "--no-progress", "--no-tensorboard"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run / "log.csv").is_file() and len((run / "log.csv").read_text().splitlines()) > 3):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+            time.sleep(0.2)
+        pid = proc.pid if target == "torchrun" else _rank_pid(proc.pid, 1)
+        assert pid is not None, "rank 1's worker not found"
+        signalled = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=90)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    saved = [ln for ln in out.splitlines() if ln.startswith("interrupted at iteration")]
+    assert len(saved) == 1, out                       # rank 0 alone says it, once
+    iteration = int(saved[0].split()[3].rstrip(":"))
+    assert load_training_checkpoint(run / "checkpoints" / "latest.pt")["iteration"] == iteration
+    assert out.count("Interrupted (SIGTERM).") == 1, out
+    # every rank left by itself, with 143: nothing ran into torchrun's grace or a broken collective
+    assert "SIGKILL" not in out and took < 25, (took, out)
+    assert "exitcode  : 143" in out or target == "torchrun", out
+    assert proc.returncode != 0

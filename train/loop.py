@@ -44,7 +44,7 @@ from torch import nn
 
 from pix2pix_edge.runtime.errors import BadInput, CheckFailed, ModelMismatch, Unavailable
 from pix2pix_edge.runtime.files import remove_stale_temps
-from pix2pix_edge.runtime.interrupt import StopOnSignal
+from pix2pix_edge.runtime.interrupt import Interrupted, StopOnSignal
 from pix2pix_edge.train import checkpoint as ckpt
 from pix2pix_edge.train import stability
 from pix2pix_edge.train.models import (UNetGenerator, count_parameters, init_weights,
@@ -151,12 +151,17 @@ def _train(o: TrainOptions, callback, objective: Objective) -> dict:
                     if (o.save_every_iters and pos.iteration % o.save_every_iters == 0
                             and pos.step_in_epoch < data.iters_per_epoch):
                         save("iters")
-                    if interrupted.requested:
-                        raise interrupted.interrupted()
+                    # a signal or the --max-minutes clock, as every rank sees it: under torchrun
+                    # each rank gets the signal at its own moment, and one that stopped alone
+                    # would leave the others waiting in the next gradient all-reduce
+                    over_time = bool(o.max_minutes) and \
+                        time.perf_counter() - started > o.max_minutes * 60
+                    signum, over_time = env.agree_max(interrupted.signum or 0, int(over_time))
+                    if signum:
+                        raise Interrupted(signum)
                     if pos.iteration >= total_iters:
                         break
-                    if o.max_minutes and env.any_rank(
-                            time.perf_counter() - started > o.max_minutes * 60):
+                    if over_time:
                         stopped = "time"
                         break
 
@@ -224,15 +229,20 @@ class Env:
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
 
-    def any_rank(self, flag: bool) -> bool:
-        """True on every rank if ``flag`` is True on any: a stop decision (such as the
-        --max-minutes clock, which each rank reads for itself) that all ranks take together,
-        so no rank waits forever in a collective the others have left."""
+    def agree_max(self, *values: int) -> list[int]:
+        """Each value's maximum over all ranks, the same on every rank (one all-reduce): stop
+        decisions (a signal's number, the --max-minutes clock, which each rank reads for itself)
+        that all ranks take together, so no rank waits forever in a collective the others have
+        left."""
         if not self.ddp:
-            return flag
-        t = torch.tensor([1 if flag else 0], device=self.device)
+            return [int(v) for v in values]
+        t = torch.tensor([int(v) for v in values], dtype=torch.int64, device=self.device)
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return bool(t.item())
+        return [int(v) for v in t.tolist()]
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is True on any (:meth:`agree_max` of one flag)."""
+        return bool(self.agree_max(int(flag))[0])
 
     def say(self, msg: str) -> None:
         if self.master:
