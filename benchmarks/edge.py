@@ -344,7 +344,7 @@ def run(level: str = "full", runs: str | Path | None = None, tasks=None, variant
             cfg["synthetic"] = True
         elif missing:
             return {"skipped": f"dataset(s) not found: {', '.join(str(TASKS[t]['data']) for t in missing)} "
-                               "(they live outside the repository; see ../shared/datasets/README.md)"}
+                               "(they live outside the repository; docs/development.md, Test data, says what goes where)"}
     if cfg.get("synthetic"):
         tasks = tasks[:1]
     setup = (f"unet depth {cfg['depth']} at {cfg['side']}x{cfg['side']} (resize {cfg['load']} -> "

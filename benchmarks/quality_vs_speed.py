@@ -103,7 +103,7 @@ def run(level: str = "full", iters: int | None = None, widths=None) -> dict[str,
     """The quality-vs-speed section. ``iters`` / ``widths`` override the level's settings."""
     if not (FACADES / "train").is_dir():
         return {"skipped": f"shared facades dataset not found at {FACADES} (it lives outside "
-                           "the repository; see /work/shared/datasets/README.md)"}
+                           "the repository; docs/development.md, Test data, says what goes where)"}
     fq, why = optional(f"{__package__}.facades_quality")
     if fq is None:
         return {"skipped": why}
