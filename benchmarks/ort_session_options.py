@@ -25,6 +25,7 @@ Standalone: ``python -m benchmarks.ort_session_options [--level quick]`` prints 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -91,25 +92,22 @@ def separate(model: Path, size: int, reps: int, rounds: int) -> dict:
     return {name: latency_stats(s) for name, s in samples.items()}
 
 
-def busy_process() -> subprocess.Popen:
-    """Another job on the machine: a Python loop that keeps one core busy until killed."""
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+@contextlib.contextmanager
+def busy_process(on: bool = True):
+    """Another job on the machine while the block runs: a Python loop that keeps one core busy
+    (nothing when ``on`` is false)."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if on else None
+    try:
+        yield
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
 
 
 def pipeline_spin(model: Path, frames: int, rounds: int, busy: bool = False) -> dict:
     """End-to-end ``run_pipeline`` on the shared video (decode -> infer -> encode to a temporary
     mp4) with spinning on and off, alternating; fps per run. ``busy``: beside ``busy_process``."""
-    if not busy:
-        return _pipeline_spin(model, frames, rounds)
-    hog = busy_process()
-    try:
-        return _pipeline_spin(model, frames, rounds)
-    finally:
-        hog.kill()
-        hog.wait()
-
-
-def _pipeline_spin(model: Path, frames: int, rounds: int) -> dict:
     import os
 
     from pix2pix_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
@@ -118,14 +116,15 @@ def _pipeline_spin(model: Path, frames: int, rounds: int) -> dict:
     if not VIDEO.is_file():
         return {"skipped": f"{VIDEO} not found"}
     fps: dict[str, list[float]] = {"spin": [], "no-spin": []}
-    for r in range(rounds):
-        for name in (("spin", "no-spin") if r % 2 == 0 else ("no-spin", "spin")):
-            be = OnnxRuntimeBackend(model, providers=["cpu"], spin=name == "spin")
-            with tempfile.TemporaryDirectory() as d, open_source(str(VIDEO)) as source:
-                st = run_pipeline(be, source, os.path.join(d, "o.mp4"),
-                                  PipelineOptions(max_frames=frames))
-            fps[name].append(round(st.fps, 2))
-            be.close()
+    with busy_process(busy):
+        for r in range(rounds):
+            for name in (("spin", "no-spin") if r % 2 == 0 else ("no-spin", "spin")):
+                be = OnnxRuntimeBackend(model, providers=["cpu"], spin=name == "spin")
+                with tempfile.TemporaryDirectory() as d, open_source(str(VIDEO)) as source:
+                    st = run_pipeline(be, source, os.path.join(d, "o.mp4"),
+                                      PipelineOptions(max_frames=frames))
+                fps[name].append(round(st.fps, 2))
+                be.close()
     return {name: {"fps": v, "median_fps": float(np.median(v))} for name, v in fps.items()}
 
 

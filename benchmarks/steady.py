@@ -420,10 +420,10 @@ def _latency_kind(options: dict, lat: dict) -> str:
 
 
 def _ratios(lat: dict, kind: str) -> dict:
-    """``{ngf: ratio}`` of the anti-aliased ``kind`` to the plain model."""
+    """``{ngf: ratio}`` of the anti-aliased ``kind`` to the plain model, for each width timed."""
     suffix = "_zero_ratio" if kind == "antialias-zero" else "_ratio"
-    return {k[3:-len(suffix)]: v for k, v in lat.items()
-            if k.startswith("ngf") and k.endswith(suffix) and (suffix == "_zero_ratio" or "_zero" not in k)}
+    widths = [k[3:-len("-plain")] for k in lat["models"] if k.endswith("-plain")]
+    return {n: lat[f"ngf{n}{suffix}"] for n in widths if f"ngf{n}{suffix}" in lat}
 
 
 def fill_latency(rows: list, lat: dict) -> None:

@@ -13,6 +13,7 @@ weights costs one scan). Without ``onnx`` installed the runtime relies on ONNX R
 from __future__ import annotations
 
 import mmap
+import os
 from pathlib import Path
 
 from pix2pix_edge.runtime.errors import ModelMismatch
@@ -33,20 +34,16 @@ def external_data_outside(model, folder: Path) -> str | None:
             continue
         location = {e.key: e.value for e in tensor.external_data}.get("location", "")
         if Path(location).is_absolute() or root not in (root / location).resolve().parents:
-            return outside_message(tensor.name, location)
+            return (f"tensor {tensor.name[:80]!r} keeps its data in {location[:120]!r}, "
+                    "outside the model's folder")
     return None
-
-
-def outside_message(tensor: str, location: str) -> str:
-    return (f"tensor {tensor[:80]!r} keeps its data in {location[:120]!r}, outside the model's "
-            "folder")
 
 
 def may_use_external_data(path: Path) -> bool:
     """False when no tensor of the file can name an external location (the key ``location`` is
     stored as plain bytes in every such entry)."""
     with open(path, "rb") as f:
-        if Path(path).stat().st_size == 0:
+        if os.fstat(f.fileno()).st_size == 0:   # mmap cannot map an empty file
             return False
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             return data.find(b"location") >= 0

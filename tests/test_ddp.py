@@ -76,7 +76,7 @@ def _agree_worker(rank: int, world: int, tmp: str) -> None:
         env = Env(world=world, rank=rank, device=torch.device("cpu"), amp_dtype=None,
                   channels_last=False)
         # only rank 1's clock says "time is up": both ranks must stop at the same iteration
-        got = [env.any_rank(rank == 1), env.any_rank(False)]
+        got = env.agree_max(int(rank == 1), 0)
         torch.save(torch.tensor(got), f"{tmp}/agree_{rank}.pt")
     finally:
         dist.destroy_process_group()

@@ -240,10 +240,6 @@ class Env:
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return [int(v) for v in t.tolist()]
 
-    def any_rank(self, flag: bool) -> bool:
-        """True on every rank if ``flag`` is True on any (:meth:`agree_max` of one flag)."""
-        return bool(self.agree_max(int(flag))[0])
-
     def say(self, msg: str) -> None:
         if self.master:
             from tqdm import tqdm
